@@ -1,0 +1,47 @@
+# Quick start:  make demo   (default experiment on embedded data, CPU is fine)
+#               make test   (unit tests + tiny end-to-end runs of both runners)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PYTHON ?= python3
+CORES ?= 2
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+EXPERIMENT ?= mnist5k_mnistm
+
+.PHONY: install dag demo test share pull clean-outputs
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dag: install  ## regenerate dvc.yaml from params.yaml
+	python -m pipeline_lib.dag
+
+demo: install  ## run the default experiment and build the HTML report
+	python -m pipeline_lib.dag --check
+	snakemake --cores $(CORES) reports/$(EXPERIMENT).csv
+	snakemake --cores 1 --report reports/report.html reports/$(EXPERIMENT).csv
+	@echo
+	@echo "report table: reports/$(EXPERIMENT).csv"
+	@echo "HTML report:  reports/report.html"
+
+test: install
+	python -m pytest
+
+share: install  ## record the last run's artifacts in dvc.lock and push them to the DVC remote
+	dvc commit --force --quiet
+	dvc push
+	git add dvc.lock
+	@echo "artifacts pushed; dvc.lock is staged: commit and push it with git so teammates can pull"
+
+pull: install  ## fetch the team's artifacts, check them, bring Snakemake's view in line
+	dvc pull
+	@if [ "$$(dvc status --json)" != "{}" ]; then dvc status; \
+	  echo "error: dvc status is not clean after pull: the pulled artifacts and dvc.lock disagree"; exit 1; fi
+	snakemake --cores 1 --touch --forceall $$(python -c "from pipeline_lib.config import load_params; from pipeline_lib import paths; print(' '.join(str(paths.report_csv(e)) for e in load_params().dvc_experiments))")
+	@echo "artifacts pulled; snakemake -n plans no jobs for them"

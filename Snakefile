@@ -1,0 +1,45 @@
+# The pipeline DAG for Snakemake. Rules are generated from pipeline_lib/dag.py, the same
+# stage list that dvc.yaml is written from (`make dag`), so the two runners cannot drift.
+#
+#   snakemake --cores 2 reports/mnist5k_mnistm.csv      # any experiment in params.yaml
+#   snakemake --cores 2                                 # the experiments in dvc_experiments
+#   snakemake --report reports/report.html              # self-contained HTML report
+
+import json
+import sys
+
+from pipeline_lib.config import load_params
+from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
+from pipeline_lib.errors import PipelineError
+from pipeline_lib import paths
+
+try:
+    PARAMS = load_params("params.yaml")
+except PipelineError as err:
+    sys.exit(f"error: {err}")
+
+if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != dvc_yaml_text(PARAMS):
+    print("warning: dvc.yaml is out of date with params.yaml; run `make dag` so both runners agree",
+          file=sys.stderr)
+
+report: "reports/workflow.rst"
+
+rule all:
+    input: [str(paths.report_csv(e)) for e in PARAMS.dvc_experiments]
+    default_target: True
+
+for _stage in build_stages(PARAMS):
+    rule:
+        name: _stage.name
+        input: _stage.deps
+        output:
+            [report(o, category=_stage.report_category) if o in _stage.report_outs else o
+             for o in _stage.outs]
+        params:
+            # bound now: directives run at job time, when the loop variable has moved on
+            cmd=_stage.cmd,
+            values=json.dumps(param_values(PARAMS, _stage.params), sort_keys=True),
+        log: f"logs/{_stage.name}.log"
+        benchmark: f"benchmarks/{_stage.name}.tsv"
+        threads: _stage.threads
+        shell: "{params.cmd} 2>&1 | tee {log}"

@@ -1,0 +1,191 @@
+"""The one pipeline DAG, from which both runners are built.
+
+``build_stages(params)`` lists every stage (name, command, inputs, outputs, params keys).
+The Snakefile turns each stage into a rule; ``dvc.yaml`` is written from the same list
+by ``python -m pipeline_lib.dag`` (``make dag``), and ``tests/test_dag.py`` proves the
+committed file is current and that Snakemake plans the same jobs and commands.
+
+Snakemake gets rules for every experiment in params.yaml (so any ``reports/<name>.csv``
+can be asked for); ``dvc.yaml`` holds the stages behind ``dvc_experiments`` only, since
+``dvc repro`` builds everything it lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline_lib import paths
+from pipeline_lib.config import REAL_DIGIT_DOMAINS, Params, load_params
+from pipeline_lib.domains import domain_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+DVC_HEADER = (
+    "# GENERATED from params.yaml by `make dag` (python -m pipeline_lib.dag); do not edit by hand.\n"
+    "# The Snakefile builds its rules from the same stage list (pipeline_lib/dag.py).\n"
+)
+DOMAIN_MODULES = {"mnist5k": "mnist5k", "syndigits": "syndigits", "mnistm": "mnistm", "optdigits": "optdigits",
+                  "mnist": "torchvision_digits", "usps": "torchvision_digits", "svhn": "torchvision_digits"}
+COMMON_CODE = ("pipeline_lib/config.py", "pipeline_lib/errors.py", "pipeline_lib/artifacts.py",
+               "pipeline_lib/cli.py", "pipeline_lib/paths.py")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    cmd: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+    params: tuple[str, ...]
+    threads: int = 1
+    report_outs: tuple[str, ...] = field(default=())  # outputs shown in `snakemake --report`
+    report_category: str = ""
+
+
+def code_deps(*patterns: str) -> tuple[str, ...]:
+    """Source files a stage runs, as sorted repo-relative paths (globs allowed)."""
+    files: set[str] = set(COMMON_CODE)
+    for pattern in patterns:
+        matches = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern) if p.is_file())
+        if not matches:
+            raise FileNotFoundError(f"no source file matches {pattern!r}")
+        files.update(matches)
+    return tuple(sorted(files))
+
+
+def _py(module: str, **args: Any) -> str:
+    return " ".join([f"python -m stages.{module}", *(f"--{k.replace('_', '-')} {v}" for k, v in args.items())])
+
+
+def _prepare(domain: str, params: Params) -> Stage:
+    needs = domain_inputs(domain, params)
+    real = domain in REAL_DIGIT_DOMAINS
+    keys = ("profile", "prepare.seed", "prepare.real", "data") if real else ("profile", "prepare.seed", f"prepare.{domain}")
+    return Stage(
+        name=f"prepare__{domain}",
+        cmd=_py("prepare", domain=domain),
+        deps=tuple(str(paths.domain_npz(d)) for d in needs)
+        + code_deps("stages/prepare.py", "pipeline_lib/plots.py", "pipeline_lib/domains/__init__.py",
+                    "pipeline_lib/domains/base.py", f"pipeline_lib/domains/{DOMAIN_MODULES[domain]}.py"),
+        outs=(str(paths.domain_npz(domain)), str(paths.domain_samples_png(domain))),
+        params=keys,
+    )
+
+
+def _train_supervised(domain: str, backbone: str, seed: int) -> Stage:
+    return Stage(
+        name=f"train_supervised__{domain}__{backbone}__s{seed}",
+        cmd=_py("train_supervised", domain=domain, backbone=backbone, seed=seed),
+        deps=(str(paths.domain_npz(domain)),)
+        + code_deps("stages/train_supervised.py", "pipeline_lib/training.py", "pipeline_lib/runtime.py",
+                    "pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py"),
+        outs=(str(paths.supervised_model(domain, backbone, seed)),
+              str(paths.supervised_history(domain, backbone, seed))),
+        params=("profile", "device", "train_supervised", f"backbones.{backbone}"),
+        threads=2,
+    )
+
+
+def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
+    exp = params.experiments[experiment]
+    return Stage(
+        name=f"evaluate__{experiment}__{method}__s{seed}",
+        cmd=_py("evaluate", experiment=experiment, method=method, seed=seed),
+        deps=(str(paths.method_model(params, experiment, method, seed)),
+              str(paths.domain_npz(exp.source)), str(paths.domain_npz(exp.target)))
+        + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py",
+                    "pipeline_lib/runtime.py", "pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py"),
+        outs=(str(paths.metrics_json(experiment, method, seed)),),
+        params=("profile", "device", "evaluate", f"experiments.{experiment}", f"backbones.{exp.backbone}"),
+    )
+
+
+def _report(params: Params, experiment: str) -> Stage:
+    exp = params.experiments[experiment]
+    pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods)
+    csv = str(paths.report_csv(experiment))
+    return Stage(
+        name=f"report__{experiment}",
+        cmd=_py("report", experiment=experiment),
+        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in params.seeds)
+        + code_deps("stages/report.py", "pipeline_lib/report.py", "pipeline_lib/paper_numbers.py",
+                    "pipeline_lib/metrics.py"),
+        outs=(csv,) + pngs,
+        params=("profile", "seeds", f"experiments.{experiment}"),
+        report_outs=(csv,) + pngs,
+        report_category=experiment,
+    )
+
+
+def experiment_stages(params: Params, experiment: str) -> list[Stage]:
+    """Every stage the report of ``experiment`` needs, dependencies first."""
+    exp = params.experiments[experiment]
+    domains: list[str] = []
+    for d in (exp.source, exp.target):
+        for needed in [*domain_inputs(d, params), d]:
+            if needed not in domains:
+                domains.append(needed)
+    stages = [_prepare(d, params) for d in domains]
+    trained = {exp.source: "source_only", exp.target: "oracle"}
+    for domain, method in trained.items():
+        if method in exp.methods:
+            stages += [_train_supervised(domain, exp.backbone, s) for s in params.seeds]
+    stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in params.seeds]
+    stages.append(_report(params, experiment))
+    return stages
+
+
+def build_stages(params: Params, experiments: tuple[str, ...] | None = None) -> list[Stage]:
+    """Stages for the given experiments (default: all), each once, dependencies first."""
+    seen: dict[str, Stage] = {}
+    for name in experiments if experiments is not None else tuple(params.experiments):
+        for stage in experiment_stages(params, name):
+            seen.setdefault(stage.name, stage)
+    return list(seen.values())
+
+
+def dvc_yaml_text(params: Params) -> str:
+    stages = {
+        st.name: {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params), "outs": list(st.outs)}
+        for st in build_stages(params, params.dvc_experiments)
+    }
+    return DVC_HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+
+
+def param_values(params: Params, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Resolved values of ``keys`` (dotted paths): what Snakemake records to detect param changes."""
+    dumped = params.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key in keys:
+        node: Any = dumped
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write dvc.yaml from params.yaml (or --check it is current).")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="dvc.yaml")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not current")
+    args = parser.parse_args(argv)
+    text = dvc_yaml_text(load_params(args.params))
+    out = Path(args.out)
+    if args.check:
+        if not out.is_file() or out.read_text() != text:
+            print(f"error: {out} is out of date with {args.params}: run `make dag`", file=sys.stderr)
+            return 1
+        return 0
+    from pipeline_lib.artifacts import write_text
+    write_text(out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""What every domain produces: labelled train/test splits as uint8 arrays.
+
+Digit domains are small enough to live in memory. A prepared domain is stored as one
+``.npz`` artifact (see :mod:`pipeline_lib.artifacts`) holding these arrays at their
+native resolution and channel count; models convert on load (:mod:`pipeline_lib.domains.transforms`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline_lib.errors import PipelineError
+
+NUM_DIGIT_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a labelled image domain.
+
+    images: uint8, shape (N, H, W, C) with C in {1, 3}; labels: int64, shape (N,).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):
+            raise PipelineError(
+                f"domain split images must be uint8 (N, H, W, 1|3), got {self.images.dtype} {self.images.shape}"
+            )
+        if self.labels.ndim != 1 or len(self.labels) != len(self.images):
+            raise PipelineError(
+                f"domain split has {len(self.images)} images but labels of shape {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class DomainData:
+    """Train and test splits of one domain plus its class names."""
+
+    name: str
+    train: Split
+    test: Split
+    classes: tuple[str, ...] = tuple(str(i) for i in range(NUM_DIGIT_CLASSES))
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled, stratified train/test index arrays for ``labels``.
+
+    Each class contributes ``round(count * test_fraction)`` items to test (at least one
+    to each split); both index arrays come back in a seeded random order.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise PipelineError(
+            f"test_fraction must lie strictly between 0 and 1, got {test_fraction}; set it to e.g. 0.2"
+        )
+    rng = np.random.default_rng(seed)
+    train_parts: list[np.ndarray] = []
+    test_parts: list[np.ndarray] = []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        if len(idx) < 2:
+            raise PipelineError(
+                f"class {cls} has {len(idx)} example(s), too few to split; use a data set with at least 2 per class"
+            )
+        n_test = min(max(int(round(len(idx) * test_fraction)), 1), len(idx) - 1)
+        test_parts.append(idx[:n_test])
+        train_parts.append(idx[n_test:])
+    train_idx = rng.permutation(np.concatenate(train_parts))
+    test_idx = rng.permutation(np.concatenate(test_parts))
+    return train_idx, test_idx
+
+
+def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) matrix that resamples a 1-D signal bilinearly.
+
+    Output pixel ``i`` samples input coordinate ``(i + 0.5) * in/out - 0.5``, clamped to
+    the edges, so a 2-D resize is ``A @ image @ A.T``.
+    """
+    pos = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+    pos = np.clip(pos, 0.0, in_size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, in_size - 1)
+    frac = pos - lo
+    mat = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    np.add.at(mat, (rows, lo), 1.0 - frac)
+    np.add.at(mat, (rows, hi), frac)
+    return mat

@@ -1,0 +1,80 @@
+"""Metrics computed from one confusion matrix, for both tracks.
+
+Every pixel (segmentation) or image (classification) is one sample. Rows are the true
+class, columns the prediction. Definitions follow CyCADA section 4.2: with n_ij the number
+of pixels of class i predicted as j and t_i = sum_j n_ij,
+
+- per-class IoU_i = n_ii / (t_i + sum_j n_ji - n_ii), mIoU = mean over classes present;
+- fwIoU = (sum_k t_k)^-1 sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii);
+- pixel accuracy = sum_i n_ii / sum_i t_i (= classification accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+IGNORE_INDEX = 255
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                     ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Accumulate an int64 (C x C) confusion matrix; ``target == ignore_index`` is skipped."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    pred = pred.reshape(-1).long()
+    target = target.reshape(-1).long()
+    keep = target != ignore_index
+    pred, target = pred[keep], target[keep]
+    if target.numel() and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(
+            f"label ids must lie in 0..{num_classes - 1} or be {ignore_index} (ignore); "
+            f"found {int(target.min())}..{int(target.max())}"
+        )
+    counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def pixel_accuracy(conf: np.ndarray) -> float:
+    conf = np.asarray(conf, dtype=np.float64)
+    total = conf.sum()
+    return float(np.trace(conf) / total) if total else float("nan")
+
+
+accuracy = pixel_accuracy
+
+
+def per_class_iou(conf: np.ndarray) -> np.ndarray:
+    """IoU per class; NaN for a class absent from both labels and predictions."""
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def mean_iou(conf: np.ndarray) -> float:
+    iou = per_class_iou(conf)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+def frequency_weighted_iou(conf: np.ndarray) -> float:
+    conf = np.asarray(conf, dtype=np.float64)
+    freq = conf.sum(1)
+    iou = np.nan_to_num(per_class_iou(conf))
+    return float((freq * iou).sum() / freq.sum()) if freq.sum() else float("nan")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return float("nan"), float("nan")
+    mean = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
+    return mean, math.sqrt(var)

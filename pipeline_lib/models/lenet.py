@@ -1,0 +1,35 @@
+"""The LeNet variant CyCADA uses for all digit shifts.
+
+Hoffman et al., "CyCADA: Cycle-Consistent Adversarial Domain Adaptation", ICML 2018,
+Fig. 7 (left) and appendix 6.1.1; layer sizes as in the authors' release
+(conv 20@5x5 -> pool -> relu -> conv 50@5x5 -> dropout -> pool -> relu -> fc 500 -> relu ->
+dropout -> fc classes). The 500-d ``fc1`` output is the encoder feature the feature
+discriminator sees.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from pipeline_lib.models.base import TaskModel
+
+
+class LeNet(TaskModel):
+    FEATURE_DIM = 500
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> None:
+        side = ((image_size - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"LeNet needs images of at least 16x16, got {image_size}")
+        stages = OrderedDict(
+            conv1=nn.Sequential(nn.Conv2d(in_channels, 20, kernel_size=5), nn.MaxPool2d(2), nn.ReLU()),
+            conv2=nn.Sequential(
+                nn.Conv2d(20, 50, kernel_size=5), nn.Dropout2d(p=0.5), nn.MaxPool2d(2), nn.ReLU()
+            ),
+            fc1=nn.Sequential(nn.Flatten(), nn.Linear(50 * side * side, self.FEATURE_DIM)),
+            logits=nn.Sequential(nn.ReLU(), nn.Dropout(p=0.5), nn.Linear(self.FEATURE_DIM, num_classes)),
+        )
+        super().__init__(stages, task="classification", num_classes=num_classes,
+                         in_channels=in_channels, image_size=image_size, encoder_layer="fc1")

@@ -1,0 +1,58 @@
+"""Figures for the report: sample grids and confusion matrices (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline_lib.artifacts import atomic_path  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, path: str | Path, title: str, n: int = 40) -> None:
+    """Grid of the first ``n`` images (uint8 NHWC) with their labels."""
+    n = min(n, len(images))
+    cols = 10
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.0))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            img = images[i]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                      vmin=0, vmax=255)
+            ax.set_title(str(labels[i]), fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def confusion_plot(conf: np.ndarray, classes: Sequence[str], path: str | Path, title: str) -> None:
+    """Row-normalised confusion matrix (true class per row) with counts in the cells."""
+    conf = np.asarray(conf, dtype=np.float64)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(0.45 * k + 2, 0.45 * k + 1.5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center", fontsize=5,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)

@@ -1,0 +1,82 @@
+"""Assemble ``reports/<experiment>.csv``: one row per method, mean +- std over seeds.
+
+Each row states what produced it (seeds, profile, whether target labels were used) and,
+where a paper reports the same setting, the paper's value and table beside ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import atomic_path, read_json
+from pipeline_lib.config import Params
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.metrics import mean_std
+from pipeline_lib.paper_numbers import paper_values
+from pipeline_lib.plots import confusion_plot
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    label: str
+    uses_target_labels: bool
+    selection: str
+
+
+METHOD_INFO = {
+    "source_only": MethodInfo("source only", False, "last epoch; no target labels"),
+    "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
+}
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Rows of the report and the seed-summed target confusion matrix per method."""
+    exp = params.experiments[experiment]
+    arch = params.backbones[exp.backbone].arch
+    rows, confusions = [], {}
+    for method in exp.methods:
+        results = [read_json(paths.metrics_json(experiment, method, s)) for s in params.seeds]
+        for r, s in zip(results, params.seeds):
+            if r.get("seed") != s or r.get("method") != method:
+                raise PipelineError(f"{paths.metrics_json(experiment, method, s)}: holds another run's "
+                                    "metrics; delete it and rerun its evaluate stage")
+        tgt = [100 * r["target"]["accuracy"] for r in results]
+        src = [100 * r["source"]["accuracy"] for r in results]
+        t_mean, t_std = mean_std(tgt)
+        s_mean, s_std = mean_std(src)
+        papers = paper_values(exp.source, exp.target, method, arch)
+        info = METHOD_INFO[method]
+        rows.append({
+            "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
+            "backbone": exp.backbone, "metric": "accuracy %",
+            "target_acc": _pm(t_mean, t_std), "target_mean": round(t_mean, 2), "target_std": round(t_std, 2),
+            "source_acc": _pm(s_mean, s_std), "source_mean": round(s_mean, 2), "source_std": round(s_std, 2),
+            "paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
+            "n_seeds": len(results), "seeds": " ".join(str(s) for s in params.seeds), "profile": params.profile,
+            "uses_target_labels": info.uses_target_labels, "model_selection": info.selection,
+            "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
+        })
+        confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
+    return pd.DataFrame(rows), confusions
+
+
+def write_report(params: Params, experiment: str) -> pd.DataFrame:
+    table, confusions = build_report(params, experiment)
+    exp = params.experiments[experiment]
+    for method, conf in confusions.items():
+        label = METHOD_INFO[method].label
+        confusion_plot(conf, [str(i) for i in range(conf.shape[0])], paths.confusion_png(experiment, method),
+                       f"{experiment}: {label} on {exp.target} test (seeds summed)")
+    out = Path(paths.report_csv(experiment))
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

@@ -1,0 +1,38 @@
+"""Device selection, seeding and determinism."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from pipeline_lib.errors import PipelineError
+
+
+def resolve_device(setting: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("device: cuda was requested but no CUDA GPU is visible; set device: auto or cpu")
+    return torch.device(setting)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; make CPU kernels deterministic. Returns a seeded generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """Mixed precision (bf16) on CUDA; a no-op context on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny params, the repository root, the optional real data folder."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline_lib.config import Params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def raw_params() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def tiny_raw(raw_params: dict[str, Any]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw_params)
+    raw["profile"] = "tiny"
+    raw["seeds"] = [0]
+    return raw
+
+
+@pytest.fixture
+def tiny_params(tiny_raw: dict[str, Any]) -> Params:
+    return parse_params(tiny_raw)

@@ -1,0 +1,70 @@
+"""Helpers for the end-to-end tests: project copies and reading Snakemake's plan."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = str(Path(sys.executable).parent)
+
+
+def env_for(project: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(project)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
+    return env
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd), capture_output=True, text=True, timeout=timeout,
+                          shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def copy_project(dest: Path, **overrides: Any) -> Path:
+    """Copy the project's source files (what git would commit) to ``dest`` as a fresh git repo."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for rel in listed:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params.update(overrides)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, "-m", "pipeline_lib.dag"], dest)
+    run("git init -q && git add -A && git commit -qm init", dest)
+    return dest
+
+
+def snakemake_plan(project: Path, *targets: str, force: bool = False) -> dict[str, dict[str, Any]]:
+    """Jobs Snakemake would run: rule name -> {inputs, outputs, cmd} (parsed from a dry run)."""
+    args = ["snakemake", "-n", "-p", "--cores", "1", *(["-F"] if force else []), *targets]
+    out = run(args, project).stdout
+    jobs: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for line in out.splitlines():
+        if m := re.match(r"^(?:local)?rule (\S+):$", line):
+            current = jobs.setdefault(m.group(1), {"inputs": [], "outputs": [], "cmd": None})
+        elif current is not None and (m := re.match(r"^\s+(input|output): (.*)$", line)):
+            current[m.group(1) + "s"] = [p.strip() for p in m.group(2).split(",")]
+        elif current is not None and line.startswith("Shell command: "):
+            current["cmd"] = line.removeprefix("Shell command: ").split(" 2>&1 | tee ")[0]
+    jobs.pop("all", None)
+    return jobs

@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import yaml
+
+from pipeline_lib.config import PROFILES, load_params, parse_params, resolve_profile
+from pipeline_lib.errors import PipelineError
+
+
+def test_committed_params_are_valid_for_every_profile(raw_params):
+    for profile in PROFILES:
+        raw = copy.deepcopy(raw_params)
+        raw["profile"] = profile
+        params = parse_params(raw)
+        assert params.profile == profile
+        assert params.train_supervised.epochs > 0
+
+
+def test_profile_values_are_resolved(tiny_raw):
+    tiny = parse_params(tiny_raw)
+    demo = parse_params({**tiny_raw, "profile": "demo"})
+    assert tiny.train_supervised.epochs == tiny_raw["train_supervised"]["epochs"]["tiny"]
+    assert demo.train_supervised.epochs == tiny_raw["train_supervised"]["epochs"]["demo"]
+    assert tiny.prepare.syndigits.n_train < demo.prepare.syndigits.n_train
+
+
+def test_resolve_profile_requires_every_profile():
+    with pytest.raises(PipelineError, match=r"train\.epochs .* lacks paper"):
+        resolve_profile({"train": {"epochs": {"tiny": 1, "demo": 2}}}, "tiny")
+
+
+def test_mistyped_key_names_the_key(tiny_raw):
+    tiny_raw["train_supervised"]["lrr"] = tiny_raw["train_supervised"].pop("lr")
+    with pytest.raises(PipelineError) as err:
+        parse_params(tiny_raw)
+    msg = str(err.value)
+    assert "train_supervised.lrr: unknown key (did you mean 'lr'?)" in msg and "\n" not in msg
+
+
+def test_wrong_type_and_range_are_rejected(tiny_raw):
+    bad = copy.deepcopy(tiny_raw)
+    bad["train_supervised"]["batch_size"] = 0
+    with pytest.raises(PipelineError, match="train_supervised.batch_size"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["seeds"] = "zero"
+    with pytest.raises(PipelineError, match="seeds"):
+        parse_params(bad)
+
+
+def test_unknown_domain_backbone_and_experiment(tiny_raw):
+    bad = copy.deepcopy(tiny_raw)
+    bad["experiments"]["mnist5k_mnistm"]["target"] = "mnist_m"
+    with pytest.raises(PipelineError, match="unknown domain 'mnist_m'"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["experiments"]["mnist5k_mnistm"]["backbone"] = "resnet"
+    with pytest.raises(PipelineError, match="unknown backbone 'resnet'"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["dvc_experiments"] = ["nope"]
+    with pytest.raises(PipelineError, match="unknown experiment 'nope'"):
+        parse_params(bad)
+
+
+def test_bad_profile_and_bad_yaml(tmp_path, tiny_raw):
+    with pytest.raises(PipelineError, match="profile: must be one of tiny, demo, paper"):
+        parse_params({**tiny_raw, "profile": "huge"})
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: tiny\nseeds: [0\n")
+    with pytest.raises(PipelineError, match="not valid YAML at line"):
+        load_params(path)
+    with pytest.raises(PipelineError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+    path.write_text(yaml.safe_dump(tiny_raw))
+    assert load_params(path).profile == "tiny"

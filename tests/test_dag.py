@@ -1,0 +1,40 @@
+"""dvc.yaml and the Snakefile describe the same DAG."""
+
+import yaml
+
+from pipeline_helpers import ROOT, snakemake_plan
+from pipeline_lib import paths
+from pipeline_lib.config import load_params
+from pipeline_lib.dag import build_stages, dvc_yaml_text
+
+
+def test_committed_dvc_yaml_is_current():
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(load_params(ROOT / "params.yaml")), \
+        "dvc.yaml is stale: run `make dag` and commit it"
+
+
+def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_outputs():
+    params = load_params(ROOT / "params.yaml")
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    targets = [str(paths.report_csv(e)) for e in params.dvc_experiments]
+    plan = snakemake_plan(ROOT, *targets, force=True)
+    assert set(plan) == set(dvc)
+    for name, stage in dvc.items():
+        assert plan[name]["cmd"] == stage["cmd"], name
+        assert sorted(plan[name]["outputs"]) == sorted(stage["outs"]), name
+        assert sorted(plan[name]["inputs"]) == sorted(stage["deps"]), name
+
+
+def test_every_stage_lists_its_own_code_and_params():
+    params = load_params(ROOT / "params.yaml")
+    for stage in build_stages(params):
+        script = "stages/" + stage.cmd.split()[2].removeprefix("stages.") + ".py"
+        assert script in stage.deps, stage.name
+        assert "pipeline_lib/config.py" in stage.deps and stage.params, stage.name
+
+
+def test_domains_are_shared_between_experiments():
+    params = load_params(ROOT / "params.yaml")
+    names = [s.name for s in build_stages(params)]
+    assert len(names) == len(set(names))
+    assert names.count("prepare__mnist5k") == 1  # used by mnist5k_mnistm, syndigits_mnist5k, mnistm

@@ -1,0 +1,139 @@
+"""The whole DAG on the tiny profile, through both runners, plus the team-sharing flow.
+
+One project copy is built by Snakemake (module fixture); the tests then check what a
+user relies on: the report, no work on a second run, exactly the downstream stages
+after a param change, the same metrics from `dvc repro` in another copy, and that a
+teammate who only ran `make pull` has nothing to recompute.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline_helpers import BIN, copy_project, run, snakemake_plan
+
+pytestmark = pytest.mark.slow
+
+REPORT = "reports/mnist5k_mnistm.csv"
+TINY = {"profile": "tiny", "seeds": [0, 1]}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
+    run(["snakemake", "--cores", "2", REPORT], project)
+    return project
+
+
+def _metrics(project: Path) -> dict[str, dict]:
+    """Per metrics file: the seed and both domains' confusion matrices."""
+    out = {}
+    for path in sorted(project.glob("metrics/**/*.json")):
+        m = json.loads(path.read_text())
+        out[str(path.relative_to(project))] = {"seed": m["seed"], "target": m["target"], "source": m["source"]}
+    return out
+
+
+def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
+    table = pd.read_csv(built / REPORT)
+    assert list(table["method"]) == ["source only", "target oracle"]
+    assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {2} and set(table["seeds"]) == {"0 1"}
+    assert list(table["uses_target_labels"]) == [False, True]
+    for col in ("target_mean", "source_mean"):
+        assert table[col].between(0, 100).all()
+    # the source-only model is trained on mnist5k, so it scores better there than the oracle's target
+    metrics = _metrics(built)
+    assert len(metrics) == 4
+    src = metrics["metrics/mnist5k_mnistm/source_only/seed0.json"]
+    assert src["source"]["domain"] == "mnist5k" and src["target"]["domain"] == "mnistm"
+    assert sum(map(sum, src["target"]["confusion"])) == 1000  # mnistm test split
+    for png in ("confusion_source_only.png", "confusion_oracle.png"):
+        assert (built / "reports/mnist5k_mnistm" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_second_run_plans_no_work(built):
+    assert snakemake_plan(built, REPORT) == {}
+
+
+def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
+    params_file = built / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["train_supervised"]["lr"] = 5e-4
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        plan = set(snakemake_plan(built, REPORT))
+    finally:
+        params_file.write_text(original)
+    expected = {f"train_supervised__{d}__lenet_rgb__s{s}" for d in ("mnist5k", "mnistm") for s in (0, 1)}
+    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("source_only", "oracle") for s in (0, 1)}
+    assert plan == expected | {"report__mnist5k_mnistm"}
+    assert snakemake_plan(built, REPORT) == {}
+
+
+def test_html_report_is_self_contained(built):
+    run(["snakemake", "--cores", "1", "--report", "reports/report.html", REPORT], built)
+    html = (built / "reports/report.html").read_text(errors="replace")
+    assert "mnist5k_mnistm" in html and "confusion_oracle.png" in html and "data:" in html
+
+
+def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, tmp_path):
+    project = copy_project(tmp_path / "dvc", **TINY)
+    out = run(["dvc", "repro"], project).stdout
+    assert "Running stage 'report__mnist5k_mnistm'" in out
+    assert _metrics(project) == _metrics(built)  # same commands, same seeds -> same numbers (CPU)
+    again = run(["dvc", "repro"], project).stdout
+    assert "Running stage" not in again
+    assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"
+
+
+def test_share_then_pull_in_a_fresh_clone_plans_nothing(built, tmp_path):
+    remote = tmp_path / "remote"
+    venv = Path(BIN).parent
+    make = ["make", f"VENV={venv}", "-o", f"{venv}/.installed"]
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], built)
+    run([*make, "share"], built)
+    run("git commit -qm 'Record tiny run' dvc.lock", built)
+    assert any(remote.rglob("*")), "dvc push stored nothing"
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(built), str(clone)], tmp_path)
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], clone)
+    run([*make, "pull"], clone)
+    assert (clone / REPORT).read_text() == (built / REPORT).read_text()
+    assert snakemake_plan(clone, REPORT) == {}
+    assert run(["dvc", "status", "--json"], clone).stdout.strip() == "{}"
+
+
+def test_missing_real_data_fails_at_once_with_the_fix_and_no_artifact(built):
+    proc = run(["snakemake", "--cores", "1", "reports/mnist_usps.csv"], built, check=False)
+    assert proc.returncode != 0
+    log = (built / "logs/prepare__mnist.log").read_text()
+    assert "error:" in log and "data.roots.mnist" in log
+    assert not (built / "data/domains/mnist.npz").exists()
+    shutil.rmtree(built / "logs", ignore_errors=True)
+
+
+def test_stage_cli_errors_are_one_line_with_exit_2(built):
+    proc = run([sys.executable, "-m", "stages.prepare", "--domain", "mnist_m"], built, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown domain 'mnist_m' (known: mnist5k, syndigits, mnistm, optdigits, mnist, usps, svhn)"]
+    npz = built / "data/domains/mnistm.npz"
+    saved = npz.read_bytes()
+    try:
+        npz.write_bytes(saved[:1000])
+        proc = run([sys.executable, "-m", "stages.train_supervised", "--domain", "mnistm", "--backbone",
+                    "lenet_rgb", "--seed", "5"], built, check=False)
+        assert proc.returncode == 2 and "corrupt prepared domain" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert not (built / "models/supervised/mnistm-lenet_rgb/seed5.pt").exists()
+    finally:
+        npz.write_bytes(saved)
