@@ -24,7 +24,7 @@ dag: install  ## regenerate dvc.yaml from params.yaml
 
 demo: install  ## run the default experiment and build the HTML report
 	python -m pipeline_lib.dag --check
-	snakemake --cores $(CORES) reports/$(EXPERIMENT).csv
+	snakemake reports/$(EXPERIMENT).csv --cores $(CORES) --quiet rules
 	snakemake --cores 1 --report reports/report.html reports/$(EXPERIMENT).csv
 	@echo
 	@echo "report table: reports/$(EXPERIMENT).csv"

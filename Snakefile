@@ -33,7 +33,8 @@ for _stage in build_stages(PARAMS):
         name: _stage.name
         input: _stage.deps
         output:
-            [report(o, category=_stage.report_category) if o in _stage.report_outs else o
+            [report(o, category=_stage.report_category) if o in _stage.report_outs
+             else directory(o) if o in _stage.dir_outs else o
              for o in _stage.outs]
         params:
             # bound now: directives run at job time, when the loop variable has moved on
@@ -41,5 +42,5 @@ for _stage in build_stages(PARAMS):
             values=json.dumps(param_values(PARAMS, _stage.params), sort_keys=True),
         log: f"logs/{_stage.name}.log"
         benchmark: f"benchmarks/{_stage.name}.tsv"
-        threads: _stage.threads
+        threads: PARAMS.threads_per_job
         shell: "{params.cmd} 2>&1 | tee {log}"

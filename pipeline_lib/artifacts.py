@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import pickle
 import tempfile
 import zipfile
@@ -24,6 +25,8 @@ from pipeline_lib.domains.base import DomainData, Split
 from pipeline_lib.errors import PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -36,6 +39,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts are shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -117,3 +121,71 @@ def load_domain(path: str | Path) -> DomainData:
         raise PipelineError(
             f"{path}: corrupt prepared domain ({type(err).__name__}); delete it and rerun its prepare stage"
         ) from None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+MANIFEST = "manifest.json"
+
+
+def write_shards(path: str | Path, images: np.ndarray, labels: np.ndarray, shard_size: int,
+                 meta: dict[str, Any]) -> dict[str, Any]:
+    """Store an image set as a few ``shard-NNNNN.npz`` files plus ``manifest.json`` (count, checksums, meta).
+
+    Large sets (25k translated GTA5 frames) must not become 25k loose files: DVC and Snakemake
+    stay fast with a handful of shards.
+    """
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    with atomic_dir(path) as tmp:
+        shards = []
+        for i, start in enumerate(range(0, max(len(images), 1), shard_size)):
+            name = f"shard-{i:05d}.npz"
+            with open(tmp / name, "wb") as fh:
+                np.savez(fh, images=images[start:start + shard_size], labels=labels[start:start + shard_size])
+            shards.append({"file": name, "count": int(len(images[start:start + shard_size])),
+                           "sha256": _sha256(tmp / name)})
+        manifest = {"count": int(len(images)), "image_shape": list(images.shape[1:]), "shards": shards, **meta}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def read_shards(path: str | Path, verify: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Load a sharded image set; with ``verify`` check every shard's checksum and the total count."""
+    path = Path(path)
+    manifest = read_json(path / MANIFEST)
+    images, labels = [], []
+    for shard in manifest["shards"]:
+        file = path / shard["file"]
+        if not file.is_file() or (verify and _sha256(file) != shard["sha256"]):
+            raise PipelineError(f"{file}: missing or its checksum differs from {path / MANIFEST}; "
+                                "delete the folder and rerun the stage that writes it (or dvc pull)")
+        with np.load(file, allow_pickle=False) as z:
+            images.append(z["images"])
+            labels.append(z["labels"])
+    imgs, labs = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    if len(imgs) != manifest["count"]:
+        raise PipelineError(f"{path}: holds {len(imgs)} images, its manifest says {manifest['count']}; rerun its stage")
+    return imgs, labs, manifest

@@ -21,7 +21,7 @@ Profile = Literal["tiny", "demo", "paper"]
 EMBEDDED_DIGIT_DOMAINS = ("mnist5k", "syndigits", "mnistm", "optdigits")
 REAL_DIGIT_DOMAINS = ("mnist", "usps", "svhn")
 DIGIT_DOMAINS = EMBEDDED_DIGIT_DOMAINS + REAL_DIGIT_DOMAINS
-METHODS = ("source_only", "oracle")
+METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "oracle")
 
 
 class _Strict(BaseModel):
@@ -115,6 +115,70 @@ class TrainSupervisedParams(_Strict):
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
 
 
+class GeneratorParams(_Strict):
+    ngf: int = Field(gt=0)
+    n_down: int = Field(2, ge=0)
+    n_blocks: int = Field(2, ge=0)
+    norm: Literal["instance", "batch"] = "instance"
+
+
+class ImageDiscriminatorParams(_Strict):
+    ndf: int = Field(gt=0)
+    n_layers: int = Field(6, ge=2)
+    norm: Literal["instance", "batch"] = "instance"
+
+
+class CycleGANParams(_Strict):
+    """Pixel-level adaptation (CyCADA section 3, appendix 6.1.1)."""
+
+    generator: GeneratorParams
+    discriminator: ImageDiscriminatorParams
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    lambda_gan: float = Field(1.0, ge=0)
+    lambda_cycle: float = Field(1.0, ge=0)
+    lambda_semantic: float = Field(1.0, ge=0)
+    lambda_identity: float = Field(0.0, ge=0)
+    semantic_loss: Literal["frozen", "joint", "off"] = "frozen"
+    joint_ce_threshold: float = Field(1.0, gt=0)
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    max_steps_per_epoch: int | None = Field(None, gt=0)
+    pool_size: int = Field(50, ge=0)
+    checkpoint_every: int = Field(1, gt=0)
+
+
+class TranslateParams(_Strict):
+    batch_size: int = Field(256, gt=0)
+    shard_size: int = Field(20000, gt=0, description="images per shard file of a translated dataset")
+    grid_samples: int = Field(8, gt=0)
+
+
+class AdaptFeaturesParams(_Strict):
+    """Feature-level adversarial adaptation (ADDA as in CyCADA appendix 6.1)."""
+
+    lr: float = Field(gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    batch_size: int = Field(gt=0)
+    max_epochs: int = Field(gt=0)
+    max_steps_per_epoch: int | None = Field(None, gt=0)
+    gate_accuracy: float = Field(0.6, ge=0, le=1)
+    gate_window: int = Field(1, gt=0, description="batches the discriminator accuracy is averaged over")
+    disc_hidden: int = Field(500, gt=0)
+    disc_layers: int = Field(3, ge=2)
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    weight_reg: float = Field(0.0, ge=0, description="weight of ||theta_t - theta_s||^2 (GAM's regulariser)")
+    checkpoint_every: int = Field(1, gt=0)
+
+
+class CycadaParams(_Strict):
+    cyclegan: CycleGANParams
+    translate: TranslateParams = TranslateParams()
+    train_task: TrainSupervisedParams
+    adapt_features: AdaptFeaturesParams
+
+
 class EvaluateParams(_Strict):
     batch_size: int = Field(512, gt=0)
 
@@ -123,12 +187,14 @@ class Params(_Strict):
     profile: Profile
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seeds: tuple[int, ...] = Field(min_length=1)
+    threads_per_job: int = Field(1, gt=0)
     data: DataParams = DataParams()
     prepare: PrepareParams
     backbones: dict[str, BackboneParams]
     experiments: dict[str, ExperimentParams]
     dvc_experiments: tuple[str, ...] = Field(min_length=1)
     train_supervised: TrainSupervisedParams
+    cycada: CycadaParams
     evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ import yaml
 from pipeline_lib import paths
 from pipeline_lib.config import REAL_DIGIT_DOMAINS, Params, load_params
 from pipeline_lib.domains import domain_inputs
+from pipeline_lib.report import curve_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 DVC_HEADER = (
@@ -32,7 +33,7 @@ DVC_HEADER = (
 DOMAIN_MODULES = {"mnist5k": "mnist5k", "syndigits": "syndigits", "mnistm": "mnistm", "optdigits": "optdigits",
                   "mnist": "torchvision_digits", "usps": "torchvision_digits", "svhn": "torchvision_digits"}
 COMMON_CODE = ("pipeline_lib/config.py", "pipeline_lib/errors.py", "pipeline_lib/artifacts.py",
-               "pipeline_lib/cli.py", "pipeline_lib/paths.py")
+               "pipeline_lib/cli.py", "pipeline_lib/paths.py", "pipeline_lib/training.py", "pipeline_lib/runtime.py")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Stage:
     deps: tuple[str, ...]
     outs: tuple[str, ...]
     params: tuple[str, ...]
-    threads: int = 1
+    dir_outs: tuple[str, ...] = field(default=())  # outputs that are directories (sharded datasets)
     report_outs: tuple[str, ...] = field(default=())  # outputs shown in `snakemake --report`
     report_category: str = ""
 
@@ -77,18 +78,65 @@ def _prepare(domain: str, params: Params) -> Stage:
     )
 
 
+MODEL_CODE = ("pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py", "pipeline_lib/domains/tensors.py")
+
+
 def _train_supervised(domain: str, backbone: str, seed: int) -> Stage:
+    model = paths.supervised_model(domain, backbone, seed)
     return Stage(
         name=f"train_supervised__{domain}__{backbone}__s{seed}",
         cmd=_py("train_supervised", domain=domain, backbone=backbone, seed=seed),
-        deps=(str(paths.domain_npz(domain)),)
-        + code_deps("stages/train_supervised.py", "pipeline_lib/training.py", "pipeline_lib/runtime.py",
-                    "pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py"),
-        outs=(str(paths.supervised_model(domain, backbone, seed)),
-              str(paths.supervised_history(domain, backbone, seed))),
-        params=("profile", "device", "train_supervised", f"backbones.{backbone}"),
-        threads=2,
+        deps=(str(paths.domain_npz(domain)),) + code_deps("stages/train_supervised.py", *MODEL_CODE),
+        outs=(str(model), str(paths.history(model))),
+        params=("profile", "device", "threads_per_job", "train_supervised", f"backbones.{backbone}"),
     )
+
+
+def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
+    """CyCADA's stages for one seed: CycleGAN -> translation -> task net -> feature adaptation."""
+    exp = params.experiments[experiment]
+    wanted = set(exp.methods)
+    src_npz, tgt_npz = str(paths.domain_npz(exp.source)), str(paths.domain_npz(exp.target))
+    f_s = str(paths.supervised_model(exp.source, exp.backbone, seed))
+    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}")
+    cyclegan, translated = paths.cyclegan_model(experiment, seed), paths.translated_dataset(experiment, seed)
+    pixel = paths.pixel_model(experiment, seed)
+    stages: list[Stage] = []
+    if wanted & {"cycada_pixel", "cycada_pixel_feat"}:
+        stages += [
+            Stage(name=f"train_cyclegan__{experiment}__s{seed}",
+                  cmd=_py("train_cyclegan", experiment=experiment, seed=seed),
+                  deps=(src_npz, tgt_npz, f_s) + code_deps("stages/train_cyclegan.py", "pipeline_lib/methods/cycada.py",
+                                                           "pipeline_lib/losses.py", *MODEL_CODE),
+                  outs=(str(cyclegan), str(paths.history(cyclegan))),
+                  params=common + ("cycada.cyclegan",)),
+            Stage(name=f"translate__{experiment}__s{seed}",
+                  cmd=_py("translate", experiment=experiment, seed=seed),
+                  deps=(str(cyclegan), src_npz) + code_deps("stages/translate.py", "pipeline_lib/methods/cycada.py",
+                                                            "pipeline_lib/plots.py", *MODEL_CODE),
+                  outs=(str(translated), str(paths.translation_grid(experiment, seed))),
+                  params=common + ("cycada.cyclegan", "cycada.translate"),
+                  dir_outs=(str(translated),), report_outs=(str(paths.translation_grid(experiment, seed)),),
+                  report_category=experiment),
+            Stage(name=f"train_task__{experiment}__s{seed}",
+                  cmd=_py("train_task", experiment=experiment, seed=seed),
+                  deps=(str(translated), f_s) + code_deps("stages/train_task.py", *MODEL_CODE),
+                  outs=(str(pixel), str(paths.history(pixel))),
+                  params=common + ("cycada.train_task",)),
+        ]
+    for method, variant in paths.CYCADA_VARIANTS.items():
+        if method not in wanted:
+            continue
+        start = (f_s, src_npz) if variant == "feat" else (str(pixel), str(translated))
+        adapted = paths.adapted_model(experiment, variant, seed)
+        stages.append(Stage(
+            name=f"adapt_features__{experiment}__{variant}__s{seed}",
+            cmd=_py("adapt_features", experiment=experiment, variant=variant, seed=seed),
+            deps=start + (tgt_npz,) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py",
+                                                "pipeline_lib/losses.py", *MODEL_CODE),
+            outs=(str(adapted), str(paths.history(adapted))),
+            params=common + ("cycada.adapt_features",)))
+    return stages
 
 
 def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
@@ -98,23 +146,24 @@ def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
         cmd=_py("evaluate", experiment=experiment, method=method, seed=seed),
         deps=(str(paths.method_model(params, experiment, method, seed)),
               str(paths.domain_npz(exp.source)), str(paths.domain_npz(exp.target)))
-        + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py",
-                    "pipeline_lib/runtime.py", "pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py"),
+        + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py", *MODEL_CODE),
         outs=(str(paths.metrics_json(experiment, method, seed)),),
-        params=("profile", "device", "evaluate", f"experiments.{experiment}", f"backbones.{exp.backbone}"),
+        params=("profile", "device", "threads_per_job", "evaluate", f"experiments.{experiment}",
+                f"backbones.{exp.backbone}"),
     )
 
 
 def _report(params: Params, experiment: str) -> Stage:
     exp = params.experiments[experiment]
-    pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods)
+    pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods) + (str(paths.curves_png(experiment)),)
     csv = str(paths.report_csv(experiment))
+    curves = tuple(dict.fromkeys(str(csv_path) for _, _, csv_path in curve_sources(params, experiment)))
     return Stage(
         name=f"report__{experiment}",
         cmd=_py("report", experiment=experiment),
-        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in params.seeds)
+        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in params.seeds) + curves
         + code_deps("stages/report.py", "pipeline_lib/report.py", "pipeline_lib/paper_numbers.py",
-                    "pipeline_lib/metrics.py"),
+                    "pipeline_lib/metrics.py", "pipeline_lib/plots.py"),
         outs=(csv,) + pngs,
         params=("profile", "seeds", f"experiments.{experiment}"),
         report_outs=(csv,) + pngs,
@@ -131,10 +180,13 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
             if needed not in domains:
                 domains.append(needed)
     stages = [_prepare(d, params) for d in domains]
-    trained = {exp.source: "source_only", exp.target: "oracle"}
-    for domain, method in trained.items():
-        if method in exp.methods:
-            stages += [_train_supervised(domain, exp.backbone, s) for s in params.seeds]
+    needs_source_model = set(exp.methods) - {"oracle"}
+    if needs_source_model:
+        stages += [_train_supervised(exp.source, exp.backbone, s) for s in params.seeds]
+    if "oracle" in exp.methods:
+        stages += [_train_supervised(exp.target, exp.backbone, s) for s in params.seeds]
+    for s in params.seeds:
+        stages += _cycada(params, experiment, s)
     stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in params.seeds]
     stages.append(_report(params, experiment))
     return stages

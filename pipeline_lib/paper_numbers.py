@@ -25,6 +25,18 @@ PAPER: dict[tuple[str, str, str], tuple[PaperValue, ...]] = {
     ("mnist", "usps", "oracle"): (PaperValue("96.3 ± 0.1", "CyCADA Table 2"),),
     ("usps", "mnist", "oracle"): (PaperValue("99.2 ± 0.1", "CyCADA Table 2"),),
     ("svhn", "mnist", "oracle"): (PaperValue("99.2 ± 0.1", "CyCADA Table 2"),),
+    ("mnist", "usps", "cycada_feat"): (PaperValue("89.4 ± 0.2", "CyCADA Table 2 (ADDA)"),
+                                       PaperValue("90.2 ± 0.9", "GAM Table 1 (ADDA)")),
+    ("usps", "mnist", "cycada_feat"): (PaperValue("90.1 ± 0.8", "CyCADA Table 2 (ADDA)"),
+                                       PaperValue("97.2 ± 0.4", "GAM Table 1 (ADDA)")),
+    ("svhn", "mnist", "cycada_feat"): (PaperValue("76.0 ± 1.8", "CyCADA Table 2 (ADDA)"),
+                                       PaperValue("72.0 ± 0.6", "GAM Table 1 (ADDA)")),
+    ("mnist", "usps", "cycada_pixel"): (PaperValue("95.6 ± 0.2", "CyCADA Table 2"),),
+    ("usps", "mnist", "cycada_pixel"): (PaperValue("96.4 ± 0.1", "CyCADA Table 2"),),
+    ("svhn", "mnist", "cycada_pixel"): (PaperValue("70.3 ± 0.2", "CyCADA Table 2"),),
+    ("mnist", "usps", "cycada_pixel_feat"): (PaperValue("95.6 ± 0.2", "CyCADA Table 2"),),
+    ("usps", "mnist", "cycada_pixel_feat"): (PaperValue("96.5 ± 0.1", "CyCADA Table 2"),),
+    ("svhn", "mnist", "cycada_pixel_feat"): (PaperValue("90.4 ± 0.4", "CyCADA Table 2"),),
 }
 
 

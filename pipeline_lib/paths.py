@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pipeline_lib.config import Params
 
+CYCADA_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
+
 
 def domain_npz(domain: str) -> Path:
     return Path("data/domains") / f"{domain}.npz"
@@ -19,8 +21,34 @@ def supervised_model(domain: str, backbone: str, seed: int) -> Path:
     return Path("models/supervised") / f"{domain}-{backbone}" / f"seed{seed}.pt"
 
 
-def supervised_history(domain: str, backbone: str, seed: int) -> Path:
-    return Path("models/supervised") / f"{domain}-{backbone}" / f"seed{seed}.history.csv"
+def history(model: Path) -> Path:
+    """The per-epoch training log next to a checkpoint."""
+    return model.with_suffix(".history.csv")
+
+
+def cycada_dir(experiment: str, seed: int) -> Path:
+    return Path("models/cycada") / experiment / f"seed{seed}"
+
+
+def cyclegan_model(experiment: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / "cyclegan.pt"
+
+
+def translated_dataset(experiment: str, seed: int) -> Path:
+    """Directory: shard-NNNNN.npz files + manifest.json."""
+    return Path("data/translated") / experiment / f"seed{seed}"
+
+
+def translation_grid(experiment: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"translation_seed{seed}.png"
+
+
+def pixel_model(experiment: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / "pixel.pt"
+
+
+def adapted_model(experiment: str, variant: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / f"{variant}.pt"
 
 
 def method_model(params: Params, experiment: str, method: str, seed: int) -> Path:
@@ -30,6 +58,10 @@ def method_model(params: Params, experiment: str, method: str, seed: int) -> Pat
         return supervised_model(exp.source, exp.backbone, seed)
     if method == "oracle":
         return supervised_model(exp.target, exp.backbone, seed)
+    if method == "cycada_pixel":
+        return pixel_model(experiment, seed)
+    if method in CYCADA_VARIANTS:
+        return adapted_model(experiment, CYCADA_VARIANTS[method], seed)
     raise KeyError(method)
 
 
@@ -43,3 +75,7 @@ def report_csv(experiment: str) -> Path:
 
 def confusion_png(experiment: str, method: str) -> Path:
     return Path("reports") / experiment / f"confusion_{method}.png"
+
+
+def curves_png(experiment: str) -> Path:
+    return Path("reports") / experiment / "training_curves.png"

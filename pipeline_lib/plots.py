@@ -56,3 +56,37 @@ def confusion_plot(conf: np.ndarray, classes: Sequence[str], path: str | Path, t
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title, fontsize=9)
     _save(fig, path)
+
+
+def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str) -> None:
+    """One row per (name, uint8 NHWC images), e.g. source | translated | reconstructed."""
+    n = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0), squeeze=False)
+    for r, (name, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(images):
+                img = images[c]
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                          vmin=0, vmax=255)
+        axes[r][0].set_title(name, fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def training_curves(curves: Sequence[tuple[str, str, Sequence[float], Sequence[float]]], path: str | Path,
+                    title: str) -> None:
+    """Panels of (panel title, series label, x, y) lines; series sharing a panel title share axes."""
+    panels: dict[str, list[tuple[str, Sequence[float], Sequence[float]]]] = {}
+    for panel, label, x, y in curves:
+        panels.setdefault(panel, []).append((label, x, y))
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4 * max(len(panels), 1), 3), squeeze=False)
+    for ax, (panel, series) in zip(axes[0], panels.items()):
+        for label, x, y in series:
+            ax.plot(x, y, label=label, linewidth=1)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)

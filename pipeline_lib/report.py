@@ -18,7 +18,7 @@ from pipeline_lib.config import Params
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import mean_std
 from pipeline_lib.paper_numbers import paper_values
-from pipeline_lib.plots import confusion_plot
+from pipeline_lib.plots import confusion_plot, training_curves
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,29 @@ class MethodInfo:
     selection: str
 
 
+LAST = "last epoch; no target labels"
 METHOD_INFO = {
-    "source_only": MethodInfo("source only", False, "last epoch; no target labels"),
+    "source_only": MethodInfo("source only", False, LAST),
+    "cycada_pixel": MethodInfo("CyCADA pixel only", False, LAST),
+    "cycada_feat": MethodInfo("CyCADA feat only (ADDA)", False, "last ADDA epoch; no target labels"),
+    "cycada_pixel_feat": MethodInfo("CyCADA pixel+feat", False, "last ADDA epoch; no target labels"),
     "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
 }
+
+
+def curve_sources(params: Params, experiment: str) -> list[tuple[str, str, Path]]:
+    """(panel, column, history CSV) for the training-curve figure; also the report stage's inputs."""
+    exp = params.experiments[experiment]
+    out: list[tuple[str, str, Path]] = []
+    for seed in params.seeds:
+        if {"cycada_pixel", "cycada_pixel_feat"} & set(exp.methods):
+            out += [("CycleGAN losses", col, paths.history(paths.cyclegan_model(experiment, seed)))
+                    for col in ("loss_gan", "loss_cyc", "loss_sem", "loss_d")]
+        for method, variant in paths.CYCADA_VARIANTS.items():
+            if method in exp.methods:
+                out.append(("feature discriminator accuracy", "acc_d",
+                            paths.history(paths.adapted_model(experiment, variant, seed))))
+    return out
 
 
 def _pm(mean: float, std: float) -> str:
@@ -72,6 +91,12 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
 def write_report(params: Params, experiment: str) -> pd.DataFrame:
     table, confusions = build_report(params, experiment)
     exp = params.experiments[experiment]
+    curves = []
+    for panel, col, csv in curve_sources(params, experiment):
+        hist = pd.read_csv(csv)
+        if col in hist:
+            curves.append((panel, f"{csv.parent.name}/{csv.name.split('.')[0]} {col}", hist["epoch"], hist[col]))
+    training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
     for method, conf in confusions.items():
         label = METHOD_INFO[method].label
         confusion_plot(conf, [str(i) for i in range(conf.shape[0])], paths.confusion_png(experiment, method),

@@ -1,8 +1,9 @@
-"""Supervised training of a task model (source-only and target-oracle models).
+"""Training-loop plumbing shared by every method, and supervised training itself.
 
-The loop is resumable: every ``checkpoint_every`` epochs it saves model, optimiser,
-RNG states and history to ``<out>.partial``; a rerun with the same settings continues
-from there. The final artifact is written atomically only when training completes.
+:class:`Resumable` saves modules, optimisers, RNG states and the per-epoch history to
+``<out>.partial`` every ``checkpoint_every`` epochs; a rerun with the same ``resume_key``
+continues from there instead of restarting. Final artifacts are written atomically by
+the stage only when training completes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -22,19 +23,14 @@ from pipeline_lib.config import TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.runtime import autocast
 
+Stateful = nn.Module | torch.optim.Optimizer
+
 
 @dataclass
 class TrainResult:
     history: list[dict[str, float]]
     seconds: float
     resumed_from_epoch: int
-
-
-def make_optimizer(params: TrainSupervisedParams, model: nn.Module) -> torch.optim.Optimizer:
-    if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum,
-                           weight_decay=params.weight_decay)
 
 
 def partial_path(out: Path) -> Path:
@@ -46,31 +42,93 @@ def check_finite(loss: torch.Tensor, where: str, hint: str) -> None:
         raise PipelineError(f"loss became {loss.item()} at {where}: {hint}")
 
 
+class Resumable:
+    """Epoch-level checkpointing of a training loop's whole state."""
+
+    def __init__(self, out: Path, resume_key: str | None, parts: Mapping[str, Stateful],
+                 generators: Mapping[str, torch.Generator]) -> None:
+        self.path = partial_path(Path(out))
+        self.key = resume_key
+        self.parts = parts
+        self.generators = generators
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+        self._t0 = time.perf_counter()
+
+    def restore(self, desc: str) -> None:
+        if not self.path.is_file() or self.key is None:
+            return
+        ckpt = load_checkpoint(self.path)
+        if ckpt["meta"].get("resume_key") != self.key:
+            return
+        for name, part in self.parts.items():
+            part.load_state_dict(ckpt["state"][name])
+        torch.set_rng_state(ckpt["state"]["__torch_rng"])
+        for name, gen in self.generators.items():
+            gen.set_state(ckpt["state"][f"__gen_{name}"])
+        self.history, self.start_epoch = ckpt["meta"]["history"], ckpt["meta"]["epoch"]
+        self._t0 = time.perf_counter() - ckpt["meta"]["seconds"]
+        tqdm.write(f"resuming {desc} from epoch {self.start_epoch} ({self.path})")
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def end_epoch(self, epoch: int, row: dict[str, float], every: int, last: bool) -> None:
+        """Record epoch ``epoch`` (1-based) and checkpoint when due (never after the last one)."""
+        self.history.append({"epoch": epoch, **row, "seconds": self.seconds})
+        if self.key is not None and epoch % every == 0 and not last:
+            state: dict[str, Any] = {name: part.state_dict() for name, part in self.parts.items()}
+            state["__torch_rng"] = torch.get_rng_state()
+            state.update({f"__gen_{n}": g.get_state() for n, g in self.generators.items()})
+            save_checkpoint(self.path, state, {"resume_key": self.key, "history": self.history,
+                                               "epoch": epoch, "seconds": self.seconds})
+
+    def result(self) -> TrainResult:
+        return TrainResult(self.history, self.seconds, self.start_epoch)
+
+
+def epoch_bar(start: int, total: int, desc: str) -> tqdm:
+    return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True)
+
+
+def paired_batches(source: TensorDataset, target: TensorDataset, batch_size: int,
+                   gen_source: torch.Generator, gen_target: torch.Generator) -> Iterator[tuple]:
+    """One epoch over the source; the target is reshuffled and cycled as often as needed."""
+    src = DataLoader(source, batch_size=batch_size, shuffle=True, generator=gen_source,
+                     drop_last=len(source) > batch_size)
+    tgt_loader = DataLoader(target, batch_size=batch_size, shuffle=True, generator=gen_target,
+                            drop_last=len(target) > batch_size)
+    tgt = iter(tgt_loader)
+    for s_batch in src:
+        try:
+            t_batch = next(tgt)
+        except StopIteration:
+            tgt = iter(tgt_loader)
+            t_batch = next(tgt)
+        yield s_batch, t_batch
+
+
+def make_optimizer(params: TrainSupervisedParams, model: nn.Module) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if params.optimizer == "adam":
+        return torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    return torch.optim.SGD(trainable, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+
+
 def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                      params: TrainSupervisedParams, device: torch.device, generator: torch.Generator,
-                     out: Path, meta: dict[str, Any], desc: str = "train") -> TrainResult:
+                     out: Path, meta: dict[str, Any], desc: str = "train",
+                     hint: str = "lower train_supervised.lr in params.yaml or check the input data") -> TrainResult:
     """Train ``model`` with cross-entropy on (images, labels); resumable via ``<out>.partial``."""
     model.to(device)
     opt = make_optimizer(params, model)
     loader = DataLoader(TensorDataset(images, labels), batch_size=params.batch_size, shuffle=True,
                         generator=generator, drop_last=len(labels) > params.batch_size)
-    history: list[dict[str, float]] = []
-    start_epoch, elapsed = 0, 0.0
-    partial = partial_path(out)
-    if partial.is_file():
-        ckpt = load_checkpoint(partial)
-        if ckpt["meta"].get("resume_key") == meta.get("resume_key"):
-            model.load_state_dict(ckpt["state"]["model"])
-            opt.load_state_dict(ckpt["state"]["optimizer"])
-            torch.set_rng_state(ckpt["state"]["torch_rng"])
-            generator.set_state(ckpt["state"]["loader_rng"])
-            history, start_epoch = ckpt["meta"]["history"], ckpt["meta"]["epoch"]
-            elapsed = ckpt["meta"]["seconds"]
-            tqdm.write(f"resuming {desc} from epoch {start_epoch} ({partial})")
+    state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt}, {"loader": generator})
+    state.restore(desc)
     loss_fn = nn.CrossEntropyLoss()
-    t0 = time.perf_counter() - elapsed
-    bar = tqdm(range(start_epoch, params.epochs), desc=desc, unit="epoch", initial=start_epoch,
-               total=params.epochs, dynamic_ncols=True)
+    bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
@@ -79,20 +137,14 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             with autocast(device):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
-            check_finite(loss, f"epoch {epoch + 1} step {step + 1}",
-                         "lower train_supervised.lr in params.yaml or check the input data")
+            check_finite(loss, f"epoch {epoch + 1} step {step + 1}", hint)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             total += len(y)
-        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
-               "seconds": time.perf_counter() - t0}
-        history.append(row)
+        row = {"loss": loss_sum / total, "train_acc": correct / total}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
-        if (epoch + 1) % params.checkpoint_every == 0 and epoch + 1 < params.epochs:
-            save_checkpoint(partial, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                      "torch_rng": torch.get_rng_state(), "loader_rng": generator.get_state()},
-                            {**meta, "history": history, "epoch": epoch + 1, "seconds": row["seconds"]})
-    return TrainResult(history=history, seconds=time.perf_counter() - t0, resumed_from_epoch=start_epoch)
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    return state.result()

@@ -41,47 +41,69 @@ def _metrics(project: Path) -> dict[str, dict]:
     return out
 
 
+METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "oracle")
+
+
 def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
     table = pd.read_csv(built / REPORT)
-    assert list(table["method"]) == ["source only", "target oracle"]
+    assert list(table["method"]) == ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)",
+                                     "CyCADA pixel+feat", "target oracle"]
     assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {2} and set(table["seeds"]) == {"0 1"}
-    assert list(table["uses_target_labels"]) == [False, True]
+    assert list(table["uses_target_labels"]) == [False, False, False, False, True]
     for col in ("target_mean", "source_mean"):
         assert table[col].between(0, 100).all()
     # the source-only model is trained on mnist5k, so it scores better there than the oracle's target
     metrics = _metrics(built)
-    assert len(metrics) == 4
+    assert len(metrics) == 2 * len(METHODS)
     src = metrics["metrics/mnist5k_mnistm/source_only/seed0.json"]
     assert src["source"]["domain"] == "mnist5k" and src["target"]["domain"] == "mnistm"
     assert sum(map(sum, src["target"]["confusion"])) == 1000  # mnistm test split
-    for png in ("confusion_source_only.png", "confusion_oracle.png"):
+    pngs = [f"confusion_{m}.png" for m in METHODS] + ["training_curves.png", "translation_seed0.png"]
+    for png in pngs:
         assert (built / "reports/mnist5k_mnistm" / png).read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((built / "data/translated/mnist5k_mnistm/seed0/manifest.json").read_text())
+    assert manifest["count"] == 4000 and manifest["source"] == "mnist5k"
 
 
 def test_second_run_plans_no_work(built):
     assert snakemake_plan(built, REPORT) == {}
 
 
-def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
+def _plan_after(built: Path, section: str, key: str, value) -> set[str]:
     params_file = built / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
-    params["train_supervised"]["lr"] = 5e-4
+    node = params
+    for part in section.split("."):
+        node = node[part]
+    node[key] = value
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        plan = set(snakemake_plan(built, REPORT))
+        return set(snakemake_plan(built, REPORT))
     finally:
         params_file.write_text(original)
-    expected = {f"train_supervised__{d}__lenet_rgb__s{s}" for d in ("mnist5k", "mnistm") for s in (0, 1)}
-    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("source_only", "oracle") for s in (0, 1)}
-    assert plan == expected | {"report__mnist5k_mnistm"}
+
+
+def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
+    everything = set(snakemake_plan(built, REPORT, force=True))
+    # the supervised models feed every method: all but the two prepare stages rerun
+    assert _plan_after(built, "train_supervised", "lr", 5e-4) == {
+        s for s in everything if not s.startswith("prepare__")}
     assert snakemake_plan(built, REPORT) == {}
+
+
+def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_follows(built):
+    plan = _plan_after(built, "cycada.adapt_features", "gate_accuracy", 0.55)
+    expected = {f"adapt_features__mnist5k_mnistm__{v}__s{s}" for v in ("feat", "pixel_feat") for s in (0, 1)}
+    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("cycada_feat", "cycada_pixel_feat") for s in (0, 1)}
+    assert plan == expected | {"report__mnist5k_mnistm"}
 
 
 def test_html_report_is_self_contained(built):
     run(["snakemake", "--cores", "1", "--report", "reports/report.html", REPORT], built)
     html = (built / "reports/report.html").read_text(errors="replace")
-    assert "mnist5k_mnistm" in html and "confusion_oracle.png" in html and "data:" in html
+    for item in ("mnist5k_mnistm", "confusion_oracle.png", "translation_seed0.png", "training_curves.png"):
+        assert item in html, item
 
 
 def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, tmp_path):

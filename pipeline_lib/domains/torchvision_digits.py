@@ -263,6 +263,22 @@ def _usps_split(folder: Path, train: bool, download: bool) -> Split:
     return Split(np.ascontiguousarray(images[..., None]), labels)
 
 
+def _existing_folders(root: Path | None, name: str, files: dict[str, str], key: str, layout: str,
+                      subfolders: tuple[str, ...], download: bool) -> dict[str, Path]:
+    """Split -> folder holding that split's file under ``root``; empty when they must be downloaded."""
+    if not _check_root(root, name, key, layout, download):
+        return {}
+    assert root is not None
+    found = {split: _find_in(Path(root), fname, subfolders) for split, fname in files.items()}
+    missing = [files[split] for split, path in found.items() if path is None]
+    if missing and not download:
+        raise PipelineError(
+            f"{name} files missing in {root}: {', '.join(missing)}; expected {layout}; "
+            f"set {key} to the folder holding them, {DOWNLOAD_HINT}"
+        )
+    return {} if missing else {split: path.parent for split, path in found.items() if path is not None}
+
+
 def load_usps(root: Path | None, download: bool, cache_dir: Path) -> DomainData:
     """USPS from ``usps.bz2`` / ``usps.t.bz2`` in ``root`` (or ``root/USPS``, ``root/usps``): (N, 16, 16, 1) uint8.
 
@@ -272,18 +288,7 @@ def load_usps(root: Path | None, download: bool, cache_dir: Path) -> DomainData:
     key = "data.roots.usps"
     layout = "usps.bz2 and usps.t.bz2 (LIBSVM text, bzip2) in it"
     subfolders = ("USPS", "usps")
-    folders: dict[str, Path] = {}
-    if _check_root(root, "USPS", key, layout, download):
-        assert root is not None
-        found = {split: _find_in(Path(root), name, subfolders) for split, name in USPS_FILES.items()}
-        missing = [USPS_FILES[split] for split, path in found.items() if path is None]
-        if missing and not download:
-            raise PipelineError(
-                f"USPS files missing in {root}: {', '.join(missing)}; expected {layout}; "
-                f"set {key} to the folder holding them, {DOWNLOAD_HINT}"
-            )
-        if not missing:
-            folders = {split: path.parent for split, path in found.items() if path is not None}
+    folders = _existing_folders(root, "USPS", USPS_FILES, key, layout, subfolders, download)
     if folders:
         for split, name in USPS_FILES.items():  # fail fast, naming the file, before parsing
             _check_bz2(folders[split] / name)
@@ -359,18 +364,7 @@ def load_svhn(root: Path | None, download: bool, cache_dir: Path) -> DomainData:
     key = "data.roots.svhn"
     layout = "train_32x32.mat and test_32x32.mat (format 2, cropped digits) in it"
     subfolders = ("SVHN", "svhn")
-    folders: dict[str, Path] = {}
-    if _check_root(root, "SVHN", key, layout, download):
-        assert root is not None
-        found = {split: _find_in(Path(root), name, subfolders) for split, name in SVHN_FILES.items()}
-        missing = [SVHN_FILES[split] for split, path in found.items() if path is None]
-        if missing and not download:
-            raise PipelineError(
-                f"SVHN files missing in {root}: {', '.join(missing)}; expected {layout}; "
-                f"set {key} to the folder holding them, {DOWNLOAD_HINT}"
-            )
-        if not missing:
-            folders = {split: path.parent for split, path in found.items() if path is not None}
+    folders = _existing_folders(root, "SVHN", SVHN_FILES, key, layout, subfolders, download)
     if folders:
         return DomainData(
             name="svhn",

@@ -25,3 +25,8 @@ def to_model_tensor(images: np.ndarray, channels: int, size: int) -> torch.Tenso
     """uint8 (N, H, W, C) -> float32 (N, channels, size, size) in [-1, 1]."""
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     return model_input_transform(channels, size)(batch).clamp_(-1.0, 1.0).contiguous()
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """float (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C): how translated images are stored."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -1,0 +1,1 @@
+"""One module per paper: the adaptation algorithms, written against the TaskModel interface."""

@@ -1,0 +1,123 @@
+"""Feature-level adversarial adaptation (ADDA), as CyCADA uses it.
+
+Tzeng et al., "Adversarial Discriminative Domain Adaptation", CVPR 2017; the schedule of
+Hoffman et al., CyCADA, appendix 6.1:
+
+- the target encoder starts from the model being adapted; its classifier stays fixed;
+- a feature discriminator (3 fully connected layers, each spatial location one sample)
+  separates source features (from the frozen source encoder) from target features;
+- the target encoder is trained with the inverted-label GAN loss, generator and discriminator
+  losses weighted equally, and only while the discriminator's accuracy is above 60% over the
+  last batch (digits) or the last 100 iterations (segmentation): ``gate_accuracy``/``gate_window``;
+- training stops when no suitable discriminator appears within an epoch, or at ``max_epochs``.
+
+``weight_reg`` > 0 adds GAM's weight-drift term ||theta_t - theta_s||^2 to the encoder loss.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+
+import torch
+from torch.utils.data import TensorDataset
+
+from pipeline_lib.config import AdaptFeaturesParams
+from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
+from pipeline_lib.models.base import TaskModel
+from pipeline_lib.models.discriminators import FeatureDiscriminator
+from pipeline_lib.runtime import autocast
+from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, paired_batches
+
+
+class AccuracyGate:
+    """Open when the mean discriminator accuracy over the last ``window`` batches exceeds ``threshold``."""
+
+    def __init__(self, threshold: float, window: int) -> None:
+        self.threshold = threshold
+        self.recent: collections.deque[float] = collections.deque(maxlen=window)
+
+    def update(self, accuracy: float) -> bool:
+        self.recent.append(accuracy)
+        return sum(self.recent) / len(self.recent) > self.threshold
+
+
+def encoder_parameter_names(model: TaskModel) -> list[str]:
+    """Parameters of the stages up to and including ``encoder_layer`` (what ADDA trains)."""
+    names = model.layer_names
+    encoder = set(names[: names.index(model.encoder_layer) + 1])
+    return [n for n, _ in model.named_parameters() if n.split(".")[1] in encoder]
+
+
+def adapt_features(source_model: TaskModel, source: TensorDataset, target: TensorDataset,
+                   params: AdaptFeaturesParams, device: torch.device, seed: int, out,
+                   resume_key: str | None, desc: str = "adapt") -> tuple[TaskModel, TrainResult]:
+    """Return the adapted target model (a copy of ``source_model`` with a new encoder)."""
+    source_model = source_model.to(device).eval()
+    for p in source_model.parameters():
+        p.requires_grad_(False)
+    target_model = copy.deepcopy(source_model)
+    trainable = set(encoder_parameter_names(target_model))
+    for name, p in target_model.named_parameters():
+        p.requires_grad_(name in trainable)
+    reference = {n: p.detach().clone() for n, p in source_model.named_parameters() if n in trainable}
+    with torch.no_grad():
+        feat_channels = source_model.encode(source.tensors[0][:1].to(device)).shape[1]
+    disc = FeatureDiscriminator(feat_channels, params.disc_hidden, params.disc_layers).to(device)
+    betas = (params.beta1, 0.999)
+    opt_e = torch.optim.Adam([p for p in target_model.parameters() if p.requires_grad], lr=params.lr, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=params.lr, betas=betas)
+    gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d},
+                      {"source": gen_s, "target": gen_t})
+    state.restore(desc)
+    gate = AccuracyGate(params.gate_accuracy, params.gate_window)
+    hint = "lower cycada.adapt_features.lr in params.yaml"
+    bar = epoch_bar(state.start_epoch, params.max_epochs, desc)
+    for epoch in bar:
+        target_model.train()
+        sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
+        steps = updates = 0
+        for (xs, *_), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t):
+            if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
+                break
+            xs, xt = xs.to(device), xt.to(device)
+            with autocast(device):
+                with torch.no_grad():
+                    hs = source_model.encode(xs)
+                ht = target_model.encode(xt)
+                real, fake = disc(hs).float(), disc(ht.detach()).float()
+                loss_d = discriminator_loss(real, fake, params.gan_mode)
+            check_finite(loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            acc = discriminator_accuracy(real, fake, params.gan_mode)
+            sums["loss_d"] += loss_d.item()
+            sums["acc_d"] += acc
+            if gate.update(acc):
+                disc.requires_grad_(False)
+                with autocast(device):
+                    loss_e = gan_loss(disc(ht).float(), True, params.gan_mode)  # inverted labels
+                    drift = weight_drift(target_model, reference) if params.weight_reg > 0 else torch.zeros(())
+                    loss = loss_e + params.weight_reg * drift
+                check_finite(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
+                opt_e.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_e.step()
+                disc.requires_grad_(True)
+                sums["loss_e"] += loss_e.item()
+                sums["drift"] += drift.item()
+                updates += 1
+            steps += 1
+        row = {"loss_d": sums["loss_d"] / max(steps, 1), "acc_d": sums["acc_d"] / max(steps, 1),
+               "loss_e": sums["loss_e"] / max(updates, 1), "drift": sums["drift"] / max(updates, 1),
+               "encoder_updates": updates, "steps": steps}
+        bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", updates=updates)
+        stop = updates == 0  # no suitable discriminator within an epoch
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=stop or epoch + 1 == params.max_epochs)
+        if stop:
+            bar.write(f"{desc}: the discriminator never reached {params.gate_accuracy:.0%} accuracy in epoch "
+                      f"{epoch + 1}; stopping (CyCADA appendix 6.1)")
+            break
+    return target_model.eval(), state.result()

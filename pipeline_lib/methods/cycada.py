@@ -1,0 +1,225 @@
+"""CyCADA pixel-level adaptation: CycleGAN with a semantic-consistency loss.
+
+Hoffman et al., "CyCADA: Cycle-Consistent Adversarial Domain Adaptation", ICML 2018,
+section 3 (eqs. 2-4) and appendix 6.1. Generators G_S->T and G_T->S, image discriminators
+D_S and D_T; GAN loss both ways, L1 cycle loss both ways, and the semantic-consistency
+loss that labels images with a source task model before and after translation.
+
+``semantic_loss``:
+- ``frozen`` (the paper, eq. 4): the pretrained source model f_S, fixed, is the noisy labeller;
+- ``joint`` (the authors' release): a classifier initialised from f_S keeps training on the
+  labelled source batch alongside the generators, and the semantic loss is switched off while
+  that classifier's cross-entropy is above ``joint_ce_threshold`` (1.0);
+- ``off``: plain CycleGAN (the paper's ablation, Fig. 3a).
+
+The feature-level half of CyCADA is :mod:`pipeline_lib.methods.adda`. Everything here works on
+image tensors of any size, so classification and segmentation share it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from pipeline_lib.config import CycleGANParams
+from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
+from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
+from pipeline_lib.models.base import TaskModel
+from pipeline_lib.runtime import autocast
+from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, paired_batches
+
+
+class ImagePool:
+    """History of generated images (Shrivastava et al.; CycleGAN's pool of 50) for discriminator updates.
+
+    Its contents and random state are part of a resumable checkpoint (``state_dict``).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.images: list[torch.Tensor] = []
+
+    def query(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            if len(self.images) < self.size:
+                self.images.append(img)
+                out.append(img)
+            elif torch.rand(1, generator=self.generator).item() < 0.5:
+                i = int(torch.randint(self.size, (1,), generator=self.generator))
+                out.append(self.images[i])
+                self.images[i] = img
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        images = torch.stack(self.images).cpu() if self.images else torch.empty(0)
+        return {"images": images, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.images = list(state["images"]) if state["images"].numel() else []
+        self.generator.set_state(state["rng"])
+
+
+@dataclass
+class CycleGAN:
+    g_st: ResnetGenerator
+    g_ts: ResnetGenerator
+    d_s: ImageDiscriminator
+    d_t: ImageDiscriminator
+
+    @classmethod
+    def build(cls, channels: int, params: CycleGANParams) -> "CycleGAN":
+        g, d = params.generator, params.discriminator
+        gen = lambda: ResnetGenerator(channels, channels, g.ngf, g.n_down, g.n_blocks, g.norm)  # noqa: E731
+        disc = lambda: ImageDiscriminator(channels, d.ndf, d.n_layers, d.norm)  # noqa: E731
+        return cls(gen(), gen(), disc(), disc())
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"g_st": self.g_st, "g_ts": self.g_ts, "d_s": self.d_s, "d_t": self.d_t}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: m.state_dict() for name, m in self.modules().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, m in self.modules().items():
+            m.load_state_dict(state[name])
+
+    def to(self, device: torch.device) -> "CycleGAN":
+        for m in self.modules().values():
+            m.to(device)
+        return self
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """Eval mode, no gradients: the source model as a fixed labeller."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: TensorDataset, target: TensorDataset,
+                   params: CycleGANParams, device: torch.device, seed: int, out, resume_key: str | None,
+                   desc: str = "cyclegan") -> TrainResult:
+    """Train the four networks of ``net`` (in place); ``source`` holds (image, label), ``target`` images."""
+    net.to(device)
+    labeller = frozen(source_model.to(device))
+    joint = params.semantic_loss == "joint"
+    classifier = copy.deepcopy(source_model).to(device).train() if joint else None
+    if classifier is not None:
+        for p in classifier.parameters():
+            p.requires_grad_(True)
+    betas = (params.beta1, 0.999)
+    opt_g = torch.optim.Adam([*net.g_st.parameters(), *net.g_ts.parameters()], lr=params.lr, betas=betas)
+    opt_d = torch.optim.Adam([*net.d_s.parameters(), *net.d_t.parameters()], lr=params.lr, betas=betas)
+    parts: dict[str, Any] = {**net.modules(), "opt_g": opt_g, "opt_d": opt_d}
+    opt_c = None
+    if classifier is not None:
+        opt_c = torch.optim.Adam(classifier.parameters(), lr=params.lr, betas=betas)
+        parts.update(classifier=classifier, opt_c=opt_c)
+    pool_s, pool_t = ImagePool(params.pool_size, seed + 2), ImagePool(params.pool_size, seed + 3)
+    parts.update(pool_s=pool_s, pool_t=pool_t)
+    gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    state = Resumable(out, resume_key, parts, {"source": gen_s, "target": gen_t})
+    state.restore(desc)
+    hint = "lower cycada.cyclegan.lr in params.yaml"
+    bar = epoch_bar(state.start_epoch, params.epochs, desc)
+    for epoch in bar:
+        for m in net.modules().values():
+            m.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        for (xs, ys), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t):
+            if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
+                break
+            xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
+            logs = _cyclegan_step(net, labeller, classifier, opt_g, opt_d, opt_c, pool_s, pool_t,
+                                  xs, ys, xt, params, device)
+            check_finite(torch.tensor(logs["loss_g"]), f"epoch {epoch + 1} step {steps + 1}", hint)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+        row = {k: v / max(steps, 1) for k, v in sums.items()}
+        bar.set_postfix(g=f"{row.get('loss_g', 0):.3f}", d=f"{row.get('loss_d', 0):.3f}",
+                        sem=f"{row.get('loss_sem', 0):.3f}")
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    return state.result()
+
+
+def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | None,
+                   opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, opt_c: torch.optim.Optimizer | None,
+                   pool_s: ImagePool, pool_t: ImagePool, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor,
+                   p: CycleGANParams, device: torch.device) -> dict[str, float]:
+    logs: dict[str, float] = {}
+    sem_model: nn.Module | None = labeller if p.semantic_loss == "frozen" else None
+    if classifier is not None and opt_c is not None:
+        with autocast(device):
+            ce = F.cross_entropy(classifier(xs).float(), ys)
+        opt_c.zero_grad(set_to_none=True)
+        ce.backward()
+        opt_c.step()
+        logs["classifier_ce"] = ce.item()
+        if ce.item() <= p.joint_ce_threshold:
+            sem_model = classifier
+    # generators: fool both discriminators, reconstruct both ways, keep the labeller's predictions
+    frozen_now = [net.d_s, net.d_t] + ([classifier] if classifier is not None else [])
+    for m in frozen_now:  # the generator loss must train neither the discriminators nor the classifier
+        m.requires_grad_(False)
+    with autocast(device):
+        fake_t, fake_s = net.g_st(xs), net.g_ts(xt)
+        rec_s, rec_t = net.g_ts(fake_t), net.g_st(fake_s)
+        loss_gan = gan_loss(net.d_t(fake_t).float(), True, p.gan_mode) + gan_loss(net.d_s(fake_s).float(), True, p.gan_mode)
+        loss_cyc = cycle_loss(rec_s.float(), xs) + cycle_loss(rec_t.float(), xt)
+        loss = p.lambda_gan * loss_gan + p.lambda_cycle * loss_cyc
+        if sem_model is not None and p.lambda_semantic > 0:
+            if sem_model is classifier:
+                sem_model.eval()
+            loss_sem = (semantic_consistency_loss(sem_model, fake_t, xs)
+                        + semantic_consistency_loss(sem_model, fake_s, xt)).float()
+            if sem_model is classifier:
+                sem_model.train()
+            loss = loss + p.lambda_semantic * loss_sem
+            logs["loss_sem"] = loss_sem.item()
+        if p.lambda_identity > 0:
+            loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
+            loss = loss + p.lambda_identity * loss_idt
+            logs["loss_idt"] = loss_idt.item()
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    for m in frozen_now:
+        m.requires_grad_(True)
+    # discriminators: real vs (pooled) translated
+    with autocast(device):
+        real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
+        real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
+        loss_d = discriminator_loss(real_t, fake_t_scores, p.gan_mode) + discriminator_loss(real_s, fake_s_scores, p.gan_mode)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
+                acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
+                acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))
+    return logs
+
+
+@torch.no_grad()
+def translate(generator: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Apply a generator to ``images`` in batches; returns CPU tensors in [-1, 1]."""
+    generator.to(device).eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast(device):
+            out.append(generator(images[start:start + batch_size].to(device)).float().clamp_(-1, 1).cpu())
+    return torch.cat(out) if out else images[:0].clone()

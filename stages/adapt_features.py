@@ -1,0 +1,46 @@
+"""CyCADA feature level (ADDA): adapt the encoder of f_S on raw source ("feat") or of the pixel-only
+model on translated source ("pixel_feat") to the unlabelled target."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import save_checkpoint
+from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.config import Params
+from pipeline_lib.domains.tensors import domain_split, translated_split
+from pipeline_lib.methods.adda import adapt_features
+from pipeline_lib.models import load_task_model
+from pipeline_lib.runtime import resolve_device, seed_everything
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    exp = experiment(params, args.experiment)
+    backbone, cfg = params.backbones[exp.backbone], params.cycada.adapt_features
+    seed_everything(args.seed)
+    device = resolve_device(params.device)
+    if args.variant == "feat":
+        model_path = paths.supervised_model(exp.source, exp.backbone, args.seed)
+        source, _ = domain_split(paths.domain_npz(exp.source), "train", backbone)
+    else:
+        model_path = paths.pixel_model(args.experiment, args.seed)
+        source = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
+    target, _ = domain_split(paths.domain_npz(exp.target), "train", backbone, labels=False)
+    model, upstream = load_task_model(model_path, backbone)
+    out = paths.adapted_model(args.experiment, args.variant, args.seed)
+    meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
+            "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
+    adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, params_hash(meta),
+                                     desc=f"{args.variant} {args.experiment}/seed{args.seed}")
+    save_checkpoint(out, adapted.cpu().state_dict(), {
+        **meta, "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
+        "epochs_run": len(result.history), "device": str(device)})
+    finish_training(out, result)
+    print(f"adapted {out}: {len(result.history)} epoch(s), {result.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, experiment=True, seed=True)
+    parser.add_argument("--variant", required=True, choices=["feat", "pixel_feat"])
+    raise SystemExit(run_stage(parser, main))

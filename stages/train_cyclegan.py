@@ -1,0 +1,38 @@
+"""CyCADA pixel level: train G_S->T, G_T->S, D_S, D_T with the semantic loss of the frozen source model."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import save_checkpoint
+from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.config import Params
+from pipeline_lib.domains.tensors import domain_split
+from pipeline_lib.methods.cycada import CycleGAN, train_cyclegan
+from pipeline_lib.models import load_task_model
+from pipeline_lib.runtime import resolve_device, seed_everything
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    exp = experiment(params, args.experiment)
+    backbone, cfg = params.backbones[exp.backbone], params.cycada.cyclegan
+    seed_everything(args.seed)
+    device = resolve_device(params.device)
+    source, _ = domain_split(paths.domain_npz(exp.source), "train", backbone)
+    target, _ = domain_split(paths.domain_npz(exp.target), "train", backbone, labels=False)
+    source_model, _ = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
+    net = CycleGAN.build(backbone.channels, cfg)
+    out = paths.cyclegan_model(args.experiment, args.seed)
+    meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
+            "channels": backbone.channels, "cyclegan_params": cfg.model_dump()}
+    result = train_cyclegan(net, source_model, source, target, cfg, device, args.seed, out,
+                            params_hash(meta), desc=f"cyclegan {args.experiment}/seed{args.seed}")
+    save_checkpoint(out, net.state_dict(), {**meta, "train_seconds": result.seconds, "device": str(device)})
+    finish_training(out, result)
+    print(f"trained {out} in {result.seconds:.1f}s on {device}: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in result.history[-1].items() if k.startswith("loss")))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(stage_parser(__doc__, experiment=True, seed=True), main))
