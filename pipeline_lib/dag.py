@@ -157,7 +157,7 @@ def _report(params: Params, experiment: str) -> Stage:
     exp = params.experiments[experiment]
     pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods) + (str(paths.curves_png(experiment)),)
     csv = str(paths.report_csv(experiment))
-    curves = tuple(dict.fromkeys(str(csv_path) for _, _, csv_path in curve_sources(params, experiment)))
+    curves = tuple(dict.fromkeys(str(csv_path) for *_, csv_path in curve_sources(params, experiment)))
     return Stage(
         name=f"report__{experiment}",
         cmd=_py("report", experiment=experiment),

@@ -81,12 +81,17 @@ def training_curves(curves: Sequence[tuple[str, str, Sequence[float], Sequence[f
     panels: dict[str, list[tuple[str, Sequence[float], Sequence[float]]]] = {}
     for panel, label, x, y in curves:
         panels.setdefault(panel, []).append((label, x, y))
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4 * max(len(panels), 1), 3), squeeze=False)
-    for ax, (panel, series) in zip(axes[0], panels.items()):
+    cols = min(max(len(panels), 1), 3)
+    rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (panel, series) in zip(axes.ravel(), panels.items()):
         for label, x, y in series:
             ax.plot(x, y, label=label, linewidth=1)
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     _save(fig, path)

@@ -38,17 +38,22 @@ METHOD_INFO = {
 }
 
 
-def curve_sources(params: Params, experiment: str) -> list[tuple[str, str, Path]]:
-    """(panel, column, history CSV) for the training-curve figure; also the report stage's inputs."""
+def curve_sources(params: Params, experiment: str) -> list[tuple[str, str, str, Path]]:
+    """(panel, series label, history column, history CSV) for the training-curve figure.
+
+    The report stage lists the CSVs as its inputs, so the DAG and the figure agree.
+    """
     exp = params.experiments[experiment]
-    out: list[tuple[str, str, Path]] = []
+    out: list[tuple[str, str, str, Path]] = []
     for seed in params.seeds:
         if {"cycada_pixel", "cycada_pixel_feat"} & set(exp.methods):
-            out += [("CycleGAN losses", col, paths.history(paths.cyclegan_model(experiment, seed)))
-                    for col in ("loss_gan", "loss_cyc", "loss_sem", "loss_d")]
+            csv = paths.history(paths.cyclegan_model(experiment, seed))
+            out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in
+                    (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
+                     ("loss_d", "discriminator loss"))]
         for method, variant in paths.CYCADA_VARIANTS.items():
             if method in exp.methods:
-                out.append(("feature discriminator accuracy", "acc_d",
+                out.append((f"{METHOD_INFO[method].label}: discriminator accuracy", f"seed {seed}", "acc_d",
                             paths.history(paths.adapted_model(experiment, variant, seed))))
     return out
 
@@ -92,10 +97,10 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     table, confusions = build_report(params, experiment)
     exp = params.experiments[experiment]
     curves = []
-    for panel, col, csv in curve_sources(params, experiment):
+    for panel, label, col, csv in curve_sources(params, experiment):
         hist = pd.read_csv(csv)
         if col in hist:
-            curves.append((panel, f"{csv.parent.name}/{csv.name.split('.')[0]} {col}", hist["epoch"], hist[col]))
+            curves.append((panel, label, hist["epoch"], hist[col]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
     for method, conf in confusions.items():
         label = METHOD_INFO[method].label
