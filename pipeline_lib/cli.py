@@ -23,8 +23,6 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.paths import history
 from pipeline_lib.training import TrainResult, partial_path
 
-log = logging.getLogger("pipeline")
-
 
 def stage_parser(description: str | None, *, experiment: bool = False, seed: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
