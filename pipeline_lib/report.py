@@ -58,8 +58,9 @@ def curve_sources(params: Params, experiment: str) -> list[tuple[str, str, str, 
     return out
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.1f} ± {std:.1f}"
+def _pm(mean: float, std: float, n: int) -> str:
+    """'mean ± std' over seeds; a single seed has no spread to report."""
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
 def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -82,8 +83,10 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
         rows.append({
             "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
             "backbone": exp.backbone, "metric": "accuracy %",
-            "target_acc": _pm(t_mean, t_std), "target_mean": round(t_mean, 2), "target_std": round(t_std, 2),
-            "source_acc": _pm(s_mean, s_std), "source_mean": round(s_mean, 2), "source_std": round(s_std, 2),
+            "target_acc": _pm(t_mean, t_std, len(tgt)), "target_mean": round(t_mean, 2),
+            "target_std": round(t_std, 2) if len(tgt) > 1 else None,
+            "source_acc": _pm(s_mean, s_std, len(src)), "source_mean": round(s_mean, 2),
+            "source_std": round(s_std, 2) if len(src) > 1 else None,
             "paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
             "n_seeds": len(results), "seeds": " ".join(str(s) for s in params.seeds), "profile": params.profile,
             "uses_target_labels": info.uses_target_labels, "model_selection": info.selection,

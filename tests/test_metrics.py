@@ -36,3 +36,4 @@ def test_mean_std():
     assert mean_std([90.0]) == (90.0, 0.0)
     mean, std = mean_std([1.0, 2.0, 3.0])
     assert mean == 2.0 and std == pytest.approx(1.0)
+
