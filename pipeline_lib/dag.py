@@ -23,7 +23,6 @@ import yaml
 from pipeline_lib import paths
 from pipeline_lib.config import REAL_DIGIT_DOMAINS, Params, load_params
 from pipeline_lib.domains import domain_inputs
-from pipeline_lib.report import curve_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 DVC_HEADER = (
@@ -157,7 +156,7 @@ def _report(params: Params, experiment: str) -> Stage:
     exp = params.experiments[experiment]
     pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods) + (str(paths.curves_png(experiment)),)
     csv = str(paths.report_csv(experiment))
-    curves = tuple(dict.fromkeys(str(csv_path) for *_, csv_path in curve_sources(params, experiment)))
+    curves = tuple(str(csv) for *_, csv in paths.curve_histories(params, experiment))
     return Stage(
         name=f"report__{experiment}",
         cmd=_py("report", experiment=experiment),

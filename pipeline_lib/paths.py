@@ -65,6 +65,19 @@ def method_model(params: Params, experiment: str, method: str, seed: int) -> Pat
     raise KeyError(method)
 
 
+def curve_histories(params: Params, experiment: str) -> list[tuple[str, int, Path]]:
+    """(stage, seed, history CSV) behind the report's training curves; stage is "cyclegan" or a
+    feature-adaptation method. The report stage lists these CSVs as its inputs."""
+    methods = set(params.experiments[experiment].methods)
+    out: list[tuple[str, int, Path]] = []
+    for seed in params.seeds:
+        if {"cycada_pixel", "cycada_pixel_feat"} & methods:
+            out.append(("cyclegan", seed, history(cyclegan_model(experiment, seed))))
+        out += [(method, seed, history(adapted_model(experiment, variant, seed)))
+                for method, variant in CYCADA_VARIANTS.items() if method in methods]
+    return out
+
+
 def metrics_json(experiment: str, method: str, seed: int) -> Path:
     return Path("metrics") / experiment / method / f"seed{seed}.json"
 

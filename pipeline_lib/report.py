@@ -38,23 +38,18 @@ METHOD_INFO = {
 }
 
 
-def curve_sources(params: Params, experiment: str) -> list[tuple[str, str, str, Path]]:
-    """(panel, series label, history column, history CSV) for the training-curve figure.
+CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
+                   ("loss_d", "discriminator loss"))
 
-    The report stage lists the CSVs as its inputs, so the DAG and the figure agree.
-    """
-    exp = params.experiments[experiment]
+
+def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, Path]]:
+    """(panel, series label, history column, history CSV) for the training-curve figure."""
     out: list[tuple[str, str, str, Path]] = []
-    for seed in params.seeds:
-        if {"cycada_pixel", "cycada_pixel_feat"} & set(exp.methods):
-            csv = paths.history(paths.cyclegan_model(experiment, seed))
-            out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in
-                    (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
-                     ("loss_d", "discriminator loss"))]
-        for method, variant in paths.CYCADA_VARIANTS.items():
-            if method in exp.methods:
-                out.append((f"{METHOD_INFO[method].label}: discriminator accuracy", f"seed {seed}", "acc_d",
-                            paths.history(paths.adapted_model(experiment, variant, seed))))
+    for stage, seed, csv in paths.curve_histories(params, experiment):
+        if stage == "cyclegan":
+            out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in CYCLEGAN_CURVES]
+        else:
+            out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
     return out
 
 
@@ -100,7 +95,7 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     table, confusions = build_report(params, experiment)
     exp = params.experiments[experiment]
     curves = []
-    for panel, label, col, csv in curve_sources(params, experiment):
+    for panel, label, col, csv in curve_panels(params, experiment):
         hist = pd.read_csv(csv)
         if col in hist:
             curves.append((panel, label, hist["epoch"], hist[col]))

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
@@ -92,13 +92,17 @@ def epoch_bar(start: int, total: int, desc: str) -> tqdm:
     return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True)
 
 
+def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator) -> DataLoader:
+    """Seeded shuffling; the last short batch is dropped unless it is the only one."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                      drop_last=len(dataset) > batch_size)
+
+
 def paired_batches(source: TensorDataset, target: TensorDataset, batch_size: int,
                    gen_source: torch.Generator, gen_target: torch.Generator) -> Iterator[tuple]:
     """One epoch over the source; the target is reshuffled and cycled as often as needed."""
-    src = DataLoader(source, batch_size=batch_size, shuffle=True, generator=gen_source,
-                     drop_last=len(source) > batch_size)
-    tgt_loader = DataLoader(target, batch_size=batch_size, shuffle=True, generator=gen_target,
-                            drop_last=len(target) > batch_size)
+    src = shuffled_loader(source, batch_size, gen_source)
+    tgt_loader = shuffled_loader(target, batch_size, gen_target)
     tgt = iter(tgt_loader)
     for s_batch in src:
         try:
@@ -123,8 +127,7 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     """Train ``model`` with cross-entropy on (images, labels); resumable via ``<out>.partial``."""
     model.to(device)
     opt = make_optimizer(params, model)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=params.batch_size, shuffle=True,
-                        generator=generator, drop_last=len(labels) > params.batch_size)
+    loader = shuffled_loader(TensorDataset(images, labels), params.batch_size, generator)
     state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt}, {"loader": generator})
     state.restore(desc)
     loss_fn = nn.CrossEntropyLoss()

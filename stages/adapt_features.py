@@ -25,7 +25,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
         source, _ = domain_split(paths.domain_npz(exp.source), "train", backbone)
     else:
         model_path = paths.pixel_model(args.experiment, args.seed)
-        source = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
+        source, _ = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
     target, _ = domain_split(paths.domain_npz(exp.target), "train", backbone, labels=False)
     model, upstream = load_task_model(model_path, backbone)
     out = paths.adapted_model(args.experiment, args.variant, args.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline_lib import paths
-from pipeline_lib.artifacts import read_json, save_checkpoint
+from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.tensors import translated_split
@@ -19,8 +19,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     backbone, cfg = params.backbones[exp.backbone], params.cycada.train_task
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
-    folder = paths.translated_dataset(args.experiment, args.seed)
-    data = translated_split(folder, backbone)
+    data, manifest = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
     model, source_meta = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
     out = paths.pixel_model(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
@@ -28,7 +27,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     result = train_supervised(model, *data.tensors, cfg, device, generator, out,
                               {**meta, "resume_key": params_hash(meta)}, desc=f"pixel {args.experiment}/seed{args.seed}",
                               hint="lower cycada.train_task.lr in params.yaml")
-    upstream = source_meta["train_seconds"] + read_json(folder / "manifest.json")["cyclegan_seconds"]
+    upstream = source_meta["train_seconds"] + manifest["cyclegan_seconds"]
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": upstream + result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import TensorDataset
@@ -25,7 +26,8 @@ def domain_split(npz: str | Path, split: str, backbone: BackboneParams,
     return dataset, len(domain.classes)
 
 
-def translated_split(folder: str | Path, backbone: BackboneParams) -> TensorDataset:
-    """(images, source labels) of a translated dataset (sharded, checksums verified)."""
-    images, labels, _ = read_shards(folder)
-    return TensorDataset(to_model_tensor(images, backbone.channels, backbone.size), torch.from_numpy(labels))
+def translated_split(folder: str | Path, backbone: BackboneParams) -> tuple[TensorDataset, dict[str, Any]]:
+    """(images, source labels) of a translated dataset (sharded, checksums verified), and its manifest."""
+    images, labels, manifest = read_shards(folder)
+    data = TensorDataset(to_model_tensor(images, backbone.channels, backbone.size), torch.from_numpy(labels))
+    return data, manifest
