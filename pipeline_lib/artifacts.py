@@ -102,6 +102,11 @@ def save_domain(path: str | Path, domain: DomainData) -> None:
                      test_images=domain.test.images, test_labels=domain.test.labels, meta=np.array(meta))
 
 
+def _labels(labels: np.ndarray) -> np.ndarray:
+    """Class labels as int64; segmentation masks keep their compact uint8."""
+    return labels.astype(np.int64) if labels.ndim == 1 else labels
+
+
 def load_domain(path: str | Path) -> DomainData:
     path = Path(path)
     if not path.is_file():
@@ -111,8 +116,8 @@ def load_domain(path: str | Path) -> DomainData:
             meta = json.loads(str(z["meta"]))
             return DomainData(
                 name=meta["name"],
-                train=Split(z["train_images"], z["train_labels"].astype(np.int64)),
-                test=Split(z["test_images"], z["test_labels"].astype(np.int64)),
+                train=Split(z["train_images"], _labels(z["train_labels"])),
+                test=Split(z["test_images"], _labels(z["test_labels"])),
                 classes=tuple(meta["classes"]),
             )
     except PipelineError:
@@ -150,42 +155,133 @@ def _sha256(path: Path) -> str:
 MANIFEST = "manifest.json"
 
 
-def write_shards(path: str | Path, images: np.ndarray, labels: np.ndarray, shard_size: int,
-                 meta: dict[str, Any]) -> dict[str, Any]:
-    """Store an image set as a few ``shard-NNNNN.npz`` files plus ``manifest.json`` (count, checksums, meta).
+class ShardWriter:
+    """Stream an image set into ``shard-NNNNN.{images,labels}.npy`` pairs plus ``manifest.json``.
 
     Large sets (25k translated GTA5 frames) must not become 25k loose files: DVC and Snakemake
-    stay fast with a handful of shards.
+    stay fast with a handful of shards. Frames are appended in batches and flushed every
+    ``shard_size`` items, so memory holds at most one shard; the folder appears (atomically)
+    only when :meth:`close` succeeds. Uncompressed ``.npy`` lets readers memory-map a shard.
     """
+
+    def __init__(self, path: str | Path, shard_size: int, meta: dict[str, Any]) -> None:
+        self.path, self.shard_size, self.meta = Path(path), shard_size, meta
+        self._ctx = atomic_dir(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._images: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []
+        self._pending = 0
+        self.shards: list[dict[str, Any]] = []
+        self.count = 0
+        self.image_shape: list[int] | None = None
+        self._closed = False
+
+    def add(self, images: np.ndarray, labels: np.ndarray) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if self.image_shape is None:
+            self.image_shape = list(images.shape[1:])
+        start = 0
+        while start < len(images):
+            take = min(self.shard_size - self._pending, len(images) - start)
+            self._images.append(images[start:start + take])
+            self._labels.append(labels[start:start + take])
+            self._pending += take
+            start += take
+            if self._pending == self.shard_size:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending and self.shards:
+            return
+        i = len(self.shards)
+        entry: dict[str, Any] = {"count": self._pending}
+        for kind, parts in (("images", self._images), ("labels", self._labels)):
+            name = f"shard-{i:05d}.{kind}.npy"
+            np.save(self._tmp / name, np.concatenate(parts) if parts else np.zeros((0,), np.uint8))
+            entry[kind] = {"file": name, "sha256": _sha256(self._tmp / name)}
+        self.shards.append(entry)
+        self.count += self._pending
+        self._images, self._labels, self._pending = [], [], 0
+
+    def close(self) -> dict[str, Any]:
+        if self._pending or not self.shards:
+            self._flush()
+        manifest = {"count": self.count, "image_shape": self.image_shape or [], "shards": self.shards, **self.meta}
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        self._closed = True
+        self._ctx.__exit__(None, None, None)
+        return manifest
+
+    def abort(self) -> None:
+        """Drop everything written so far (nothing appears at ``path``)."""
+        if not self._closed:
+            self._closed = True
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def write_shards(path: str | Path, images: np.ndarray, labels: np.ndarray, shard_size: int,
+                 meta: dict[str, Any]) -> dict[str, Any]:
+    """Store an in-memory image set as shards (see :class:`ShardWriter`); returns the manifest."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    with atomic_dir(path) as tmp:
-        shards = []
-        for i, start in enumerate(range(0, max(len(images), 1), shard_size)):
-            name = f"shard-{i:05d}.npz"
-            with open(tmp / name, "wb") as fh:
-                np.savez(fh, images=images[start:start + shard_size], labels=labels[start:start + shard_size])
-            shards.append({"file": name, "count": int(len(images[start:start + shard_size])),
-                           "sha256": _sha256(tmp / name)})
-        manifest = {"count": int(len(images)), "image_shape": list(images.shape[1:]), "shards": shards, **meta}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    with ShardWriter(path, shard_size, meta) as writer:
+        writer.add(images, labels)
+        return writer.close()
+
+
+class ShardReader:
+    """Random access to a sharded set through memory maps; checksums and counts verified on open."""
+
+    def __init__(self, path: str | Path, verify: bool = True) -> None:
+        self.path = Path(path)
+        if not (self.path / MANIFEST).is_file():
+            raise PipelineError(f"{self.path}: not a sharded dataset (no {MANIFEST}); rerun the stage that writes it "
+                                "(or dvc pull)")
+        self.manifest = read_json(self.path / MANIFEST)
+        self._images, self._labels, starts = [], [], [0]
+        for shard in self.manifest["shards"]:
+            arrays = []
+            for kind in ("images", "labels"):
+                file = self.path / shard[kind]["file"]
+                if not file.is_file() or (verify and _sha256(file) != shard[kind]["sha256"]):
+                    raise PipelineError(f"{file}: missing or its checksum differs from {self.path / MANIFEST}; "
+                                        "delete the folder and rerun the stage that writes it (or dvc pull)")
+                arrays.append(np.load(file, mmap_mode="r", allow_pickle=False))
+            if len(arrays[0]) != shard["count"] or len(arrays[1]) != shard["count"]:
+                raise PipelineError(f"{self.path}: a shard's size differs from its manifest; rerun its stage")
+            self._images.append(arrays[0])
+            self._labels.append(arrays[1])
+            starts.append(starts[-1] + shard["count"])
+        self._starts = np.asarray(starts)
+        if starts[-1] != self.manifest["count"]:
+            raise PipelineError(f"{self.path}: holds {starts[-1]} images, its manifest says "
+                                f"{self.manifest['count']}; rerun its stage")
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        shard = int(np.searchsorted(self._starts, index, side="right") - 1)
+        offset = index - int(self._starts[shard])
+        return self._images[shard][offset], self._labels[shard][offset]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everything in memory (small sets: the digit track)."""
+        return np.concatenate(self._images), np.concatenate(self._labels)
 
 
 def read_shards(path: str | Path, verify: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Load a sharded image set; with ``verify`` check every shard's checksum and the total count."""
-    path = Path(path)
-    manifest = read_json(path / MANIFEST)
-    images, labels = [], []
-    for shard in manifest["shards"]:
-        file = path / shard["file"]
-        if not file.is_file() or (verify and _sha256(file) != shard["sha256"]):
-            raise PipelineError(f"{file}: missing or its checksum differs from {path / MANIFEST}; "
-                                "delete the folder and rerun the stage that writes it (or dvc pull)")
-        with np.load(file, allow_pickle=False) as z:
-            images.append(z["images"])
-            labels.append(z["labels"])
-    imgs, labs = np.concatenate(images), np.concatenate(labels).astype(np.int64)
-    if len(imgs) != manifest["count"]:
-        raise PipelineError(f"{path}: holds {len(imgs)} images, its manifest says {manifest['count']}; rerun its stage")
-    return imgs, labs, manifest
+    """Load a sharded image set into memory; with ``verify`` check every shard's checksum and the count."""
+    reader = ShardReader(path, verify)
+    images, labels = reader.arrays()
+    return images, labels.astype(np.int64), reader.manifest

@@ -8,6 +8,7 @@ only ever see plain values. Unknown or mistyped keys are errors, never silently 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,25 +22,59 @@ Profile = Literal["tiny", "demo", "paper"]
 EMBEDDED_DIGIT_DOMAINS = ("mnist5k", "syndigits", "mnistm", "optdigits")
 REAL_DIGIT_DOMAINS = ("mnist", "usps", "svhn")
 DIGIT_DOMAINS = EMBEDDED_DIGIT_DOMAINS + REAL_DIGIT_DOMAINS
+EMBEDDED_SCENE_DOMAINS = ("scenes_game", "scenes_photo")
+REAL_SCENE_DOMAINS = ("gta5", "cityscapes", "synthia")
+SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
+#: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
+REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
 METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "oracle")
+Task = Literal["classification", "segmentation"]
+ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
+                              "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
+                              "erfnet_encoder": "segmentation"}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FolderDomainParams(_Strict):
+    """A user's own segmentation domain: ``<root>/images/*`` + ``<root>/labels/*.png`` paired by stem."""
+
+    root: Path
+    classes: tuple[str, ...] = Field(min_length=1, description="class names, in train-id order")
+    ids: tuple[int, ...] | None = Field(None, description="label-PNG value of each class (default 0..n-1)")
+    ignore_id: int = Field(255, ge=0, description="label-PNG value that is not scored")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ids_match(self) -> "FolderDomainParams":
+        if self.ids is not None and len(self.ids) != len(self.classes):
+            raise ValueError(f"ids lists {len(self.ids)} values for {len(self.classes)} classes")
+        return self
+
+
 class DataParams(_Strict):
     roots: dict[str, Path] = Field(default_factory=dict)
+    folders: dict[str, FolderDomainParams] = Field(default_factory=dict)
     download: bool = False
     cache_dir: Path = Path("data/cache")
 
     @field_validator("roots")
     @classmethod
     def _known_roots(cls, roots: dict[str, Path]) -> dict[str, Path]:
-        unknown = sorted(set(roots) - set(REAL_DIGIT_DOMAINS))
+        unknown = sorted(set(roots) - set(REAL_DOMAINS))
         if unknown:
-            raise ValueError(f"unknown dataset {unknown[0]!r} (known: {', '.join(REAL_DIGIT_DOMAINS)})")
+            raise ValueError(f"unknown dataset {unknown[0]!r} (known: {', '.join(REAL_DOMAINS)})")
         return roots
+
+    @field_validator("folders")
+    @classmethod
+    def _new_names(cls, folders: dict[str, FolderDomainParams]) -> dict[str, FolderDomainParams]:
+        for name in folders:
+            if name in DIGIT_DOMAINS + SCENE_DOMAINS:
+                raise ValueError(f"folder domain {name!r} clashes with a built-in domain; rename it")
+        return folders
 
 
 class Mnist5kParams(_Strict):
@@ -68,6 +103,21 @@ class SubsetParams(_Strict):
     max_test: int | None = Field(None, gt=0)
 
 
+class ScenesParams(_Strict):
+    """Procedural street scenes (both renderers share these)."""
+
+    n_train: int = Field(gt=0)
+    n_test: int = Field(gt=0)
+    height: int = Field(128, ge=32)
+    width: int = Field(256, ge=32)
+
+
+class HeldOutParams(_Strict):
+    """A dataset without an official test split keeps its last frames (sorted by name) as the test split."""
+
+    test_frames: int = Field(500, gt=0)
+
+
 class PrepareParams(_Strict):
     seed: int = 0
     mnist5k: Mnist5kParams = Mnist5kParams()
@@ -75,12 +125,30 @@ class PrepareParams(_Strict):
     mnistm: MnistmParams = MnistmParams()
     optdigits: OptdigitsParams = OptdigitsParams()
     real: SubsetParams = SubsetParams()
+    scenes: ScenesParams = ScenesParams(n_train=600, n_test=200)
+    gta5: HeldOutParams = HeldOutParams()
+    synthia: HeldOutParams = HeldOutParams()
 
 
 class BackboneParams(_Strict):
-    arch: Literal["lenet"]
-    channels: Literal[1, 3]
-    size: int = Field(ge=16)
+    """``lenet`` (digits) or a segmentation net; segmentation nets take 3-channel images of any size."""
+
+    arch: Literal["lenet", "lraspp_mobilenet_v3", "fcn8s_vgg16", "drn26", "erfnet", "erfnet_encoder"]
+    channels: Literal[1, 3] = 3
+    size: int | None = Field(None, ge=16, description="input side of a classification net")
+    pretrained: bool = Field(False, description="start from ImageNet weights (downloaded once; needs network)")
+
+    @property
+    def task(self) -> Task:
+        return ARCH_TASK[self.arch]
+
+    @model_validator(mode="after")
+    def _size_for_classifiers(self) -> "BackboneParams":
+        if self.task == "classification" and self.size is None:
+            raise ValueError(f"arch {self.arch} needs size (the input side in pixels)")
+        if self.task == "segmentation" and self.channels != 3:
+            raise ValueError(f"arch {self.arch} takes colour images: set channels: 3")
+        return self
 
 
 class ExperimentParams(_Strict):
@@ -88,13 +156,7 @@ class ExperimentParams(_Strict):
     target: str
     backbone: str
     methods: tuple[str, ...] = METHODS
-
-    @field_validator("source", "target")
-    @classmethod
-    def _known_domain(cls, name: str) -> str:
-        if name not in DIGIT_DOMAINS:
-            raise ValueError(f"unknown domain {name!r} (known: {', '.join(DIGIT_DOMAINS)})")
-        return name
+    seeds: tuple[int, ...] | None = Field(None, min_length=1, description="overrides the top-level seeds")
 
     @field_validator("methods")
     @classmethod
@@ -148,6 +210,11 @@ class CycleGANParams(_Strict):
     pool_size: int = Field(50, ge=0)
     checkpoint_every: int = Field(1, gt=0)
 
+    @field_validator("semantic_loss", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
 
 class TranslateParams(_Strict):
     batch_size: int = Field(256, gt=0)
@@ -170,6 +237,11 @@ class AdaptFeaturesParams(_Strict):
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     weight_reg: float = Field(0.0, ge=0, description="weight of ||theta_t - theta_s||^2 (GAM's regulariser)")
     checkpoint_every: int = Field(1, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (CyCADA segmentation: 0.99)")
+    lambda_encoder: float = Field(1.0, gt=0, description="weight of the encoder's GAN loss (segmentation: 0.1)")
+    layer: str = Field("encoder", description="layer the discriminator sees: encoder (the backbone's "
+                       "encoder layer), logits (the CyCADA release's score maps) or any named layer")
 
 
 class CycadaParams(_Strict):
@@ -181,6 +253,60 @@ class CycadaParams(_Strict):
 
 class EvaluateParams(_Strict):
     batch_size: int = Field(512, gt=0)
+
+
+class FrameParams(_Strict):
+    """How a segmentation stage reads frames: frames wider than ``max_width`` are scaled down to it
+    (aspect kept; the paper: 1024), then randomly cropped to ``crop`` = [height, width] (training
+    only; padded with ignored pixels where a frame is smaller); ``num_workers`` DataLoader workers."""
+
+    max_width: int | None = Field(None, ge=32)
+    crop: tuple[int, int] | None = None
+    num_workers: int = Field(0, ge=0)
+
+
+class SegTrainParams(TrainSupervisedParams, FrameParams):
+    max_steps_per_epoch: int | None = Field(None, gt=0)
+    flip: bool = Field(True, description="random horizontal flips")
+
+
+class SegCycleGANParams(CycleGANParams, FrameParams):
+    """The paper: frames scaled to width 1024, random 400x400 crops, no semantic loss (memory)."""
+
+
+class SegTranslateParams(TranslateParams):
+    max_width: int | None = Field(None, ge=32, description="scale wider frames down to this width (paper: 1024)")
+    num_workers: int = Field(0, ge=0)
+
+
+class SegAdaptParams(AdaptFeaturesParams, FrameParams):
+    """CyCADA 6.1.2: SGD momentum 0.99, lr 1e-5, encoder loss x0.1, 1 + 1 crops of 768, gate over 100 iterations."""
+
+
+class SegCycadaParams(_Strict):
+    cyclegan: SegCycleGANParams
+    translate: SegTranslateParams = SegTranslateParams()
+    train_task: SegTrainParams
+    adapt_features: SegAdaptParams
+
+
+class SegEvaluateParams(_Strict):
+    """Frames wider than ``infer_max_width`` are inferred scaled down to it (the Cityscapes protocol of
+    the papers' code: 1024, i.e. 1024x512) and their logits upsampled to the label's full resolution
+    (2048x1024) before scoring; null infers every frame at full resolution."""
+
+    batch_size: int = Field(4, gt=0)
+    infer_max_width: int | None = Field(None, ge=32)
+    num_workers: int = Field(0, ge=0)
+    preview_frames: int = Field(4, ge=1, description="target frames shown in the report's prediction grid")
+
+
+class SegmentationParams(_Strict):
+    """The segmentation track's versions of train_supervised, cycada and evaluate."""
+
+    train_supervised: SegTrainParams
+    cycada: SegCycadaParams
+    evaluate: SegEvaluateParams = SegEvaluateParams()
 
 
 class Params(_Strict):
@@ -196,6 +322,25 @@ class Params(_Strict):
     train_supervised: TrainSupervisedParams
     cycada: CycadaParams
     evaluate: EvaluateParams = EvaluateParams()
+    segmentation: SegmentationParams | None = None
+
+    def track(self, backbone: str) -> "Track":
+        """The train_supervised / cycada / evaluate sections that apply to ``backbone``'s task."""
+        task = self.backbones[backbone].task
+        if task == "classification":
+            return Track(task, "", self.train_supervised, self.cycada, self.evaluate)
+        assert self.segmentation is not None  # validated in _cross_references
+        seg = self.segmentation
+        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.evaluate)
+
+    def experiment_seeds(self, experiment: str) -> tuple[int, ...]:
+        return self.experiments[experiment].seeds or self.seeds
+
+    def domain_task(self, domain: str) -> Task:
+        return "classification" if domain in DIGIT_DOMAINS else "segmentation"
+
+    def known_domains(self) -> tuple[str, ...]:
+        return DIGIT_DOMAINS + SCENE_DOMAINS + tuple(self.data.folders)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Params":
@@ -205,6 +350,18 @@ class Params(_Strict):
                     f"experiments.{name}.backbone: unknown backbone {exp.backbone!r} "
                     f"(defined: {', '.join(self.backbones)})"
                 )
+            task = self.backbones[exp.backbone].task
+            for role in ("source", "target"):
+                domain = getattr(exp, role)
+                if domain not in self.known_domains():
+                    raise ValueError(f"experiments.{name}.{role}: unknown domain {domain!r} "
+                                     f"(known: {', '.join(self.known_domains())})")
+                if self.domain_task(domain) != task:
+                    raise ValueError(f"experiments.{name}: {role} {domain!r} is a {self.domain_task(domain)} "
+                                     f"domain but backbone {exp.backbone!r} is a {task} net")
+            if task == "segmentation" and self.segmentation is None:
+                raise ValueError(f"experiments.{name} is a segmentation experiment: add the `segmentation:` "
+                                 "section (see params.yaml in the repository)")
         for name in self.dvc_experiments:
             if name not in self.experiments:
                 raise ValueError(
@@ -213,6 +370,17 @@ class Params(_Strict):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicates in {list(self.seeds)}")
         return self
+
+
+@dataclass(frozen=True)
+class Track:
+    """One task's sections; ``prefix`` is where they live in params.yaml ("" or "segmentation.")."""
+
+    task: Task
+    prefix: str
+    train_supervised: TrainSupervisedParams
+    cycada: CycadaParams | SegCycadaParams
+    evaluate: EvaluateParams | SegEvaluateParams
 
 
 def resolve_profile(raw: Any, profile: str, where: str = "") -> Any:

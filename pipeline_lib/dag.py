@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline_lib import paths
-from pipeline_lib.config import REAL_DIGIT_DOMAINS, Params, load_params
+from pipeline_lib.config import EMBEDDED_SCENE_DOMAINS, REAL_DIGIT_DOMAINS, Params, load_params
 from pipeline_lib.domains import domain_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,8 @@ DVC_HEADER = (
     "# The Snakefile builds its rules from the same stage list (pipeline_lib/dag.py).\n"
 )
 DOMAIN_MODULES = {"mnist5k": "mnist5k", "syndigits": "syndigits", "mnistm": "mnistm", "optdigits": "optdigits",
-                  "mnist": "torchvision_digits", "usps": "torchvision_digits", "svhn": "torchvision_digits"}
+                  "mnist": "torchvision_digits", "usps": "torchvision_digits", "svhn": "torchvision_digits",
+                  "scenes_game": "scenes", "scenes_photo": "scenes"}  # others: segmentation.py
 COMMON_CODE = ("pipeline_lib/config.py", "pipeline_lib/errors.py", "pipeline_lib/artifacts.py",
                "pipeline_lib/cli.py", "pipeline_lib/paths.py", "pipeline_lib/training.py", "pipeline_lib/runtime.py")
 
@@ -64,40 +65,70 @@ def _py(module: str, **args: Any) -> str:
 
 def _prepare(domain: str, params: Params) -> Stage:
     needs = domain_inputs(domain, params)
-    real = domain in REAL_DIGIT_DOMAINS
-    keys = ("profile", "prepare.seed", "prepare.real", "data") if real else ("profile", "prepare.seed", f"prepare.{domain}")
+    if domain in REAL_DIGIT_DOMAINS:
+        keys: tuple[str, ...] = ("profile", "prepare.seed", "prepare.real", "data")
+    elif domain in EMBEDDED_SCENE_DOMAINS:
+        keys = ("profile", "prepare.seed", "prepare.scenes")
+    elif params.domain_task(domain) == "segmentation":  # real street scenes or a user's folder
+        keys = ("data",) + ((f"prepare.{domain}",) if domain in ("gta5", "synthia") else ())
+    else:
+        keys = ("profile", "prepare.seed", f"prepare.{domain}")
+    module = DOMAIN_MODULES.get(domain, "segmentation")
     return Stage(
         name=f"prepare__{domain}",
         cmd=_py("prepare", domain=domain),
         deps=tuple(str(paths.domain_npz(d)) for d in needs)
         + code_deps("stages/prepare.py", "pipeline_lib/plots.py", "pipeline_lib/domains/__init__.py",
-                    "pipeline_lib/domains/base.py", f"pipeline_lib/domains/{DOMAIN_MODULES[domain]}.py"),
-        outs=(str(paths.domain_npz(domain)), str(paths.domain_samples_png(domain))),
+                    "pipeline_lib/domains/base.py", "pipeline_lib/domains/frames.py",
+                    f"pipeline_lib/domains/{module}.py"),
+        outs=(str(paths.domain_artifact(params, domain)), str(paths.domain_samples_png(domain))),
         params=keys,
     )
 
 
-MODEL_CODE = ("pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py", "pipeline_lib/domains/tensors.py")
+TASK_CODE = {
+    "classification": ("pipeline_lib/models/__init__.py", "pipeline_lib/models/base.py", "pipeline_lib/models/lenet.py",
+                       "pipeline_lib/domains/transforms.py", "pipeline_lib/domains/tensors.py",
+                       "pipeline_lib/domains/loading.py"),
+    "segmentation": ("pipeline_lib/models/*.py", "pipeline_lib/domains/transforms.py", "pipeline_lib/domains/frames.py",
+                     "pipeline_lib/domains/segmentation.py", "pipeline_lib/domains/loading.py"),
+}
 
 
-def _train_supervised(domain: str, backbone: str, seed: int) -> Stage:
+def model_code(params: Params, backbone: str) -> tuple[str, ...]:
+    """The model and data-loading code a stage of ``backbone``'s track runs."""
+    return TASK_CODE[params.backbones[backbone].task]
+
+
+def _train_supervised(params: Params, domain: str, backbone: str, seed: int) -> Stage:
     model = paths.supervised_model(domain, backbone, seed)
+    keys = ("profile", "device", "threads_per_job", f"{params.track(backbone).prefix}train_supervised",
+            f"backbones.{backbone}")
     return Stage(
         name=f"train_supervised__{domain}__{backbone}__s{seed}",
         cmd=_py("train_supervised", domain=domain, backbone=backbone, seed=seed),
-        deps=(str(paths.domain_npz(domain)),) + code_deps("stages/train_supervised.py", *MODEL_CODE),
+        deps=(str(paths.domain_artifact(params, domain)),)
+        + code_deps("stages/train_supervised.py", *model_code(params, backbone)),
         outs=(str(model), str(paths.history(model))),
-        params=("profile", "device", "threads_per_job", "train_supervised", f"backbones.{backbone}"),
+        params=keys + (("data",) if _streamed(params, domain) else ()),
     )
+
+
+def _streamed(params: Params, domain: str) -> bool:
+    """Frames read from the user's dataset folder at run time (so ``data`` roots are a param)."""
+    return paths.domain_artifact(params, domain).suffix == ".json"
 
 
 def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
     """CyCADA's stages for one seed: CycleGAN -> translation -> task net -> feature adaptation."""
     exp = params.experiments[experiment]
     wanted = set(exp.methods)
-    src_npz, tgt_npz = str(paths.domain_npz(exp.source)), str(paths.domain_npz(exp.target))
+    src_npz, tgt_npz = str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target))
     f_s = str(paths.supervised_model(exp.source, exp.backbone, seed))
-    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}")
+    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}") + \
+        (("data",) if _streamed(params, exp.source) or _streamed(params, exp.target) else ())
+    cyc = f"{params.track(exp.backbone).prefix}cycada"
+    model_code_ = model_code(params, exp.backbone)
     cyclegan, translated = paths.cyclegan_model(experiment, seed), paths.translated_dataset(experiment, seed)
     pixel = paths.pixel_model(experiment, seed)
     stages: list[Stage] = []
@@ -106,22 +137,22 @@ def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
             Stage(name=f"train_cyclegan__{experiment}__s{seed}",
                   cmd=_py("train_cyclegan", experiment=experiment, seed=seed),
                   deps=(src_npz, tgt_npz, f_s) + code_deps("stages/train_cyclegan.py", "pipeline_lib/methods/cycada.py",
-                                                           "pipeline_lib/losses.py", *MODEL_CODE),
+                                                           "pipeline_lib/losses.py", *model_code_),
                   outs=(str(cyclegan), str(paths.history(cyclegan))),
-                  params=common + ("cycada.cyclegan",)),
+                  params=common + (f"{cyc}.cyclegan",)),
             Stage(name=f"translate__{experiment}__s{seed}",
                   cmd=_py("translate", experiment=experiment, seed=seed),
                   deps=(str(cyclegan), src_npz) + code_deps("stages/translate.py", "pipeline_lib/methods/cycada.py",
-                                                            "pipeline_lib/plots.py", *MODEL_CODE),
+                                                            "pipeline_lib/plots.py", *model_code_),
                   outs=(str(translated), str(paths.translation_grid(experiment, seed))),
-                  params=common + ("cycada.cyclegan", "cycada.translate"),
+                  params=common + (f"{cyc}.cyclegan", f"{cyc}.translate"),
                   dir_outs=(str(translated),), report_outs=(str(paths.translation_grid(experiment, seed)),),
                   report_category=experiment),
             Stage(name=f"train_task__{experiment}__s{seed}",
                   cmd=_py("train_task", experiment=experiment, seed=seed),
-                  deps=(str(translated), f_s) + code_deps("stages/train_task.py", *MODEL_CODE),
+                  deps=(str(translated), f_s) + code_deps("stages/train_task.py", *model_code_),
                   outs=(str(pixel), str(paths.history(pixel))),
-                  params=common + ("cycada.train_task",)),
+                  params=common + (f"{cyc}.train_task",)),
         ]
     for method, variant in paths.CYCADA_VARIANTS.items():
         if method not in wanted:
@@ -132,35 +163,45 @@ def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
             name=f"adapt_features__{experiment}__{variant}__s{seed}",
             cmd=_py("adapt_features", experiment=experiment, variant=variant, seed=seed),
             deps=start + (tgt_npz,) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py",
-                                                "pipeline_lib/losses.py", *MODEL_CODE),
+                                                "pipeline_lib/losses.py", *model_code_),
             outs=(str(adapted), str(paths.history(adapted))),
-            params=common + ("cycada.adapt_features",)))
+            params=common + (f"{cyc}.adapt_features",)))
     return stages
 
 
 def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
     exp = params.experiments[experiment]
+    seg = params.backbones[exp.backbone].task == "segmentation"
+    streamed = _streamed(params, exp.source) or _streamed(params, exp.target)
     return Stage(
         name=f"evaluate__{experiment}__{method}__s{seed}",
         cmd=_py("evaluate", experiment=experiment, method=method, seed=seed),
         deps=(str(paths.method_model(params, experiment, method, seed)),
-              str(paths.domain_npz(exp.source)), str(paths.domain_npz(exp.target)))
-        + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py", *MODEL_CODE),
-        outs=(str(paths.metrics_json(experiment, method, seed)),),
-        params=("profile", "device", "threads_per_job", "evaluate", f"experiments.{experiment}",
-                f"backbones.{exp.backbone}"),
+              str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+        + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py",
+                    *model_code(params, exp.backbone)),
+        outs=(str(paths.metrics_json(experiment, method, seed)),)
+        + ((str(paths.predictions_preview(experiment, method, seed)),) if seg else ()),
+        params=("profile", "device", "threads_per_job", f"{params.track(exp.backbone).prefix}evaluate",
+                f"experiments.{experiment}", f"backbones.{exp.backbone}") + (("data",) if streamed else ()),
     )
 
 
 def _report(params: Params, experiment: str) -> Stage:
-    exp = params.experiments[experiment]
+    exp, seeds = params.experiments[experiment], params.experiment_seeds(experiment)
+    seg = params.backbones[exp.backbone].task == "segmentation"
     pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods) + (str(paths.curves_png(experiment)),)
+    previews: tuple[str, ...] = ()
+    if seg:
+        pngs += (str(paths.predictions_png(experiment)),)
+        previews = tuple(str(paths.predictions_preview(experiment, m, seeds[0])) for m in exp.methods)
     csv = str(paths.report_csv(experiment))
     curves = tuple(str(csv) for *_, csv in paths.curve_histories(params, experiment))
     return Stage(
         name=f"report__{experiment}",
         cmd=_py("report", experiment=experiment),
-        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in params.seeds) + curves
+        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in seeds) + curves
+        + previews
         + code_deps("stages/report.py", "pipeline_lib/report.py", "pipeline_lib/paper_numbers.py",
                     "pipeline_lib/metrics.py", "pipeline_lib/plots.py"),
         outs=(csv,) + pngs,
@@ -172,7 +213,7 @@ def _report(params: Params, experiment: str) -> Stage:
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     """Every stage the report of ``experiment`` needs, dependencies first."""
-    exp = params.experiments[experiment]
+    exp, seeds = params.experiments[experiment], params.experiment_seeds(experiment)
     domains: list[str] = []
     for d in (exp.source, exp.target):
         for needed in [*domain_inputs(d, params), d]:
@@ -181,12 +222,12 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     stages = [_prepare(d, params) for d in domains]
     needs_source_model = set(exp.methods) - {"oracle"}
     if needs_source_model:
-        stages += [_train_supervised(exp.source, exp.backbone, s) for s in params.seeds]
+        stages += [_train_supervised(params, exp.source, exp.backbone, s) for s in seeds]
     if "oracle" in exp.methods:
-        stages += [_train_supervised(exp.target, exp.backbone, s) for s in params.seeds]
-    for s in params.seeds:
+        stages += [_train_supervised(params, exp.target, exp.backbone, s) for s in seeds]
+    for s in seeds:
         stages += _cycada(params, experiment, s)
-    stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in params.seeds]
+    stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in seeds]
     stages.append(_report(params, experiment))
     return stages
 

@@ -1,12 +1,18 @@
-"""Batched inference and confusion-matrix accumulation."""
+"""Batched inference and confusion-matrix accumulation, for both tracks."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
+from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.metrics import confusion_matrix
 from pipeline_lib.runtime import autocast
+from pipeline_lib.training import in_order_batches
 
 
 @torch.no_grad()
@@ -23,3 +29,36 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
 def evaluate_confusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                        device: torch.device, batch_size: int) -> torch.Tensor:
     return confusion_matrix(predict(model, images, device, batch_size), labels, num_classes)
+
+
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, device: torch.device,
+                          batch_size: int, infer_max_width: int | None = None, num_workers: int = 0,
+                          preview: int = 0) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """Confusion matrix over a frame dataset; the Cityscapes protocol of the papers' public code.
+
+    A frame wider than ``infer_max_width`` is inferred scaled down to it (2048x1024 -> 1024x512), its logits
+    upsampled bilinearly to the label's full resolution (2048x1024) and scored there; pixels
+    labelled 255 are skipped. The first ``preview`` frames come back as uint8 images with their
+    predictions and labels (for the report's pictures).
+    """
+    model.to(device).eval()
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    shown: dict[str, list[np.ndarray]] = {"images": [], "predictions": [], "labels": []}
+    for images, masks in tqdm(in_order_batches(dataset, batch_size, num_workers), desc="evaluate", unit="batch", leave=False):
+        x = images.to(device, non_blocking=True)
+        h, w = x.shape[-2:]
+        if infer_max_width is not None and w > infer_max_width:
+            x = F.interpolate(x, size=(max(1, round(h * infer_max_width / w)), infer_max_width), mode="bilinear",
+                              align_corners=False)
+        with autocast(device):
+            logits = model(x).float()
+        for i, mask in enumerate(masks):
+            full = F.interpolate(logits[i:i + 1], size=tuple(mask.shape), mode="bilinear", align_corners=False)
+            pred = full.argmax(1)[0].cpu()
+            conf += confusion_matrix(pred, mask, num_classes)
+            if len(shown["images"]) < preview:
+                shown["images"].append(to_uint8_images(images[i:i + 1])[0])
+                shown["predictions"].append(pred.numpy().astype(np.uint8))
+                shown["labels"].append(mask.numpy().astype(np.uint8))
+    return conf, {k: np.stack(v) if v else np.zeros((0,), np.uint8) for k, v in shown.items()}

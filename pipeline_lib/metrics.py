@@ -68,6 +68,18 @@ def frequency_weighted_iou(conf: np.ndarray) -> float:
     return float((freq * iou).sum() / freq.sum()) if freq.sum() else float("nan")
 
 
+def segmentation_scores(conf: np.ndarray, eval_classes: Sequence[int] | None = None) -> dict[str, object]:
+    """mIoU, fwIoU, pixel accuracy and per-class IoU (NaN -> None), scored on ``eval_classes``
+    (e.g. the 16 of SYNTHIA -> Cityscapes); the other rows and columns are dropped first."""
+    conf = np.asarray(conf)
+    if eval_classes is not None:
+        idx = np.asarray(eval_classes)
+        conf = conf[np.ix_(idx, idx)]
+    iou = per_class_iou(conf)
+    return {"miou": mean_iou(conf), "fwiou": frequency_weighted_iou(conf), "pixel_acc": pixel_accuracy(conf),
+            "iou": [None if np.isnan(v) else float(v) for v in iou]}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     vals = [float(v) for v in values]

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_lib.config import Params
+from pipeline_lib.config import EMBEDDED_SCENE_DOMAINS, Params
 
 CYCADA_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
 
 
 def domain_npz(domain: str) -> Path:
     return Path("data/domains") / f"{domain}.npz"
+
+
+def domain_artifact(params: Params, domain: str) -> Path:
+    """What ``prepare`` writes: an ``.npz`` of images (digits, embedded scenes) or, for a real
+    segmentation dataset that is streamed from its own folder, a ``.json`` index of its frames."""
+    if params.domain_task(domain) == "classification" or domain in EMBEDDED_SCENE_DOMAINS:
+        return domain_npz(domain)
+    return Path("data/domains") / f"{domain}.json"
 
 
 def domain_samples_png(domain: str) -> Path:
@@ -70,7 +78,7 @@ def curve_histories(params: Params, experiment: str) -> list[tuple[str, int, Pat
     feature-adaptation method. The report stage lists these CSVs as its inputs."""
     methods = set(params.experiments[experiment].methods)
     out: list[tuple[str, int, Path]] = []
-    for seed in params.seeds:
+    for seed in params.experiment_seeds(experiment):
         if {"cycada_pixel", "cycada_pixel_feat"} & methods:
             out.append(("cyclegan", seed, history(cyclegan_model(experiment, seed))))
         out += [(method, seed, history(adapted_model(experiment, variant, seed)))
@@ -80,6 +88,15 @@ def curve_histories(params: Params, experiment: str) -> list[tuple[str, int, Pat
 
 def metrics_json(experiment: str, method: str, seed: int) -> Path:
     return Path("metrics") / experiment / method / f"seed{seed}.json"
+
+
+def predictions_preview(experiment: str, method: str, seed: int) -> Path:
+    """A few target frames with their predictions (segmentation), for the report's picture grid."""
+    return Path("metrics") / experiment / method / f"seed{seed}.preview.npz"
+
+
+def predictions_png(experiment: str) -> Path:
+    return Path("reports") / experiment / "predictions.png"
 
 
 def report_csv(experiment: str) -> Path:

@@ -61,7 +61,9 @@ def confusion_plot(conf: np.ndarray, classes: Sequence[str], path: str | Path, t
 def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str) -> None:
     """One row per (name, uint8 NHWC images), e.g. source | translated | reconstructed."""
     n = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0), squeeze=False)
+    first = rows[0][1]
+    aspect = min(first.shape[2] / first.shape[1], 3.0) if len(first) else 1.0  # street frames are wide
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9 * aspect, len(rows) * 1.0), squeeze=False)
     for r, (name, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
@@ -94,4 +96,32 @@ def training_curves(curves: Sequence[tuple[str, str, Sequence[float], Sequence[f
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def colorize(masks: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """Train-id masks (..., H, W) -> uint8 colour images (..., H, W, 3); 255 (ignored) is black."""
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
+    return lut[np.asarray(masks, np.uint8)]
+
+
+def segmentation_grid(columns: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str,
+                      legend: Sequence[tuple[str, tuple[int, int, int]]] = ()) -> None:
+    """One row per frame, one column per (name, uint8 NHWC images): e.g. target image | source-only
+    prediction | adapted prediction | ground truth, with a class legend underneath."""
+    n = min(len(images) for _, images in columns)
+    h, w = columns[0][1].shape[1:3]
+    fig, axes = plt.subplots(n, len(columns), figsize=(len(columns) * 2.2 * min(w / h, 3.0), n * 2.2 + 0.6),
+                             squeeze=False)
+    for c, (name, images) in enumerate(columns):
+        axes[0][c].set_title(name, fontsize=8)
+        for r in range(n):
+            axes[r][c].imshow(images[r])
+            axes[r][c].axis("off")
+    if legend:
+        from matplotlib.patches import Patch
+        handles = [Patch(color=np.asarray(col) / 255, label=name) for name, col in legend]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=6, frameon=False)
+    fig.suptitle(title, fontsize=9)
     _save(fig, path)

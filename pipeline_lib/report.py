@@ -15,10 +15,11 @@ import pandas as pd
 from pipeline_lib import paths
 from pipeline_lib.artifacts import atomic_path, read_json
 from pipeline_lib.config import Params
+from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import mean_std
 from pipeline_lib.paper_numbers import paper_values
-from pipeline_lib.plots import confusion_plot, training_curves
+from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid, training_curves
 
 
 @dataclass(frozen=True)
@@ -58,37 +59,71 @@ def _pm(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
+def _classification_columns(results: list[dict]) -> dict[str, object]:
+    tgt = [100 * r["target"]["accuracy"] for r in results]
+    src = [100 * r["source"]["accuracy"] for r in results]
+    (t_mean, t_std), (s_mean, s_std), n = mean_std(tgt), mean_std(src), len(results)
+    return {"metric": "accuracy %", "target_acc": _pm(t_mean, t_std, n), "target_mean": round(t_mean, 2),
+            "target_std": round(t_std, 2) if n > 1 else None, "source_acc": _pm(s_mean, s_std, n),
+            "source_mean": round(s_mean, 2), "source_std": round(s_std, 2) if n > 1 else None}
+
+
+def _segmentation_columns(results: list[dict]) -> dict[str, object]:
+    """mIoU / fwIoU / pixel accuracy (mean ± std over seeds) on both domains, and the target's
+    per-class IoUs (mean over seeds; empty where a class is absent), like CyCADA Table 4."""
+    n = len(results)
+    out: dict[str, object] = {"metric": "mIoU %"}
+    for role in ("target", "source"):
+        for key in ("miou", "fwiou", "pixel_acc"):
+            mean, std = mean_std([100 * r[role][key] for r in results])
+            out[f"{role}_{key}"] = _pm(mean, std, n)
+            if key == "miou":
+                out[f"{role}_mean"], out[f"{role}_std"] = round(mean, 2), round(std, 2) if n > 1 else None
+    first = results[0]["target"]
+    for pos, cls in enumerate(first["eval_classes"]):
+        vals = [r["target"]["iou"][pos] for r in results if r["target"]["iou"][pos] is not None]
+        out[f"iou_{first['classes'][cls]}"] = round(100 * float(np.mean(vals)), 1) if vals else None
+    return out
+
+
 def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Rows of the report and the seed-summed target confusion matrix per method."""
-    exp = params.experiments[experiment]
+    exp, seeds = params.experiments[experiment], params.experiment_seeds(experiment)
     arch = params.backbones[exp.backbone].arch
+    segmentation = params.backbones[exp.backbone].task == "segmentation"
     rows, confusions = [], {}
     for method in exp.methods:
-        results = [read_json(paths.metrics_json(experiment, method, s)) for s in params.seeds]
-        for r, s in zip(results, params.seeds):
+        results = [read_json(paths.metrics_json(experiment, method, s)) for s in seeds]
+        for r, s in zip(results, seeds):
             if r.get("seed") != s or r.get("method") != method:
                 raise PipelineError(f"{paths.metrics_json(experiment, method, s)}: holds another run's "
                                     "metrics; delete it and rerun its evaluate stage")
-        tgt = [100 * r["target"]["accuracy"] for r in results]
-        src = [100 * r["source"]["accuracy"] for r in results]
-        t_mean, t_std = mean_std(tgt)
-        s_mean, s_std = mean_std(src)
         papers = paper_values(exp.source, exp.target, method, arch)
         info = METHOD_INFO[method]
+        metrics = _segmentation_columns(results) if segmentation else _classification_columns(results)
         rows.append({
             "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
-            "backbone": exp.backbone, "metric": "accuracy %",
-            "target_acc": _pm(t_mean, t_std, len(tgt)), "target_mean": round(t_mean, 2),
-            "target_std": round(t_std, 2) if len(tgt) > 1 else None,
-            "source_acc": _pm(s_mean, s_std, len(src)), "source_mean": round(s_mean, 2),
-            "source_std": round(s_std, 2) if len(src) > 1 else None,
+            "backbone": exp.backbone, **metrics,
             "paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
-            "n_seeds": len(results), "seeds": " ".join(str(s) for s in params.seeds), "profile": params.profile,
+            "n_seeds": len(results), "seeds": " ".join(str(s) for s in seeds), "profile": params.profile,
             "uses_target_labels": info.uses_target_labels, "model_selection": info.selection,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
     return pd.DataFrame(rows), confusions
+
+
+def prediction_grid(params: Params, experiment: str) -> None:
+    """Target frames | source-only prediction | adapted predictions | ground truth (first seed)."""
+    exp, seed = params.experiments[experiment], params.experiment_seeds(experiment)[0]
+    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.methods}
+    first = previews[exp.methods[0]]
+    columns = [(f"{exp.target} image", first["images"])]
+    columns += [(METHOD_INFO[m].label, colorize(p["predictions"], CITYSCAPES_PALETTE)) for m, p in previews.items()]
+    columns.append(("ground truth", colorize(first["labels"], CITYSCAPES_PALETTE)))
+    segmentation_grid(columns, paths.predictions_png(experiment),
+                      f"{experiment}: {exp.target} test frames, seed {seed} (Cityscapes palette; black = ignored)",
+                      legend=list(zip(CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)))
 
 
 def write_report(params: Params, experiment: str) -> pd.DataFrame:
@@ -100,10 +135,14 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
         if col in hist:
             curves.append((panel, label, hist["epoch"], hist[col]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
+    segmentation = params.backbones[exp.backbone].task == "segmentation"
     for method, conf in confusions.items():
         label = METHOD_INFO[method].label
-        confusion_plot(conf, [str(i) for i in range(conf.shape[0])], paths.confusion_png(experiment, method),
+        names = CITYSCAPES_CLASSES if segmentation else [str(i) for i in range(conf.shape[0])]
+        confusion_plot(conf, names, paths.confusion_png(experiment, method),
                        f"{experiment}: {label} on {exp.target} test (seeds summed)")
+    if segmentation:
+        prediction_grid(params, experiment)
     out = Path(paths.report_csv(experiment))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)

@@ -15,12 +15,13 @@ from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
 from pipeline_lib.config import TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.metrics import IGNORE_INDEX
 from pipeline_lib.runtime import autocast
 
 Stateful = nn.Module | torch.optim.Optimizer
@@ -92,17 +93,32 @@ def epoch_bar(start: int, total: int, desc: str) -> tqdm:
     return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True)
 
 
-def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator) -> DataLoader:
-    """Seeded shuffling; the last short batch is dropped unless it is the only one."""
+def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator,
+                    num_workers: int = 0) -> DataLoader:
+    """Seeded shuffling (worker seeds derive from ``generator`` too, so random crops repeat);
+    the last short batch is dropped unless it is the only one."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                      drop_last=len(dataset) > batch_size)
+                      drop_last=len(dataset) > batch_size, num_workers=num_workers,
+                      persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
-def paired_batches(source: TensorDataset, target: TensorDataset, batch_size: int,
-                   gen_source: torch.Generator, gen_target: torch.Generator) -> Iterator[tuple]:
+def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) batches in dataset order; a batch whose frames differ in size is split
+    into runs of equal size (real datasets hold a few odd-sized frames)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list)
+    for items in loader:
+        groups: dict[tuple[int, ...], list] = {}
+        for image, label in items:
+            groups.setdefault((*image.shape, *label.shape), []).append((image, label))
+        for group in groups.values():
+            yield torch.stack([g[0] for g in group]), torch.stack([torch.as_tensor(g[1]) for g in group])
+
+
+def paired_batches(source: Dataset, target: Dataset, batch_size: int,
+                   gen_source: torch.Generator, gen_target: torch.Generator, num_workers: int = 0) -> Iterator[tuple]:
     """One epoch over the source; the target is reshuffled and cycled as often as needed."""
-    src = shuffled_loader(source, batch_size, gen_source)
-    tgt_loader = shuffled_loader(target, batch_size, gen_target)
+    src = shuffled_loader(source, batch_size, gen_source, num_workers)
+    tgt_loader = shuffled_loader(target, batch_size, gen_target, num_workers)
     tgt = iter(tgt_loader)
     for s_batch in src:
         try:
@@ -120,22 +136,28 @@ def make_optimizer(params: TrainSupervisedParams, model: nn.Module) -> torch.opt
     return torch.optim.SGD(trainable, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
 
 
-def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     params: TrainSupervisedParams, device: torch.device, generator: torch.Generator,
-                     out: Path, meta: dict[str, Any], desc: str = "train",
+def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervisedParams, device: torch.device,
+                     generator: torch.Generator, out: Path, meta: dict[str, Any], desc: str = "train",
                      hint: str = "lower train_supervised.lr in params.yaml or check the input data") -> TrainResult:
-    """Train ``model`` with cross-entropy on (images, labels); resumable via ``<out>.partial``."""
+    """Train ``model`` with cross-entropy on a dataset of (image, label); resumable via ``<out>.partial``.
+
+    Labels are class indices (classification) or masks (segmentation), where 255 is not scored.
+    Segmentation params may cap the steps per epoch and read frames with DataLoader workers.
+    """
     model.to(device)
     opt = make_optimizer(params, model)
-    loader = shuffled_loader(TensorDataset(images, labels), params.batch_size, generator)
+    max_steps = getattr(params, "max_steps_per_epoch", None)
+    loader = shuffled_loader(dataset, params.batch_size, generator, getattr(params, "num_workers", 0))
     state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt}, {"loader": generator})
     state.restore(desc)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
         model.train()
-        total, correct, loss_sum = 0, 0, 0.0
+        total, correct, loss_sum, items = 0, 0, 0.0, 0
         for step, (x, y) in enumerate(loader):
+            if max_steps and step >= max_steps:
+                break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with autocast(device):
                 logits = model(x)
@@ -144,10 +166,12 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            scored = y != IGNORE_INDEX
             loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            total += len(y)
-        row = {"loss": loss_sum / total, "train_acc": correct / total}
+            items += len(y)
+            correct += ((logits.argmax(1) == y) & scored).sum().item()
+            total += scored.sum().item()
+        row = {"loss": loss_sum / max(items, 1), "train_acc": correct / max(total, 1)}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
     return state.result()

@@ -9,7 +9,7 @@ from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
-from pipeline_lib.domains.tensors import domain_split, translated_split
+from pipeline_lib.domains.loading import train_set, translated_set
 from pipeline_lib.methods.adda import adapt_features
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
@@ -17,16 +17,16 @@ from pipeline_lib.runtime import resolve_device, seed_everything
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.cycada.adapt_features
+    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).cycada.adapt_features
     seed_everything(args.seed)
     device = resolve_device(params.device)
     if args.variant == "feat":
         model_path = paths.supervised_model(exp.source, exp.backbone, args.seed)
-        source, _ = domain_split(paths.domain_npz(exp.source), "train", backbone)
+        source = train_set(params, exp.source, exp.backbone, cfg)
     else:
         model_path = paths.pixel_model(args.experiment, args.seed)
-        source, _ = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
-    target, _ = domain_split(paths.domain_npz(exp.target), "train", backbone, labels=False)
+        source, _ = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
+    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
     model, upstream = load_task_model(model_path, backbone)
     out = paths.adapted_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from pipeline_lib import paths
-from pipeline_lib.artifacts import write_json
+from pipeline_lib.artifacts import atomic_path, write_json
 from pipeline_lib.cli import experiment, require, run_stage, stage_parser
 from pipeline_lib.config import Params
+from pipeline_lib.domains.frames import domain_classes
+from pipeline_lib.domains.loading import test_set
 from pipeline_lib.domains.tensors import domain_split
-from pipeline_lib.evaluation import evaluate_confusion
-from pipeline_lib.metrics import accuracy
+from pipeline_lib.evaluation import evaluate_confusion, evaluate_segmentation
+from pipeline_lib.metrics import accuracy, segmentation_scores
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device
 
@@ -18,19 +22,32 @@ from pipeline_lib.runtime import resolve_device
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
     require(args.method, exp.methods, f"method of experiment {args.experiment}")
-    backbone = params.backbones[exp.backbone]
+    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).evaluate
     device = resolve_device(params.device)
     model, meta = load_task_model(paths.method_model(params, args.experiment, args.method, args.seed), backbone)
     result = {"experiment": args.experiment, "method": args.method, "seed": args.seed, "profile": params.profile,
               "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"]}
     for role in ("target", "source"):
         domain = getattr(exp, role)
-        data, num_classes = domain_split(paths.domain_npz(domain), "test", backbone)
-        conf = evaluate_confusion(model, *data.tensors, num_classes, device, params.evaluate.batch_size)
-        result[role] = {"domain": domain, "accuracy": accuracy(conf.numpy()), "confusion": conf.tolist()}
+        if backbone.task == "classification":
+            data, num_classes = domain_split(paths.domain_npz(domain), "test", backbone)
+            conf = evaluate_confusion(model, *data.tensors, num_classes, device, cfg.batch_size)
+            result[role] = {"domain": domain, "accuracy": accuracy(conf.numpy()), "confusion": conf.tolist()}
+            continue
+        classes, eval_classes = domain_classes(params, exp.source)  # e.g. SYNTHIA scores 16 classes
+        conf, shown = evaluate_segmentation(model, test_set(params, domain, exp.backbone), model.num_classes, device,
+                                            cfg.batch_size, cfg.infer_max_width, cfg.num_workers,
+                                            preview=cfg.preview_frames if role == "target" else 0)
+        result[role] = {"domain": domain, "classes": list(classes), "eval_classes": list(eval_classes),
+                        **segmentation_scores(conf.numpy(), eval_classes), "confusion": conf.tolist()}
+        if role == "target":
+            with atomic_path(paths.predictions_preview(args.experiment, args.method, args.seed)) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, **shown)
     write_json(paths.metrics_json(args.experiment, args.method, args.seed), result)
-    print(f"{args.experiment} {args.method} seed {args.seed}: target acc {result['target']['accuracy']:.4f}, "
-          f"source acc {result['source']['accuracy']:.4f}")
+    key = "accuracy" if backbone.task == "classification" else "miou"
+    print(f"{args.experiment} {args.method} seed {args.seed}: target {key} {result['target'][key]:.4f}, "
+          f"source {key} {result['source'][key]:.4f}")
 
 
 if __name__ == "__main__":

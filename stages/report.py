@@ -11,9 +11,11 @@ from pipeline_lib.report import write_report
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    experiment(params, args.experiment)
+    exp = experiment(params, args.experiment)
     table = write_report(params, args.experiment)
-    cols = ["method", "target_acc", "source_acc", "paper", "paper_table", "n_seeds", "profile"]
+    metrics = ["target_acc", "source_acc"] if params.backbones[exp.backbone].task == "classification" \
+        else ["target_miou", "target_fwiou", "target_pixel_acc", "source_miou"]
+    cols = ["method", *metrics, "paper", "n_seeds", "profile"]
     print(table[cols].to_string(index=False))
     print(f"report: {paths.report_csv(args.experiment)}")
 

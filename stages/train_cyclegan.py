@@ -8,7 +8,7 @@ from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
-from pipeline_lib.domains.tensors import domain_split
+from pipeline_lib.domains.loading import train_set
 from pipeline_lib.methods.cycada import CycleGAN, train_cyclegan
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
@@ -16,11 +16,11 @@ from pipeline_lib.runtime import resolve_device, seed_everything
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.cycada.cyclegan
+    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).cycada.cyclegan
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    source, _ = domain_split(paths.domain_npz(exp.source), "train", backbone)
-    target, _ = domain_split(paths.domain_npz(exp.target), "train", backbone, labels=False)
+    source = train_set(params, exp.source, exp.backbone, cfg)
+    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
     source_model, _ = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
     net = CycleGAN.build(backbone.channels, cfg)
     out = paths.cyclegan_model(args.experiment, args.seed)

@@ -8,7 +8,7 @@ from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
-from pipeline_lib.domains.tensors import translated_split
+from pipeline_lib.domains.loading import translated_set
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import train_supervised
@@ -16,17 +16,18 @@ from pipeline_lib.training import train_supervised
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.cycada.train_task
+    backbone, track = params.backbones[exp.backbone], params.track(exp.backbone)
+    cfg = track.cycada.train_task
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
-    data, manifest = translated_split(paths.translated_dataset(args.experiment, args.seed), backbone)
+    data, manifest = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
     model, source_meta = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
     out = paths.pixel_model(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
-    result = train_supervised(model, *data.tensors, cfg, device, generator, out,
+    result = train_supervised(model, data, cfg, device, generator, out,
                               {**meta, "resume_key": params_hash(meta)}, desc=f"pixel {args.experiment}/seed{args.seed}",
-                              hint="lower cycada.train_task.lr in params.yaml")
+                              hint=f"lower {track.prefix}cycada.train_task.lr in params.yaml")
     upstream = source_meta["train_seconds"] + manifest["cyclegan_seconds"]
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": upstream + result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})

@@ -74,3 +74,37 @@ def test_bad_profile_and_bad_yaml(tmp_path, tiny_raw):
         load_params(tmp_path / "missing.yaml")
     path.write_text(yaml.safe_dump(tiny_raw))
     assert load_params(path).profile == "tiny"
+
+
+def test_segmentation_experiments_are_checked_against_their_backbone(tiny_raw):
+    bad = copy.deepcopy(tiny_raw)
+    bad["experiments"]["scenes"]["backbone"] = "lenet"
+    with pytest.raises(PipelineError, match="source 'scenes_game' is a segmentation domain but backbone 'lenet'"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    del bad["segmentation"]
+    with pytest.raises(PipelineError, match="add the `segmentation:` section"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["backbones"]["street"]["channels"] = 1
+    with pytest.raises(PipelineError, match="takes colour images"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["data"]["folders"] = {"cityscapes": {"root": "x", "classes": ["a"]}}
+    with pytest.raises(PipelineError, match="clashes with a built-in domain"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny_raw)
+    bad["data"]["folders"] = {"mine": {"root": "x", "classes": ["a", "b"], "ids": [3]}}
+    with pytest.raises(PipelineError, match="ids lists 1 values for 2 classes"):
+        parse_params(bad)
+
+
+def test_segmentation_track_sections_and_experiment_seeds(tiny_raw):
+    tiny_raw["segmentation"]["cycada"]["cyclegan"]["semantic_loss"] = False  # what YAML makes of a bare `off`
+    tiny_raw["experiments"]["scenes"]["seeds"] = [3, 4]
+    params = parse_params(tiny_raw)
+    seg, cls = params.track("street"), params.track("lenet")
+    assert seg.prefix == "segmentation." and cls.prefix == ""
+    assert seg.cycada.cyclegan.semantic_loss == "off" and seg.cycada.cyclegan.crop == (64, 64)
+    assert cls.train_supervised.epochs == 1 and not hasattr(cls.train_supervised, "crop")
+    assert params.experiment_seeds("scenes") == (3, 4) and params.experiment_seeds("mnist_usps") == (0,)

@@ -98,13 +98,13 @@ def test_translated_dataset_round_trip_in_shards(tmp_path):
     manifest = write_shards(tmp_path / "t", stored, labels.numpy(), shard_size=10, meta={"seed": 3})
     assert manifest["count"] == 25 and [s["count"] for s in manifest["shards"]] == [10, 10, 5]
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
-        "manifest.json", "shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+        "manifest.json", *(f"shard-0000{i}.{k}.npy" for i in range(3) for k in ("images", "labels"))]
     back, back_labels, meta = read_shards(tmp_path / "t")
     assert meta["seed"] == 3 and back.dtype.name == "uint8"
     assert (back == stored).all() and (back_labels == labels.numpy()).all()
     # uint8 storage costs at most half a grey level
     torch.testing.assert_close(to_model_tensor(back, 3, 32), translated, atol=1 / 127.5, rtol=0)
-    shard = tmp_path / "t" / "shard-00001.npz"
+    shard = tmp_path / "t" / "shard-00001.images.npy"
     shard.write_bytes(shard.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(PipelineError, match="checksum differs"):
         read_shards(tmp_path / "t")

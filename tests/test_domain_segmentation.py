@@ -276,7 +276,7 @@ def test_folder_dataset_errors(tmp_path):
     _one_line_error(excinfo, "b.jpg", "b.png")
     with pytest.raises(PipelineError) as excinfo:
         FolderSegmentationDataset(tmp_path / "missing", classes=["bg"], mapping={0: 0}, name="mine")
-    _one_line_error(excinfo, "data.roots.mine")
+    _one_line_error(excinfo, "data.folders.mine.root")
 
 
 # ------------------------------------------------------------------ corrupt files

@@ -37,3 +37,14 @@ def test_mean_std():
     mean, std = mean_std([1.0, 2.0, 3.0])
     assert mean == 2.0 and std == pytest.approx(1.0)
 
+
+
+def test_segmentation_scores_on_a_class_subset():
+    from pipeline_lib.metrics import segmentation_scores
+    conf = np.zeros((4, 4), int)
+    conf[0, 0], conf[1, 1], conf[2, 2], conf[3, 0] = 4, 2, 2, 2  # class 3 (unscored) predicted as 0
+    full = segmentation_scores(conf)
+    sub = segmentation_scores(conf, eval_classes=[0, 1, 2])  # SYNTHIA-style: score 3 classes only
+    assert full["iou"][0] == pytest.approx(4 / 6) and full["iou"][3] == 0.0
+    assert sub["iou"] == [1.0, 1.0, 1.0] and sub["miou"] == 1.0 and sub["pixel_acc"] == 1.0
+    assert full["pixel_acc"] == pytest.approx(0.8)

@@ -57,3 +57,34 @@ def test_metrics_of_another_run_are_refused(tmp_path, monkeypatch, tiny_raw):
     paths.metrics_json("mnist_usps", "source_only", 7).rename(paths.metrics_json("mnist_usps", "source_only", 0))
     with pytest.raises(PipelineError, match="another run's metrics"):
         build_report(params, "mnist_usps")
+
+
+def _write_seg_metrics(experiment, method, seed, conf_target, conf_source):
+    from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES
+    from pipeline_lib.metrics import segmentation_scores
+    path = paths.metrics_json(experiment, method, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = {"experiment": experiment, "method": method, "seed": seed, "train_seconds": 5.0}
+    for role, conf in (("target", conf_target), ("source", conf_source)):
+        result[role] = {"domain": role, "classes": list(CITYSCAPES_CLASSES), "eval_classes": list(range(19)),
+                        **segmentation_scores(conf), "confusion": conf.tolist()}
+    path.write_text(json.dumps(result))
+
+
+def test_segmentation_rows_carry_per_class_iou_and_table4(tmp_path, monkeypatch, tiny_raw):
+    import numpy as np
+    monkeypatch.chdir(tmp_path)
+    tiny_raw["experiments"]["gta_cityscapes"]["methods"] = ["source_only"]
+    tiny_raw["backbones"]["street"]["arch"] = "drn26"  # the paper's backbone (B) -> Table 4 values
+    params = parse_params(tiny_raw)
+    conf = np.zeros((19, 19), int)
+    conf[0, 0], conf[0, 1], conf[1, 1] = 6, 2, 2  # road IoU 6/8, sidewalk 2/4; other classes absent
+    _write_seg_metrics("gta_cityscapes", "source_only", 0, conf, np.eye(19, dtype=int))
+    table, _ = build_report(params, "gta_cityscapes")
+    row = table.iloc[0]
+    assert row["metric"] == "mIoU %" and row["target_miou"] == "62.5"  # (75 + 50) / 2, absent classes skipped
+    assert row["target_pixel_acc"] == "80.0" and row["source_miou"] == "100.0"
+    assert row["iou_road"] == 75.0 and row["iou_sidewalk"] == 50.0 and row["iou_bicycle"] is None
+    assert row["paper"] == "21.7 / 47.4 / 62.5" and "CyCADA Table 4" in row["paper_table"]
+    tiny_raw["backbones"]["street"]["arch"] = "lraspp_mobilenet_v3"  # another backbone: no paper value
+    assert build_report(parse_params(tiny_raw), "gta_cityscapes")[0].iloc[0]["paper"] == ""

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from pipeline_lib import training
 from pipeline_lib.config import TrainSupervisedParams
@@ -20,7 +21,7 @@ def _data():
 def _train(tmp_path, cfg=CFG, seed=0):
     gen = seed_everything(seed)
     model = LeNet()
-    result = training.train_supervised(model, *_data(), cfg, torch.device("cpu"), gen,
+    result = training.train_supervised(model, TensorDataset(*_data()), cfg, torch.device("cpu"), gen,
                                        tmp_path / "m.pt", {"resume_key": "k"})
     return model, result
 
@@ -62,7 +63,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     x, y = _data()
     x[:, 0, 0, 0] = float("nan")
     with pytest.raises(PipelineError, match="loss became nan at epoch 1 step 1: lower train_supervised.lr"):
-        training.train_supervised(LeNet(), x, y, CFG, torch.device("cpu"), gen, tmp_path / "m.pt", {})
+        training.train_supervised(LeNet(), TensorDataset(x, y), CFG, torch.device("cpu"), gen, tmp_path / "m.pt", {})
 
 
 def test_device_auto_is_cpu_without_cuda():

@@ -55,4 +55,12 @@ def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) ->
         cap = prep.real
         return DomainData(dom.name, _cap(dom.train, cap.max_train, prep.seed),
                           _cap(dom.test, cap.max_test, prep.seed), dom.classes)
-    raise PipelineError(f"unknown domain {name!r}: known domains are {', '.join(DIGIT_DOMAINS)}")
+    if name in ("scenes_game", "scenes_photo"):
+        from pipeline_lib.domains.scenes import build_scenes
+        from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES
+        c = prep.scenes
+        train_x, train_y, test_x, test_y = build_scenes(name.removeprefix("scenes_"), c.n_train, c.n_test,  # type: ignore[arg-type]
+                                                        prep.seed, c.height, c.width)
+        return DomainData(name, Split(train_x, train_y), Split(test_x, test_y), CITYSCAPES_CLASSES)
+    raise PipelineError(f"unknown domain {name!r}: known domains are {', '.join(DIGIT_DOMAINS)}, scenes_game, "
+                        "scenes_photo")

@@ -20,7 +20,8 @@ NUM_DIGIT_CLASSES = 10
 class Split:
     """One split of a labelled image domain.
 
-    images: uint8, shape (N, H, W, C) with C in {1, 3}; labels: int64, shape (N,).
+    images: uint8, shape (N, H, W, C) with C in {1, 3}; labels: int64 class indices, shape (N,),
+    or (segmentation) uint8 train-id masks of shape (N, H, W).
     """
 
     images: np.ndarray
@@ -31,7 +32,8 @@ class Split:
             raise PipelineError(
                 f"domain split images must be uint8 (N, H, W, 1|3), got {self.images.dtype} {self.images.shape}"
             )
-        if self.labels.ndim != 1 or len(self.labels) != len(self.images):
+        mask_shape = self.images.shape[:3]
+        if not (self.labels.ndim == 1 or self.labels.shape == mask_shape) or len(self.labels) != len(self.images):
             raise PipelineError(
                 f"domain split has {len(self.images)} images but labels of shape {self.labels.shape}"
             )

@@ -435,7 +435,7 @@ class FolderSegmentationDataset(SegmentationDataset):
     ``classes`` names the train ids 0..C-1; ``mapping`` maps each label id found in the PNGs
     to a train id (or to 255 to ignore it); pixels equal to ``ignore_id`` become 255. Any other
     id in a label file is an error naming the file and the ids. ``name`` only picks the
-    params key (``data.roots.<name>``) quoted in error messages.
+    params key (``data.folders.<name>.root``) quoted in error messages.
     """
 
     def __init__(self, root: str | os.PathLike[str], classes: Sequence[str], mapping: Mapping[int, int],
@@ -443,7 +443,7 @@ class FolderSegmentationDataset(SegmentationDataset):
                  palette: Sequence[Color] | None = None, name: str = "folder") -> None:
         root = Path(root).expanduser()
         self.root, self.name = root, name
-        key = f"data.roots.{name}"
+        key = f"data.folders.{name}.root"
         classes = tuple(str(c) for c in classes)
         if not classes or len(set(classes)) != len(classes) or len(classes) > IGNORE_INDEX:
             raise PipelineError(

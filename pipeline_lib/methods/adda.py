@@ -11,6 +11,11 @@ Hoffman et al., CyCADA, appendix 6.1:
   last batch (digits) or the last 100 iterations (segmentation): ``gate_accuracy``/``gate_window``;
 - training stops when no suitable discriminator appears within an epoch, or at ``max_epochs``.
 
+Segmentation (appendix 6.1.2): SGD with momentum 0.99 and lr 1e-5, the encoder's loss weighted
+ten times less than the discriminator's (``lambda_encoder`` 0.1), one source and one target crop
+per batch. ``layer`` picks the discriminated layer: the paper uses "one of the intermediate
+layers"; the authors' release discriminates the FCN's score maps (``layer: logits``).
+
 ``weight_reg`` > 0 adds GAM's weight-drift term ||theta_t - theta_s||^2 to the encoder loss.
 """
 
@@ -20,11 +25,12 @@ import collections
 import copy
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
 from pipeline_lib.config import AdaptFeaturesParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
-from pipeline_lib.models.base import TaskModel
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, paired_batches
@@ -42,50 +48,94 @@ class AccuracyGate:
         return sum(self.recent) / len(self.recent) > self.threshold
 
 
-def encoder_parameter_names(model: TaskModel) -> list[str]:
-    """Parameters of the stages up to and including ``encoder_layer`` (what ADDA trains)."""
+def resolve_layer(model: TaskModel, layer: str) -> str:
+    """``encoder`` -> the model's encoder layer; any other name must be one of its layers."""
+    name = model.encoder_layer if layer == "encoder" else layer
+    if name not in model.layer_names:
+        raise PipelineError(f"adapt_features.layer: {layer!r} is not a layer of this backbone "
+                            f"(use encoder, logits or one of {', '.join(model.layer_names)})")
+    return name
+
+
+def encoder_parameter_names(model: TaskModel, layer: str | None = None,
+                            sample: torch.Tensor | None = None) -> list[str]:
+    """Parameters that produce ``layer`` (default: ``encoder_layer``): what ADDA trains.
+
+    A chain model's are those of the stages up to ``layer``; for networks with skip connections
+    they are found by back-propagating from the layer's activation on ``sample``.
+    """
+    layer = layer or model.encoder_layer
     names = model.layer_names
-    encoder = set(names[: names.index(model.encoder_layer) + 1])
-    return [n for n, _ in model.named_parameters() if n.split(".")[1] in encoder]
+    if isinstance(model, ChainModel):
+        encoder = set(names[: names.index(layer) + 1])
+        return [n for n, _ in model.named_parameters() if n.split(".")[1] in encoder]
+    if layer == "logits":
+        return [n for n, _ in model.named_parameters()]
+    if sample is None:
+        raise ValueError("a sample input is needed to trace which parameters produce a layer")
+    was_training = model.training
+    params = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in params.items()}
+    model.eval()
+    for p in params.values():
+        p.requires_grad_(True)
+    with torch.enable_grad():
+        grads = torch.autograd.grad(model.forward_features(sample, [layer])[layer].float().sum(),
+                                    list(params.values()), allow_unused=True)
+    for n, p in params.items():
+        p.requires_grad_(flags[n])
+    model.train(was_training)
+    return [n for (n, _), g in zip(params.items(), grads) if g is not None]
 
 
-def adapt_features(source_model: TaskModel, source: TensorDataset, target: TensorDataset,
+def _optimizer(params: AdaptFeaturesParams, parameters) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum)
+    return torch.optim.Adam(parameters, lr=params.lr, betas=(params.beta1, 0.999))
+
+
+def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                    params: AdaptFeaturesParams, device: torch.device, seed: int, out,
                    resume_key: str | None, desc: str = "adapt") -> tuple[TaskModel, TrainResult]:
-    """Return the adapted target model (a copy of ``source_model`` with a new encoder)."""
+    """Return the adapted target model (a copy of ``source_model`` with a new encoder).
+
+    ``source`` yields (image, label) or (image,), ``target`` yields (image, ...): labels are never read.
+    """
     source_model = source_model.to(device).eval()
     for p in source_model.parameters():
         p.requires_grad_(False)
+    layer = resolve_layer(source_model, params.layer)
     target_model = copy.deepcopy(source_model)
-    trainable = set(encoder_parameter_names(target_model))
+    sample = source[0][0][None].to(device)
+    trainable = set(encoder_parameter_names(target_model, layer, sample))
     for name, p in target_model.named_parameters():
         p.requires_grad_(name in trainable)
     reference = {n: p.detach().clone() for n, p in source_model.named_parameters() if n in trainable}
     with torch.no_grad():
-        feat_channels = source_model.encode(source.tensors[0][:1].to(device)).shape[1]
+        feat_channels = _features(source_model, sample, layer).shape[1]
     disc = FeatureDiscriminator(feat_channels, params.disc_hidden, params.disc_layers).to(device)
-    betas = (params.beta1, 0.999)
-    opt_e = torch.optim.Adam([p for p in target_model.parameters() if p.requires_grad], lr=params.lr, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=params.lr, betas=betas)
+    opt_e = _optimizer(params, [p for p in target_model.parameters() if p.requires_grad])
+    opt_d = _optimizer(params, disc.parameters())
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d},
                       {"source": gen_s, "target": gen_t})
     state.restore(desc)
     gate = AccuracyGate(params.gate_accuracy, params.gate_window)
-    hint = "lower cycada.adapt_features.lr in params.yaml"
+    hint = "lower [segmentation.]cycada.adapt_features.lr in params.yaml"
     bar = epoch_bar(state.start_epoch, params.max_epochs, desc)
     for epoch in bar:
         target_model.train()
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
         steps = updates = 0
-        for (xs, *_), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t):
+        for (xs, *_), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
+                                                 getattr(params, "num_workers", 0)):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
             xs, xt = xs.to(device), xt.to(device)
             with autocast(device):
                 with torch.no_grad():
-                    hs = source_model.encode(xs)
-                ht = target_model.encode(xt)
+                    hs = _features(source_model, xs, layer)
+                ht = _features(target_model, xt, layer)
                 real, fake = disc(hs).float(), disc(ht.detach()).float()
                 loss_d = discriminator_loss(real, fake, params.gan_mode)
             check_finite(loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
@@ -100,7 +150,7 @@ def adapt_features(source_model: TaskModel, source: TensorDataset, target: Tenso
                 with autocast(device):
                     loss_e = gan_loss(disc(ht).float(), True, params.gan_mode)  # inverted labels
                     drift = weight_drift(target_model, reference) if params.weight_reg > 0 else torch.zeros(())
-                    loss = loss_e + params.weight_reg * drift
+                    loss = params.lambda_encoder * loss_e + params.weight_reg * drift
                 check_finite(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
                 opt_e.zero_grad(set_to_none=True)
                 loss.backward()
@@ -121,3 +171,7 @@ def adapt_features(source_model: TaskModel, source: TensorDataset, target: Tenso
                       f"{epoch + 1}; stopping (CyCADA appendix 6.1)")
             break
     return target_model.eval(), state.result()
+
+
+def _features(model: TaskModel, x: torch.Tensor, layer: str) -> torch.Tensor:
+    return model.forward_features(x, [layer])[layer]

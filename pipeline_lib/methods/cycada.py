@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from pipeline_lib.config import CycleGANParams
 from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, paired_batches
+from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches
 
 
 class ImagePool:
@@ -109,7 +110,7 @@ def frozen(model: nn.Module) -> nn.Module:
     return model
 
 
-def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: TensorDataset, target: TensorDataset,
+def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, target: Dataset,
                    params: CycleGANParams, device: torch.device, seed: int, out, resume_key: str | None,
                    desc: str = "cyclegan") -> TrainResult:
     """Train the four networks of ``net`` (in place); ``source`` holds (image, label), ``target`` images."""
@@ -133,14 +134,15 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: TensorDataset
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     state = Resumable(out, resume_key, parts, {"source": gen_s, "target": gen_t})
     state.restore(desc)
-    hint = "lower cycada.cyclegan.lr in params.yaml"
+    hint = "lower [segmentation.]cycada.cyclegan.lr in params.yaml"
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
         for m in net.modules().values():
             m.train()
         sums: dict[str, float] = {}
         steps = 0
-        for (xs, ys), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t):
+        for (xs, ys), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
+                                                 getattr(params, "num_workers", 0)):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
             xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
@@ -212,6 +214,21 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
                 acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
                 acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))
     return logs
+
+
+@torch.no_grad()
+def translate_dataset(generator: nn.Module, dataset: Dataset, device: torch.device, batch_size: int,
+                      sink: Callable[[torch.Tensor, torch.Tensor], None], num_workers: int = 0) -> int:
+    """Translate every (image, label) of ``dataset`` in order, batched; ``sink`` receives each batch
+    of translated images (CPU, [-1, 1]) with its labels. Memory holds one batch. Returns the count."""
+    generator.to(device).eval()
+    count = 0
+    for images, labels in tqdm(in_order_batches(dataset, batch_size, num_workers), desc="translate", unit="batch"):
+        with autocast(device):
+            out = generator(images.to(device, non_blocking=True)).float().clamp_(-1, 1).cpu()
+        sink(out, labels)
+        count += len(out)
+    return count
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline_lib.artifacts import load_checkpoint
 from pipeline_lib.config import BackboneParams
+from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.lenet import LeNet
 
@@ -14,8 +15,16 @@ __all__ = ["TaskModel", "LeNet", "build_backbone", "load_task_model"]
 
 def build_backbone(params: BackboneParams, num_classes: int) -> TaskModel:
     if params.arch == "lenet":
+        assert params.size is not None  # validated in config
         return LeNet(num_classes=num_classes, in_channels=params.channels, image_size=params.size)
-    raise ValueError(f"unknown backbone architecture {params.arch!r}")  # unreachable: validated in config
+    from pipeline_lib.models.segmenters import SEGMENTERS
+    try:
+        return SEGMENTERS[params.arch](num_classes, pretrained=params.pretrained)
+    except (OSError, RuntimeError) as err:
+        if not params.pretrained:
+            raise
+        raise PipelineError(f"could not load ImageNet weights for {params.arch} ({type(err).__name__}); "
+                            "connect to the network once or set pretrained: false") from None
 
 
 def load_task_model(path: str | Path, params: BackboneParams) -> tuple[TaskModel, dict]:

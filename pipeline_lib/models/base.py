@@ -6,8 +6,12 @@ intermediate activations by name:
 
 - ``forward_features(x, names)`` returns the requested activations (``"logits"`` included);
 - ``encoder_layer`` is where feature-level methods (ADDA, the calibrator) split the model into
-  encoder M and classifier C; ``forward_from(h, layer)`` runs the stages after ``layer``;
-- ``layer_names`` lists all stages in forward order (GAM matches layers i = 1..L).
+  encoder M and classifier C;
+- ``layer_names`` lists all named layers in forward order (GAM matches layers i = 1..L).
+
+:class:`ChainModel` (LeNet) is a plain chain of stages and can also resume from a layer
+(``forward_from``); :class:`TappedModel` wraps networks with skip connections (FCN8s,
+LR-ASPP, DRN, ERFNet) and captures named layers with forward hooks.
 """
 
 from __future__ import annotations
@@ -22,13 +26,37 @@ Task = Literal["classification", "segmentation"]
 
 
 class TaskModel(nn.Module):
-    """A chain of named stages; the last one is always called ``logits``."""
+    """The interface: named layers in forward order (the last is ``logits``), activations by name."""
 
     task: Task
+    num_classes: int
+    in_channels: int
     encoder_layer: str
 
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _check_names(self, names: Sequence[str]) -> set[str]:
+        wanted = set(names)
+        unknown = wanted - set(self.layer_names)
+        if unknown:
+            raise KeyError(f"unknown layer(s) {sorted(unknown)}; this model has {list(self.layer_names)}")
+        return wanted
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder M: the activation at ``encoder_layer``."""
+        return self.forward_features(x, [self.encoder_layer])[self.encoder_layer]
+
+
+class ChainModel(TaskModel):
+    """A chain of named stages; the last one is always called ``logits``."""
+
     def __init__(self, stages: "OrderedDict[str, nn.Module]", *, task: Task, num_classes: int,
-                 in_channels: int, image_size: int, encoder_layer: str) -> None:
+                 in_channels: int, encoder_layer: str) -> None:
         super().__init__()
         names = list(stages)
         if not names or names[-1] != "logits":
@@ -39,7 +67,6 @@ class TaskModel(nn.Module):
         self.task = task
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.image_size = image_size
         self.encoder_layer = encoder_layer
 
     @property
@@ -52,11 +79,8 @@ class TaskModel(nn.Module):
         return x
 
     def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Run the model and return the activations of the named stages (in forward order)."""
-        wanted = set(names)
-        unknown = wanted - set(self.stages)
-        if unknown:
-            raise KeyError(f"unknown layer(s) {sorted(unknown)}; this model has {list(self.stages)}")
+        """Run the model up to the last requested stage and return the requested activations."""
+        wanted = self._check_names(names)
         out: dict[str, torch.Tensor] = {}
         for name, stage in self.stages.items():
             x = stage(x)
@@ -75,6 +99,58 @@ class TaskModel(nn.Module):
             h = self.stages[name](h)
         return h
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder M: the activation at ``encoder_layer``."""
-        return self.forward_features(x, [self.encoder_layer])[self.encoder_layer]
+
+#: ImageNet statistics torchvision's pretrained backbones expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TappedModel(TaskModel):
+    """A network with skip connections whose named layers are submodules, captured by forward hooks.
+
+    ``taps`` maps layer names (in forward order) to submodule paths of ``net``; ``logits`` is the
+    network's output. Inputs are in [-1, 1] like every model here; they are converted to the
+    ImageNet normalisation that pretrained torchvision weights expect before ``net`` sees them.
+    """
+
+    def __init__(self, net: nn.Module, taps: "OrderedDict[str, str]", *, task: Task, num_classes: int,
+                 encoder_layer: str, in_channels: int = 3) -> None:
+        super().__init__()
+        if "logits" in taps:
+            raise ValueError("'logits' is the network output; do not list it as a tap")
+        if encoder_layer not in (*taps, "logits"):
+            raise ValueError(f"encoder_layer {encoder_layer!r} is not one of {[*taps, 'logits']}")
+        for path in taps.values():
+            net.get_submodule(path)  # fails early on a wrong path
+        self.net = net
+        self.taps = dict(taps)
+        self.task = task
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.encoder_layer = encoder_layer
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return (*self.taps, "logits")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(((x + 1) / 2 - self.mean) / self.std)
+
+    def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        wanted = self._check_names(names)
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        for name in wanted - {"logits"}:
+            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
+                captured[name] = out
+            handles.append(self.net.get_submodule(self.taps[name]).register_forward_hook(hook))
+        try:
+            logits = self(x)
+        finally:
+            for h in handles:
+                h.remove()
+        if "logits" in wanted:
+            captured["logits"] = logits
+        return {n: captured[n] for n in self.layer_names if n in wanted}

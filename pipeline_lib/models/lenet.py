@@ -13,10 +13,10 @@ from collections import OrderedDict
 
 from torch import nn
 
-from pipeline_lib.models.base import TaskModel
+from pipeline_lib.models.base import ChainModel
 
 
-class LeNet(TaskModel):
+class LeNet(ChainModel):
     FEATURE_DIM = 500
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> None:
@@ -32,4 +32,5 @@ class LeNet(TaskModel):
             logits=nn.Sequential(nn.ReLU(), nn.Dropout(p=0.5), nn.Linear(self.FEATURE_DIM, num_classes)),
         )
         super().__init__(stages, task="classification", num_classes=num_classes,
-                         in_channels=in_channels, image_size=image_size, encoder_layer="fc1")
+                         in_channels=in_channels, encoder_layer="fc1")
+        self.image_size = image_size

@@ -1,0 +1,156 @@
+"""Segmentation domains as streamed frame datasets: transforms, indexes of real datasets, shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import ShardReader, ShardWriter
+from pipeline_lib.config import FrameParams, parse_params
+from pipeline_lib.domains.frames import (
+    ArrayFrames,
+    ShardFrames,
+    build_index,
+    domain_classes,
+    frame_transform,
+    open_frames,
+    write_index,
+)
+from pipeline_lib.errors import PipelineError
+
+
+def _pair(h: int = 20, w: int = 40, seed: int = 0) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    rng = np.random.default_rng(seed)
+    image = tv_tensors.Image(torch.from_numpy(rng.integers(0, 256, (3, h, w), dtype=np.uint8)))
+    mask = tv_tensors.Mask(torch.from_numpy(rng.integers(0, 19, (h, w)).astype(np.int64)))
+    return image, mask
+
+
+def test_frame_transform_scales_wide_frames_and_keeps_label_values():
+    image, mask = _pair(20, 40)
+    x, y = frame_transform(FrameParams(max_width=32), train=False)(image, mask)
+    assert x.shape == (3, 16, 32) and y.shape == (16, 32)
+    assert x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
+    assert y.dtype == torch.int64 and set(y.unique().tolist()) <= set(mask.unique().tolist())  # nearest, no blends
+    narrow, narrow_mask = _pair(20, 30)
+    x2, _ = frame_transform(FrameParams(max_width=32), train=False)(narrow, narrow_mask)
+    assert x2.shape == (3, 20, 30)  # never upscaled
+
+
+def test_random_crop_pads_with_ignored_pixels_and_moves_mask_with_image():
+    image, mask = _pair(10, 12)
+    torch.manual_seed(0)
+    x, y = frame_transform(FrameParams(crop=(16, 16)), train=True)(image, mask)
+    assert x.shape == (3, 16, 16) and y.shape == (16, 16)
+    assert (y == 255).sum() == 16 * 16 - 10 * 12  # the padding is not scored
+    # a crop inside the frame, with flips: every mask pixel still sits under its image pixel
+    rows, cols = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
+    image = tv_tensors.Image(torch.stack([rows, cols, rows * 0]).to(torch.uint8))
+    mask = tv_tensors.Mask(rows * 40 + cols)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        x, y = frame_transform(FrameParams(crop=(8, 8)), train=True, flip=True)(image, mask)
+        pix = ((x + 1) * 127.5).round().long()
+        assert x.shape == (3, 8, 8) and torch.equal(y, pix[0] * 40 + pix[1])
+
+
+def test_shard_writer_streams_and_reader_maps(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (7, 6, 8, 3), dtype=np.uint8)
+    masks = np.random.default_rng(1).integers(0, 19, (7, 6, 8)).astype(np.uint8)
+    with ShardWriter(tmp_path / "t", shard_size=3, meta={"k": 1}) as writer:
+        for start in range(0, 7, 2):  # batches that straddle shard borders
+            writer.add(frames[start:start + 2], masks[start:start + 2])
+        manifest = writer.close()
+    assert [s["count"] for s in manifest["shards"]] == [3, 3, 1] and manifest["k"] == 1
+    reader = ShardReader(tmp_path / "t")
+    assert len(reader) == 7
+    for i in range(7):
+        assert (reader[i][0] == frames[i]).all() and (reader[i][1] == masks[i]).all()
+    data = ShardFrames(tmp_path / "t", frame_transform(None, train=False))
+    x, y = data[5]
+    assert x.shape == (3, 6, 8) and torch.equal(y, torch.from_numpy(masks[5].astype(np.int64)))
+
+
+def test_failed_shard_writer_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with ShardWriter(tmp_path / "t", shard_size=2, meta={}) as writer:
+            writer.add(np.zeros((3, 4, 4, 3), np.uint8), np.zeros((3, 4, 4), np.uint8))
+            raise RuntimeError("killed")
+    assert not (tmp_path / "t").exists() and not list(tmp_path.iterdir())
+
+
+def test_array_frames_yield_model_ready_pairs():
+    images = np.full((2, 8, 16, 3), 255, np.uint8)
+    masks = np.full((2, 8, 16), 7, np.uint8)
+    x, y = ArrayFrames(images, masks, frame_transform(None, train=False))[1]
+    assert torch.allclose(x, torch.ones(3, 8, 16)) and y.dtype == torch.int64 and (y == 7).all()
+
+
+def _gta(root: Path, n: int) -> None:
+    for i in range(n):
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((6, 10, 3), i, np.uint8)).save(root / "images" / f"{i:05d}.png")
+        Image.fromarray(np.full((6, 10), 7, np.uint8)).save(root / "labels" / f"{i:05d}.png")  # 7 = road
+
+
+def _params(tiny_raw: dict, tmp_path: Path, **roots: Path):
+    tiny_raw["data"]["roots"].update({k: str(v) for k, v in roots.items()})
+    tiny_raw["prepare"]["gta5"] = {"test_frames": 2}
+    return parse_params(tiny_raw)
+
+
+def test_real_dataset_index_holds_out_the_last_frames_relative_to_its_root(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _gta(tmp_path / "gta", 5)
+    params = _params(tiny_raw, tmp_path, gta5=tmp_path / "gta")
+    index = build_index(params, "gta5")
+    assert index["counts"] == {"train": 3, "test": 2}
+    assert index["splits"]["test"][0] == ["images/00003.png", "labels/00003.png"]
+    write_index(paths.domain_artifact(params, "gta5"), index)
+    test = open_frames(params, "gta5", "test", frame_transform(None, train=False))
+    assert len(test) == 2
+    x, y = test[0]
+    assert x.shape == (3, 6, 10) and (y == 0).all()  # label id 7 -> train id 0 (road)
+    assert domain_classes(params, "gta5")[0][0] == "road"
+    # the dataset moved: the same index works from the new root in params
+    (tmp_path / "gta").rename(tmp_path / "moved")
+    moved = _params(tiny_raw, tmp_path, gta5=tmp_path / "moved")
+    assert len(open_frames(moved, "gta5", "train", None)) == 3
+    # a frame deleted after indexing: one line naming the fix
+    (tmp_path / "moved" / "images" / "00001.png").unlink()
+    (tmp_path / "moved" / "labels" / "00001.png").unlink()
+    with pytest.raises(PipelineError, match="indexed frame.*gone.*rerun its prepare stage"):
+        open_frames(moved, "gta5", "train", None)
+
+
+def test_missing_dataset_names_layout_and_params_key(tiny_raw, tmp_path):
+    params = _params(tiny_raw, tmp_path, cityscapes=tmp_path / "nowhere")
+    with pytest.raises(PipelineError) as excinfo:
+        build_index(params, "cityscapes")
+    msg = str(excinfo.value)
+    assert "\n" not in msg and "leftImg8bit" in msg and "data.roots.cityscapes" in msg
+
+
+def test_folder_domain_from_params(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "mine"
+    for i in range(5):
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "images" / f"f{i}.jpg")
+        Image.fromarray(np.array([[10, 20, 0, 0]] * 4, np.uint8)).save(root / "labels" / f"f{i}.png")
+    tiny_raw["data"]["folders"] = {"mine": {"root": str(root), "classes": ["a", "b"], "ids": [10, 20],
+                                            "ignore_id": 0, "test_fraction": 0.4}}
+    params = parse_params(tiny_raw)
+    index = build_index(params, "mine")
+    assert index["counts"] == {"train": 3, "test": 2} and index["classes"] == ["a", "b"]
+    write_index(paths.domain_artifact(params, "mine"), index)
+    _, y = open_frames(params, "mine", "train", None)[0]
+    assert y[0].tolist() == [0, 1, 255, 255]

@@ -1,0 +1,51 @@
+"""Segmentation evaluation: the Cityscapes protocol (infer smaller, score at full label resolution)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline_lib.domains.frames import ArrayFrames, frame_transform
+from pipeline_lib.evaluation import evaluate_segmentation
+
+
+class _LeftRight(nn.Module):
+    """Predicts class 1 where the red channel is bright, else class 0; records input sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape[-2:]))
+        return torch.cat([-x[:, :1], x[:, :1]], dim=1) * 10
+
+
+def _frames(n: int, h: int, w: int) -> ArrayFrames:
+    images = np.zeros((n, h, w, 3), np.uint8)
+    images[:, :, w // 2:, 0] = 255  # right half red
+    masks = np.zeros((n, h, w), np.uint8)
+    masks[:, :, w // 2:] = 1
+    masks[:, 0, :] = 255  # first row ignored
+    return ArrayFrames(images, masks, frame_transform(None, train=False))
+
+
+def test_inferred_at_max_width_and_scored_at_label_resolution():
+    model = _LeftRight()
+    conf, shown = evaluate_segmentation(model, _frames(3, 32, 64), num_classes=2, device=torch.device("cpu"),
+                                        batch_size=2, infer_max_width=16, preview=2)
+    assert model.seen == [(8, 16), (8, 16)]  # 2 + 1 frames, each scaled down to width 16
+    assert conf.sum() == 3 * 31 * 64  # every scored full-resolution pixel, the ignored row skipped
+    assert np.trace(conf.numpy()) / conf.sum() > 0.95  # upsampled logits land on the right pixels
+    assert shown["images"].shape == (2, 32, 64, 3) and shown["predictions"].shape == (2, 32, 64)
+    assert (shown["labels"][:, 0] == 255).all()
+
+
+def test_frames_of_other_sizes_are_batched_apart():
+    model = _LeftRight()
+    small, large = _frames(1, 16, 32), _frames(2, 32, 64)
+    data = torch.utils.data.ConcatDataset([large, small])
+    conf, _ = evaluate_segmentation(model, data, num_classes=2, device=torch.device("cpu"), batch_size=4)
+    assert sorted(model.seen) == [(16, 32), (32, 64)]
+    assert conf.sum() == 2 * 31 * 64 + 15 * 32
