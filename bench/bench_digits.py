@@ -10,27 +10,13 @@ demo and paper generator sizes, and translation (G_S->T forward).
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Callable
-
 import torch
 
 from pipeline_lib.config import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
 from pipeline_lib.methods.cycada import CycleGAN, ImagePool, _cyclegan_step, translate
 from pipeline_lib.models import LeNet
 from pipeline_lib.runtime import resolve_device
-
-
-def timed(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+from timing import timed  # bench/timing.py
 
 
 def main() -> None:

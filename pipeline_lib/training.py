@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -93,6 +93,16 @@ def epoch_bar(start: int, total: int, desc: str) -> tqdm:
     return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True)
 
 
+def step_bar(batches: Iterable, total: int, desc: str) -> tqdm:
+    """Progress within an epoch (segmentation epochs take minutes); cleared when the epoch ends."""
+    return tqdm(batches, total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, mininterval=2)
+
+
+def steps_per_epoch(items: int, batch_size: int, max_steps: int | None) -> int:
+    steps = max(items // batch_size, 1)
+    return min(steps, max_steps) if max_steps else steps
+
+
 def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator,
                     num_workers: int = 0) -> DataLoader:
     """Seeded shuffling (worker seeds derive from ``generator`` too, so random crops repeat);
@@ -155,7 +165,8 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
     for epoch in bar:
         model.train()
         total, correct, loss_sum, items = 0, 0, 0.0, 0
-        for step, (x, y) in enumerate(loader):
+        for step, (x, y) in enumerate(step_bar(loader, steps_per_epoch(len(dataset), params.batch_size, max_steps),
+                                               f"epoch {epoch + 1}")):
             if max_steps and step >= max_steps:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -148,7 +148,8 @@ def test_stage_cli_errors_are_one_line_with_exit_2(built):
     proc = run([sys.executable, "-m", "stages.prepare", "--domain", "mnist_m"], built, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown domain 'mnist_m' (known: mnist5k, syndigits, mnistm, optdigits, mnist, usps, svhn)"]
+        "error: unknown domain 'mnist_m' (known: mnist5k, syndigits, mnistm, optdigits, mnist, usps, svhn, "
+        "scenes_game, scenes_photo, gta5, cityscapes, synthia)"]
     npz = built / "data/domains/mnistm.npz"
     saved = npz.read_bytes()
     try:

@@ -33,7 +33,8 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, paired_batches
+from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, paired_batches, step_bar,
+                                   steps_per_epoch)
 
 
 class AccuracyGate:
@@ -127,8 +128,9 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
         target_model.train()
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
         steps = updates = 0
-        for (xs, *_), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
-                                                 getattr(params, "num_workers", 0)):
+        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, getattr(params, "num_workers", 0))
+        total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
+        for (xs, *_), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
             xs, xt = xs.to(device), xt.to(device)

@@ -33,7 +33,8 @@ from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminato
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches
+from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches,
+                                   step_bar, steps_per_epoch)
 
 
 class ImagePool:
@@ -141,8 +142,9 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
             m.train()
         sums: dict[str, float] = {}
         steps = 0
-        for (xs, ys), (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
-                                                 getattr(params, "num_workers", 0)):
+        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, getattr(params, "num_workers", 0))
+        total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
+        for (xs, ys), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
             xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)

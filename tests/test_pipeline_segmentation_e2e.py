@@ -1,0 +1,109 @@
+"""The segmentation track end to end on the tiny profile: embedded scenes, and GTA5 -> Cityscapes
+on tiny files written in the datasets' exact layouts (and without them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline_helpers import copy_project, run, snakemake_plan
+
+pytestmark = pytest.mark.slow
+
+ROWS = ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)", "CyCADA pixel+feat", "target oracle"]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("scenes"), profile="tiny")
+    run(["snakemake", "--cores", "2", "reports/scenes.csv"], project)
+    return project
+
+
+def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
+    table = pd.read_csv(scenes / "reports/scenes.csv")
+    assert list(table["method"]) == ROWS and set(table["metric"]) == {"mIoU %"}
+    for col in ("target_miou", "target_fwiou", "target_pixel_acc", "source_miou"):
+        assert table[col].astype(float).between(0, 100).all()
+    assert len([c for c in table if c.startswith("iou_")]) == 19 and "iou_traffic light" in table
+    assert set(table["seeds"].astype(str)) == {"0"} and set(table["profile"]) == {"tiny"}
+    metrics = json.loads((scenes / "metrics/scenes/source_only/seed0.json").read_text())
+    assert metrics["target"]["domain"] == "scenes_photo" and len(metrics["target"]["iou"]) == 19
+    assert np.asarray(metrics["target"]["confusion"]).sum() > 0
+    manifest = json.loads((scenes / "data/translated/scenes/seed0/manifest.json").read_text())
+    assert manifest["count"] == 16 and len(manifest["shards"]) == 2 and manifest["image_shape"] == [64, 128, 3]
+    for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion_oracle.png"):
+        assert (scenes / "reports/scenes" / png).read_bytes()[:4] == b"\x89PNG"
+    assert snakemake_plan(scenes, "reports/scenes.csv") == {}
+
+
+def _write_gta_and_cityscapes(root: Path) -> None:
+    """A few frames in each dataset's layout: road below, sky above, one car."""
+    def frame(seed: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        ids = np.full((h, w), 23, np.uint8)  # sky
+        ids[h // 2:] = 7  # road
+        x = int(rng.integers(0, w - 8))
+        ids[h // 2 - 4:h // 2 + 4, x:x + 8] = 26  # car
+        ids[0, :] = 0  # unlabelled
+        colours = {23: (70, 130, 180), 7: (128, 64, 128), 26: (0, 0, 142), 0: (0, 0, 0)}
+        image = np.zeros((h, w, 3), np.uint8)
+        for k, c in colours.items():
+            image[ids == k] = c
+        return np.clip(image + rng.integers(0, 20, image.shape), 0, 255).astype(np.uint8), ids
+
+    for i in range(6):
+        image, ids = frame(i, 40, 72)
+        for sub, arr in (("images", image), ("labels", ids)):
+            (root / "gta5" / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(root / "gta5" / sub / f"{i:05d}.png")
+    for split, n in (("train", 4), ("val", 2)):
+        for i in range(n):
+            image, ids = frame(100 + i, 32, 64)
+            name = f"aachen_{i:06d}_000019"
+            for top, suffix, arr in (("leftImg8bit", "leftImg8bit", image), ("gtFine", "gtFine_labelIds", ids)):
+                folder = root / "cityscapes" / top / split / "aachen"
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr).save(folder / f"{name}_{suffix}.png")
+
+
+def _gta_project(tmp_path: Path, with_data: bool) -> Path:
+    project = copy_project(tmp_path / "p", profile="tiny")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seeds"] = [0]
+    params["prepare"]["gta5"] = {"test_frames": 2}
+    params["data"]["roots"].update(gta5=str(tmp_path / "data/gta5"), cityscapes=str(tmp_path / "data/cityscapes"))
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if with_data:
+        _write_gta_and_cityscapes(tmp_path / "data")
+    return project
+
+
+def test_gta_to_cityscapes_runs_on_data_in_the_official_layouts(tmp_path):
+    project = _gta_project(tmp_path, with_data=True)
+    run(["snakemake", "--cores", "2", "reports/gta_cityscapes.csv"], project)
+    table = pd.read_csv(project / "reports/gta_cityscapes.csv")
+    assert list(table["method"]) == ROWS
+    index = json.loads((project / "data/domains/cityscapes.json").read_text())
+    assert index["counts"] == {"train": 4, "test": 2}  # evaluated on val
+    assert not Path(index["splits"]["test"][0][0]).is_absolute()
+    metrics = json.loads((project / "metrics/gta_cityscapes/oracle/seed0.json").read_text())
+    assert np.asarray(metrics["target"]["confusion"]).sum() == 2 * 31 * 64  # full-res val pixels, row 0 ignored
+    assert (project / "reports/gta_cityscapes/predictions.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_missing_street_datasets_stop_at_once_with_layout_and_params_key(tmp_path):
+    project = _gta_project(tmp_path, with_data=False)
+    proc = run(["snakemake", "--cores", "2", "reports/gta_cityscapes.csv"], project, check=False)
+    assert proc.returncode != 0
+    log = (project / "logs/prepare__gta5.log").read_text().strip().splitlines()
+    assert len(log) == 1 and log[0].startswith("error: GTA5 data not usable")
+    assert "images/*.png" in log[0] and "data.roots.gta5" in log[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (project / "data/domains/gta5.json").exists() and not (project / "models").exists()
