@@ -24,7 +24,7 @@ from timing import timed  # bench/timing.py
 
 
 def report(what: str, batch: int, seconds: float) -> None:
-    print(f"{what:<48} {batch / seconds:8.2f} frames/s  ({seconds * 1000:9.1f} ms per batch of {batch})", flush=True)
+    print(f"{what:<52} {batch / seconds:8.2f} frames/s  ({seconds * 1000:9.1f} ms per batch of {batch})", flush=True)
 
 
 def main() -> None:

@@ -159,18 +159,18 @@ class ShardWriter:
     """Stream an image set into ``shard-NNNNN.{images,labels}.npy`` pairs plus ``manifest.json``.
 
     Large sets (25k translated GTA5 frames) must not become 25k loose files: DVC and Snakemake
-    stay fast with a handful of shards. Frames are appended in batches and flushed every
-    ``shard_size`` items, so memory holds at most one shard; the folder appears (atomically)
-    only when :meth:`close` succeeds. Uncompressed ``.npy`` lets readers memory-map a shard.
+    stay fast with a handful of shards. Each shard is a memory-mapped ``.npy`` filled batch by
+    batch, so memory holds one batch however large the shard; the folder appears (atomically)
+    only when :meth:`close` succeeds. Readers memory-map the shards too (:class:`ShardReader`).
+    Every frame of one set has the same size.
     """
 
     def __init__(self, path: str | Path, shard_size: int, meta: dict[str, Any]) -> None:
         self.path, self.shard_size, self.meta = Path(path), shard_size, meta
         self._ctx = atomic_dir(self.path)
         self._tmp = self._ctx.__enter__()
-        self._images: list[np.ndarray] = []
-        self._labels: list[np.ndarray] = []
-        self._pending = 0
+        self._open: list[tuple[str, np.ndarray]] = []  # (file, memmap) of the shard being filled
+        self._filled = 0
         self.shards: list[dict[str, Any]] = []
         self.count = 0
         self.image_shape: list[int] | None = None
@@ -181,32 +181,45 @@ class ShardWriter:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if self.image_shape is None:
             self.image_shape = list(images.shape[1:])
+        elif list(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"frames of shape {list(images.shape[1:])} after {self.image_shape}: "
+                             "a sharded set holds frames of one size")
         start = 0
         while start < len(images):
-            take = min(self.shard_size - self._pending, len(images) - start)
-            self._images.append(images[start:start + take])
-            self._labels.append(labels[start:start + take])
-            self._pending += take
+            if not self._open:
+                i = len(self.shards)
+                self._open = [(f"shard-{i:05d}.{kind}.npy", np.lib.format.open_memmap(
+                    self._tmp / f"shard-{i:05d}.{kind}.npy", mode="w+", dtype=arr.dtype,
+                    shape=(self.shard_size, *arr.shape[1:]))) for kind, arr in (("images", images), ("labels", labels))]
+            take = min(self.shard_size - self._filled, len(images) - start)
+            for (_, mm), arr in zip(self._open, (images, labels)):
+                mm[self._filled:self._filled + take] = arr[start:start + take]
+            self._filled += take
             start += take
-            if self._pending == self.shard_size:
+            if self._filled == self.shard_size:
                 self._flush()
 
     def _flush(self) -> None:
-        if not self._pending and self.shards:
-            return
-        i = len(self.shards)
-        entry: dict[str, Any] = {"count": self._pending}
-        for kind, parts in (("images", self._images), ("labels", self._labels)):
-            name = f"shard-{i:05d}.{kind}.npy"
-            np.save(self._tmp / name, np.concatenate(parts) if parts else np.zeros((0,), np.uint8))
+        entry: dict[str, Any] = {"count": self._filled}
+        for (name, mm), kind in zip(self._open, ("images", "labels")):
+            mm.flush()
+            if self._filled < self.shard_size:  # the last shard: keep what was written
+                kept = np.array(mm[:self._filled])
+                del mm
+                np.save(self._tmp / name, kept)
             entry[kind] = {"file": name, "sha256": _sha256(self._tmp / name)}
+        self._open, self._filled = [], 0
         self.shards.append(entry)
-        self.count += self._pending
-        self._images, self._labels, self._pending = [], [], 0
+        self.count += entry["count"]
 
     def close(self) -> dict[str, Any]:
-        if self._pending or not self.shards:
+        if self._open:
             self._flush()
+        if not self.shards:  # an empty set still has one (empty) shard pair
+            for kind in ("images", "labels"):
+                np.save(self._tmp / f"shard-00000.{kind}.npy", np.zeros((0,), np.uint8))
+            self.shards.append({"count": 0, **{k: {"file": f"shard-00000.{k}.npy", "sha256": _sha256(
+                self._tmp / f"shard-00000.{k}.npy")} for k in ("images", "labels")}})
         manifest = {"count": self.count, "image_shape": self.image_shape or [], "shards": self.shards, **self.meta}
         (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self._closed = True
@@ -217,14 +230,14 @@ class ShardWriter:
         """Drop everything written so far (nothing appears at ``path``)."""
         if not self._closed:
             self._closed = True
+            self._open = []
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
+        self.abort()  # after close() a no-op; otherwise (an error, no close) nothing is left behind
 
 
 def write_shards(path: str | Path, images: np.ndarray, labels: np.ndarray, shard_size: int,

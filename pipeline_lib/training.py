@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
@@ -108,8 +108,18 @@ def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generato
     """Seeded shuffling (worker seeds derive from ``generator`` too, so random crops repeat);
     the last short batch is dropped unless it is the only one."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                      drop_last=len(dataset) > batch_size, num_workers=num_workers,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+                      drop_last=len(dataset) > batch_size, num_workers=num_workers, collate_fn=_collate,
+                      pin_memory=torch.cuda.is_available())
+
+
+def _collate(items: list) -> Any:
+    try:
+        return default_collate(items)
+    except RuntimeError as err:
+        if "stack expects each tensor to be equal size" not in str(err):
+            raise
+        raise PipelineError("frames of different sizes in one batch: give this stage a crop: [height, width] "
+                            "(or max_width) in the segmentation section of params.yaml") from None
 
 
 def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

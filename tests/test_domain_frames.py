@@ -154,3 +154,24 @@ def test_folder_domain_from_params(tiny_raw, tmp_path, monkeypatch):
     write_index(paths.domain_artifact(params, "mine"), index)
     _, y = open_frames(params, "mine", "train", None)[0]
     assert y[0].tolist() == [0, 1, 255, 255]
+
+
+def test_frames_for_translation_share_one_size_and_odd_batches_name_the_fix(tiny_raw, tmp_path, monkeypatch):
+    from pipeline_lib.domains.loading import frames_for_translation
+    from pipeline_lib.training import shuffled_loader
+    monkeypatch.chdir(tmp_path)
+    _gta(tmp_path / "gta", 4)
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "gta/images/00001.png")  # an odd-sized frame
+    Image.fromarray(np.full((8, 12), 7, np.uint8)).save(tmp_path / "gta/labels/00001.png")
+    params = _params(tiny_raw, tmp_path, gta5=tmp_path / "gta")
+    write_index(paths.domain_artifact(params, "gta5"), build_index(params, "gta5"))
+    data = frames_for_translation(params, "gta5", "street", max_width=None)
+    assert {tuple(data[i][0].shape) for i in range(len(data))} == {(3, 6, 10)}
+    assert {tuple(data[i][1].shape) for i in range(len(data))} == {(6, 10)}
+    raw = open_frames(params, "gta5", "train", frame_transform(None, train=True))
+    with pytest.raises(PipelineError, match="different sizes.*crop"):
+        list(shuffled_loader(raw, 2, torch.Generator().manual_seed(0)))
+    with ShardWriter(tmp_path / "s", 4, {}) as writer:
+        writer.add(np.zeros((1, 6, 10, 3), np.uint8), np.zeros((1, 6, 10), np.uint8))
+        with pytest.raises(ValueError, match="one size"):
+            writer.add(np.zeros((1, 8, 12, 3), np.uint8), np.zeros((1, 8, 12), np.uint8))

@@ -51,11 +51,15 @@ class MaxWidth:
         return TF.resize(image, size, antialias=True), TF.resize(mask, size)
 
 
-def frame_transform(frames: FrameParams | None = None, *, train: bool, flip: bool = False) -> Transform:
-    """Resize (optional), random crop and flip (training), then float [-1, 1] images and int64 masks."""
+def frame_transform(frames: FrameParams | None = None, *, train: bool, flip: bool = False,
+                    size: tuple[int, int] | None = None) -> Transform:
+    """Scale down (optional), resize to a fixed ``size`` (optional), random crop and flip (training),
+    then float [-1, 1] images and int64 masks."""
     steps: list[Callable] = []
     if frames is not None and frames.max_width is not None:
         steps.append(MaxWidth(frames.max_width))
+    if size is not None:
+        steps.append(v2.Resize(list(size), antialias=True))
     if train and frames is not None and frames.crop is not None:
         steps.append(v2.RandomCrop(list(frames.crop), pad_if_needed=True,
                                    fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}))

@@ -50,11 +50,15 @@ def test_set(params: Params, domain: str, backbone: str) -> Dataset:
 
 
 def frames_for_translation(params: Params, domain: str, backbone: str, max_width: int | None) -> Dataset:
-    """Every training frame of the source, unaugmented (what CyCADA translates)."""
+    """Every training frame of the source, unaugmented (what CyCADA translates), all at the size of
+    the first (GTA5 has a few frames of other sizes; a translated set holds frames of one size)."""
     bb = params.backbones[backbone]
     if bb.task == "classification":
         return domain_split(paths.domain_npz(domain), "train", bb)[0]
-    return open_frames(params, domain, "train", frame_transform(FrameParams(max_width=max_width), train=False))
+    frames = FrameParams(max_width=max_width)
+    first, _ = open_frames(params, domain, "train", frame_transform(frames, train=False))[0]
+    size = (int(first.shape[-2]), int(first.shape[-1]))
+    return open_frames(params, domain, "train", frame_transform(frames, train=False, size=size))
 
 
 def translated_set(params: Params, experiment: str, seed: int, backbone: str,
