@@ -27,7 +27,8 @@ REAL_SCENE_DOMAINS = ("gta5", "cityscapes", "synthia")
 SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
 #: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
 REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
-METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "oracle")
+METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
+           "gam_noreg", "gam", "oracle")
 Task = Literal["classification", "segmentation"]
 ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
                               "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
@@ -137,6 +138,7 @@ class BackboneParams(_Strict):
     channels: Literal[1, 3] = 3
     size: int | None = Field(None, ge=16, description="input side of a classification net")
     pretrained: bool = Field(False, description="start from ImageNet weights (downloaded once; needs network)")
+    gam_layers: tuple[str, ...] = Field((), description="named layers GAM matches, in forward order")
 
     @property
     def task(self) -> Task:
@@ -255,6 +257,46 @@ class EvaluateParams(_Strict):
     batch_size: int = Field(512, gt=0)
 
 
+class GaussianMatchParams(_Strict):
+    """GAM section 4.1: statistics over ``max_batches`` batches (null: the whole training split)."""
+
+    batch_size: int = Field(256, gt=0)
+    max_batches: int | None = Field(None, gt=0)
+
+
+class MatchActivationsParams(_Strict):
+    """GAM section 4.2, eq. 3: weight_reg * ||theta_s - theta_t||^2 + lambda_gan * sum_i w_i GAN_i."""
+
+    init: Literal["gaussian", "source"] = Field("gaussian", description="start from the Gaussian-matched net")
+    layer_weights: tuple[float, ...] | None = Field(None, description="w_i per matched layer (null: all 1)")
+    lambda_gan: float = Field(1.0, gt=0)
+    weight_reg: float = Field(0.5, ge=0, description="GAM full; the gam_noreg row sets it to 0")
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(gt=0)
+    disc_lr: float | None = Field(None, gt=0, description="discriminators' lr (null: lr)")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    steps_per_epoch: int = Field(gt=0, description="iterations per epoch (the paper: 20,000 in all)")
+    disc_pretrain_steps: int = Field(0, ge=0, description="discriminator-only iterations first (digits: 500)")
+    progressive: bool = Field(False, description="switch on one layer's GAN at a time, deepest first")
+    progressive_steps: int = Field(1000, gt=0)
+    disc_hidden: int = Field(500, gt=0)
+    disc_layers: int = Field(3, ge=2)
+    num_workers: int = Field(0, ge=0)
+    checkpoint_every: int = Field(1, gt=0)
+
+
+
+class GamParams(_Strict):
+    gaussian_match: GaussianMatchParams = GaussianMatchParams()
+    match_activations: MatchActivationsParams
+    adda_weight_reg: float = Field(1.0, gt=0, description="the weight regulariser of the 'ADDA + weight "
+                                   "regulariser' row (ADDA itself is CyCADA's feature-level stage)")
+
+
 class FrameParams(_Strict):
     """How a segmentation stage reads frames: frames wider than ``max_width`` are scaled down to it
     (aspect kept; the paper: 1024), then randomly cropped to ``crop`` = [height, width] (training
@@ -301,11 +343,20 @@ class SegEvaluateParams(_Strict):
     preview_frames: int = Field(4, ge=1, description="target frames shown in the report's prediction grid")
 
 
+class SegMatchActivationsParams(MatchActivationsParams, FrameParams):
+    """GAM 5.3: LSGAN, lambda 0.1, batch 12 random 1024x512 crops, Adam, doubled weight regulariser."""
+
+
+class SegGamParams(GamParams):
+    match_activations: SegMatchActivationsParams
+
+
 class SegmentationParams(_Strict):
-    """The segmentation track's versions of train_supervised, cycada and evaluate."""
+    """The segmentation track's versions of train_supervised, cycada, gam and evaluate."""
 
     train_supervised: SegTrainParams
     cycada: SegCycadaParams
+    gam: SegGamParams
     evaluate: SegEvaluateParams = SegEvaluateParams()
 
 
@@ -321,6 +372,7 @@ class Params(_Strict):
     dvc_experiments: tuple[str, ...] = Field(min_length=1)
     train_supervised: TrainSupervisedParams
     cycada: CycadaParams
+    gam: GamParams
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
 
@@ -328,10 +380,10 @@ class Params(_Strict):
         """The train_supervised / cycada / evaluate sections that apply to ``backbone``'s task."""
         task = self.backbones[backbone].task
         if task == "classification":
-            return Track(task, "", self.train_supervised, self.cycada, self.evaluate)
+            return Track(task, "", self.train_supervised, self.cycada, self.gam, self.evaluate)
         assert self.segmentation is not None  # validated in _cross_references
         seg = self.segmentation
-        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.evaluate)
+        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.gam, seg.evaluate)
 
     def experiment_seeds(self, experiment: str) -> tuple[int, ...]:
         return self.experiments[experiment].seeds or self.seeds
@@ -359,6 +411,11 @@ class Params(_Strict):
                 if self.domain_task(domain) != task:
                     raise ValueError(f"experiments.{name}: {role} {domain!r} is a {self.domain_task(domain)} "
                                      f"domain but backbone {exp.backbone!r} is a {task} net")
+            gam_rows = {"gam_gaussian", "gam_noreg", "gam"} & set(exp.methods)
+            bb = self.backbones[exp.backbone]
+            if gam_rows and not bb.gam_layers:
+                raise ValueError(f"experiments.{name}: GAM rows need backbones.{exp.backbone}.gam_layers "
+                                 "(the named layers to match)")
             if task == "segmentation" and self.segmentation is None:
                 raise ValueError(f"experiments.{name} is a segmentation experiment: add the `segmentation:` "
                                  "section (see params.yaml in the repository)")
@@ -380,6 +437,7 @@ class Track:
     prefix: str
     train_supervised: TrainSupervisedParams
     cycada: CycadaParams | SegCycadaParams
+    gam: GamParams | SegGamParams
     evaluate: EvaluateParams | SegEvaluateParams
 
 

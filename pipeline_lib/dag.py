@@ -169,6 +169,49 @@ def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
     return stages
 
 
+def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
+    """GAM's stages for one seed: Gaussian matching -> adversarial matching (with and without the
+    weight regulariser), and ADDA + the regulariser (CyCADA's feature-level stage, reused)."""
+    exp = params.experiments[experiment]
+    wanted = set(exp.methods)
+    data = (str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+    f_s = str(paths.supervised_model(exp.source, exp.backbone, seed))
+    track = params.track(exp.backbone)
+    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}") + \
+        (("data",) if _streamed(params, exp.source) or _streamed(params, exp.target) else ())
+    gam, code = f"{track.prefix}gam", model_code(params, exp.backbone)
+    gaussian = paths.gam_model(experiment, "gaussian", seed)
+    needs_gaussian = "gam_gaussian" in wanted or (
+        {"gam", "gam_noreg"} & wanted and track.gam.match_activations.init == "gaussian")
+    stages: list[Stage] = []
+    if needs_gaussian:
+        stages.append(Stage(
+            name=f"gaussian_match__{experiment}__s{seed}", cmd=_py("gaussian_match", experiment=experiment, seed=seed),
+            deps=(f_s, *data) + code_deps("stages/gaussian_match.py", "pipeline_lib/methods/gam.py", *code),
+            outs=(str(gaussian),), params=common + (f"{gam}.gaussian_match",)))
+    for method, variant in (("gam", "full"), ("gam_noreg", "noreg")):
+        if method not in wanted:
+            continue
+        model = paths.gam_model(experiment, variant, seed)
+        init = (str(gaussian),) if track.gam.match_activations.init == "gaussian" else ()
+        stages.append(Stage(
+            name=f"match_activations__{experiment}__{variant}__s{seed}",
+            cmd=_py("match_activations", experiment=experiment, variant=variant, seed=seed),
+            deps=init + (f_s, *data) + code_deps("stages/match_activations.py", "pipeline_lib/methods/gam.py",
+                                                  "pipeline_lib/losses.py", *code),
+            outs=(str(model), str(paths.history(model))), params=common + (f"{gam}.match_activations",)))
+    if "adda_reg" in wanted:
+        model = paths.gam_model(experiment, "adda_reg", seed)
+        stages.append(Stage(
+            name=f"adapt_features__{experiment}__feat_reg__s{seed}",
+            cmd=_py("adapt_features", experiment=experiment, variant="feat_reg", seed=seed),
+            deps=(f_s, *data) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py",
+                                          "pipeline_lib/losses.py", *code),
+            outs=(str(model), str(paths.history(model))),
+            params=common + (f"{track.prefix}cycada.adapt_features", f"{gam}.adda_weight_reg")))
+    return stages
+
+
 def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
     exp = params.experiments[experiment]
     seg = params.backbones[exp.backbone].task == "segmentation"
@@ -227,6 +270,7 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
         stages += [_train_supervised(params, exp.target, exp.backbone, s) for s in seeds]
     for s in seeds:
         stages += _cycada(params, experiment, s)
+        stages += _gam(params, experiment, s)
     stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in seeds]
     stages.append(_report(params, experiment))
     return stages

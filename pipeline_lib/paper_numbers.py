@@ -37,7 +37,22 @@ PAPER: dict[tuple[str, str, str], tuple[PaperValue, ...]] = {
     ("mnist", "usps", "cycada_pixel_feat"): (PaperValue("95.6 ± 0.2", "CyCADA Table 2"),),
     ("usps", "mnist", "cycada_pixel_feat"): (PaperValue("96.5 ± 0.1", "CyCADA Table 2"),),
     ("svhn", "mnist", "cycada_pixel_feat"): (PaperValue("90.4 ± 0.4", "CyCADA Table 2"),),
+    ("mnist", "usps", "adda_reg"): (PaperValue("90.5 ± 0.5", "GAM Table 1"),),
+    ("usps", "mnist", "adda_reg"): (PaperValue("97.4 ± 0.6", "GAM Table 1"),),
+    ("svhn", "mnist", "adda_reg"): (PaperValue("73.5 ± 0.8", "GAM Table 1"),),
+    ("mnist", "usps", "gam_noreg"): (PaperValue("95.6 ± 0.6", "GAM Table 1"),),
+    ("usps", "mnist", "gam_noreg"): (PaperValue("97.8 ± 0.6", "GAM Table 1"),),
+    ("svhn", "mnist", "gam_noreg"): (PaperValue("73.6 ± 0.6", "GAM Table 1"),),
+    ("mnist", "usps", "gam"): (PaperValue("95.7 ± 0.5", "GAM Table 1"),),
+    ("usps", "mnist", "gam"): (PaperValue("98.0 ± 0.5", "GAM Table 1"),),
+    ("svhn", "mnist", "gam"): (PaperValue("74.6 ± 1.1", "GAM Table 1"),),
 }
+for (_src, _tgt), _value in {("mnist", "usps"): "96.4", ("usps", "mnist"): "99.9", ("svhn", "mnist"): "99.9"}.items():
+    PAPER[(_src, _tgt, "oracle")] += (PaperValue(_value, "GAM Table 1 (supervised)"),)
+
+# GAM Table 3, GTA5 -> Cityscapes with ERFNet (encoder, bilinear upsampling): IoU %
+_GAM_T3 = {"source_only": "15.8", "gam_gaussian": "28.0", "cycada_feat": "28.6", "adda_reg": "30.5", "gam": "31.3",
+           "oracle": "65.0"}
 
 
 # CyCADA Table 4, GTA5 -> Cityscapes val: the 19 per-class IoUs (Cityscapes train-id order), then
@@ -82,6 +97,8 @@ def paper_values(source: str, target: str, method: str, backbone_arch: str) -> t
     seg = paper_segmentation(source, target, method, backbone_arch)
     if seg is not None:
         return (PaperValue(seg.value, seg.table),)
+    if (source, target) == ("gta5", "cityscapes") and backbone_arch == "erfnet_encoder" and method in _GAM_T3:
+        return (PaperValue(_GAM_T3[method], "GAM Table 3 (IoU, ERFNet)"),)
     if backbone_arch not in PAPER_BACKBONES:
         return ()
     return PAPER.get((source, target, method), ())

@@ -7,6 +7,8 @@ from pathlib import Path
 from pipeline_lib.config import EMBEDDED_SCENE_DOMAINS, Params
 
 CYCADA_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
+#: GAM's rows: method -> (stage, variant) of the artifact that the row evaluates
+GAM_VARIANTS = {"gam_gaussian": "gaussian", "adda_reg": "adda_reg", "gam_noreg": "noreg", "gam": "full"}
 
 
 def domain_npz(domain: str) -> Path:
@@ -59,6 +61,11 @@ def adapted_model(experiment: str, variant: str, seed: int) -> Path:
     return cycada_dir(experiment, seed) / f"{variant}.pt"
 
 
+def gam_model(experiment: str, variant: str, seed: int) -> Path:
+    """GAM's checkpoints: gaussian (4.1), full / noreg (4.2), adda_reg (ADDA + the regulariser)."""
+    return Path("models/gam") / experiment / f"seed{seed}" / f"{variant}.pt"
+
+
 def method_model(params: Params, experiment: str, method: str, seed: int) -> Path:
     """The checkpoint a report row evaluates."""
     exp = params.experiments[experiment]
@@ -70,6 +77,8 @@ def method_model(params: Params, experiment: str, method: str, seed: int) -> Pat
         return pixel_model(experiment, seed)
     if method in CYCADA_VARIANTS:
         return adapted_model(experiment, CYCADA_VARIANTS[method], seed)
+    if method in GAM_VARIANTS:
+        return gam_model(experiment, GAM_VARIANTS[method], seed)
     raise KeyError(method)
 
 
@@ -83,6 +92,8 @@ def curve_histories(params: Params, experiment: str) -> list[tuple[str, int, Pat
             out.append(("cyclegan", seed, history(cyclegan_model(experiment, seed))))
         out += [(method, seed, history(adapted_model(experiment, variant, seed)))
                 for method, variant in CYCADA_VARIANTS.items() if method in methods]
+        out += [(method, seed, history(gam_model(experiment, variant, seed)))
+                for method, variant in GAM_VARIANTS.items() if method in methods and method != "gam_gaussian"]
     return out
 
 

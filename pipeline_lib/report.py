@@ -35,6 +35,10 @@ METHOD_INFO = {
     "cycada_pixel": MethodInfo("CyCADA pixel only", False, LAST),
     "cycada_feat": MethodInfo("CyCADA feat only (ADDA)", False, "last ADDA epoch; no target labels"),
     "cycada_pixel_feat": MethodInfo("CyCADA pixel+feat", False, "last ADDA epoch; no target labels"),
+    "gam_gaussian": MethodInfo("GAM i.i.d. Gaussian matching", False, "closed form; no target labels"),
+    "adda_reg": MethodInfo("ADDA + weight regulariser", False, "last ADDA epoch; no target labels"),
+    "gam_noreg": MethodInfo("GAM, no regulariser", False, LAST),
+    "gam": MethodInfo("GAM full", False, LAST),
     "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
 }
 
@@ -51,6 +55,9 @@ def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, P
             out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in CYCLEGAN_CURVES]
         else:
             out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
+            if stage in ("gam", "adda_reg"):
+                out.append((f"{METHOD_INFO[stage].label}: weight drift ||theta_s - theta_t||^2", f"seed {seed}",
+                            "drift", csv))
     return out
 
 

@@ -34,6 +34,15 @@ class TrainResult:
     resumed_from_epoch: int
 
 
+def check_layers(model: nn.Module, layers: tuple[str, ...], key: str) -> list[str]:
+    """``layers`` in the model's forward order; an unknown name is a one-line error naming ``key``."""
+    names = list(model.layer_names)  # type: ignore[attr-defined]
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise PipelineError(f"{key}: {unknown[0]!r} is not a layer of this backbone (its layers: {', '.join(names)})")
+    return [n for n in names if n in layers]
+
+
 def partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
@@ -128,10 +137,11 @@ def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) ->
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list)
     for items in loader:
         groups: dict[tuple[int, ...], list] = {}
-        for image, label in items:
+        for item in items:  # (image, label), or (image,) from an unlabelled set
+            image, label = item[0], torch.as_tensor(item[1]) if len(item) > 1 else torch.zeros((), dtype=torch.long)
             groups.setdefault((*image.shape, *label.shape), []).append((image, label))
         for group in groups.values():
-            yield torch.stack([g[0] for g in group]), torch.stack([torch.as_tensor(g[1]) for g in group])
+            yield torch.stack([g[0] for g in group]), torch.stack([g[1] for g in group])
 
 
 def paired_batches(source: Dataset, target: Dataset, batch_size: int,

@@ -1,5 +1,6 @@
 """CyCADA feature level (ADDA): adapt the encoder of f_S on raw source ("feat") or of the pixel-only
-model on translated source ("pixel_feat") to the unlabelled target."""
+model on translated source ("pixel_feat") to the unlabelled target; "feat_reg" adds GAM's
+weight-drift regulariser to "feat" (GAM Table 1: ADDA + weight regulariser)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from pipeline_lib.runtime import resolve_device, seed_everything
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).cycada.adapt_features
+    track = params.track(exp.backbone)
+    backbone, cfg = params.backbones[exp.backbone], track.cycada.adapt_features
+    if args.variant == "feat_reg":  # GAM Table 1's "ADDA + weight regulariser" row
+        cfg = cfg.model_copy(update={"weight_reg": track.gam.adda_weight_reg})
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    if args.variant == "feat":
+    if args.variant in ("feat", "feat_reg"):
         model_path = paths.supervised_model(exp.source, exp.backbone, args.seed)
         source = train_set(params, exp.source, exp.backbone, cfg)
     else:
@@ -28,7 +32,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
         source, _ = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
     target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
     model, upstream = load_task_model(model_path, backbone)
-    out = paths.adapted_model(args.experiment, args.variant, args.seed)
+    out = paths.gam_model(args.experiment, "adda_reg", args.seed) if args.variant == "feat_reg" \
+        else paths.adapted_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
     adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, params_hash(meta),
@@ -42,5 +47,5 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, experiment=True, seed=True)
-    parser.add_argument("--variant", required=True, choices=["feat", "pixel_feat"])
+    parser.add_argument("--variant", required=True, choices=["feat", "pixel_feat", "feat_reg"])
     raise SystemExit(run_stage(parser, main))

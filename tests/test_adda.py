@@ -51,7 +51,7 @@ def test_open_gate_moves_only_the_encoder_and_the_source_model_stays_frozen(tmp_
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     after = adapted.state_dict()
-    assert not torch.equal(after["stages.fc1.1.weight"], before["stages.fc1.1.weight"])
+    assert not torch.equal(after["stages.fc1.2.weight"], before["stages.fc1.2.weight"])
     torch.testing.assert_close(after["stages.logits.2.weight"], before["stages.logits.2.weight"], rtol=0, atol=0)
 
 

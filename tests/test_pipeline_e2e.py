@@ -41,15 +41,17 @@ def _metrics(project: Path) -> dict[str, dict]:
     return out
 
 
-METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "oracle")
+METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
+           "gam_noreg", "gam", "oracle")
 
 
 def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
     table = pd.read_csv(built / REPORT)
     assert list(table["method"]) == ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)",
-                                     "CyCADA pixel+feat", "target oracle"]
+                                     "CyCADA pixel+feat", "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser",
+                                     "GAM, no regulariser", "GAM full", "target oracle"]
     assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {2} and set(table["seeds"]) == {"0 1"}
-    assert list(table["uses_target_labels"]) == [False, False, False, False, True]
+    assert list(table["uses_target_labels"]) == [False] * 8 + [True]
     for col in ("target_mean", "source_mean"):
         assert table[col].between(0, 100).all()
     # the source-only model is trained on mnist5k, so it scores better there than the oracle's target

@@ -16,7 +16,8 @@ from pipeline_helpers import copy_project, run, snakemake_plan
 
 pytestmark = pytest.mark.slow
 
-ROWS = ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)", "CyCADA pixel+feat", "target oracle"]
+ROWS = ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)", "CyCADA pixel+feat",
+        "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser", "GAM, no regulariser", "GAM full", "target oracle"]
 
 
 @pytest.fixture(scope="module")

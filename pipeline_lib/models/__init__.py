@@ -31,5 +31,6 @@ def load_task_model(path: str | Path, params: BackboneParams) -> tuple[TaskModel
     """Build the backbone and load a pipeline checkpoint into it; returns (model, meta)."""
     ckpt = load_checkpoint(path)
     model = build_backbone(params, num_classes=ckpt["meta"]["num_classes"])
+    model.add_matchers(ckpt["meta"].get("matchers", {}))  # GAM's explicit per-channel affines
     model.load_state_dict(ckpt["state"])
     return model, ckpt["meta"]

@@ -16,6 +16,7 @@ LR-ASPP, DRN, ERFNet) and captures named layers with forward hooks.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Literal, Sequence
 
@@ -25,13 +26,62 @@ from torch import nn
 Task = Literal["classification", "segmentation"]
 
 
+class ChannelAffine(nn.Module):
+    """out[:, k] = scale[k] * x[:, k] + shift[k]: GAM's per-channel matching of one layer (eq. 2)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.shift = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.scale.view(shape) + self.shift.view(shape)
+
+
+#: Modules that commute with a positive per-channel affine, so it may be folded into the op before them.
+_COMMUTING = (nn.MaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
+
+
 class TaskModel(nn.Module):
-    """The interface: named layers in forward order (the last is ``logits``), activations by name."""
+    """The interface: named layers in forward order (the last is ``logits``), activations by name.
+
+    ``match_layer(name, scale, shift)`` makes layer ``name``'s output ``scale * out + shift`` per
+    channel (GAM section 4.1): folded into the layer's weights where that is exact, otherwise kept
+    as an explicit :class:`ChannelAffine` in ``matchers`` (listed by ``matched_layers`` so a
+    checkpoint can be rebuilt with :meth:`add_matchers`).
+    """
 
     task: Task
     num_classes: int
     in_channels: int
     encoder_layer: str
+    matchers: nn.ModuleDict
+
+    def matched_layers(self) -> dict[str, int]:
+        """Layers with an explicit matcher, and their channel counts."""
+        return {name: int(m.scale.numel()) for name, m in self.matchers.items()}
+
+    def add_matchers(self, layers: dict[str, int]) -> None:
+        for name, channels in layers.items():
+            self.matchers[name] = ChannelAffine(channels)
+
+    def match_layer(self, name: str, scale: torch.Tensor, shift: torch.Tensor) -> bool:
+        """Apply the per-channel affine to ``name``'s output; True if it was folded into weights."""
+        if name not in self.layer_names:
+            raise KeyError(f"unknown layer {name!r}; this model has {list(self.layer_names)}")
+        if name not in self.matchers and (scale > 0).all() and self._fold(name, scale, shift):
+            return True
+        if name not in self.matchers:
+            self.matchers[name] = ChannelAffine(len(scale)).to(scale.device)
+        m = self.matchers[name]
+        with torch.no_grad():  # compose with what is there
+            m.shift.copy_(scale * m.shift + shift)
+            m.scale.mul_(scale)
+        return False
+
+    def _fold(self, name: str, scale: torch.Tensor, shift: torch.Tensor) -> bool:
+        return False
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -64,6 +114,7 @@ class ChainModel(TaskModel):
         if encoder_layer not in names[:-1]:
             raise ValueError(f"encoder_layer {encoder_layer!r} is not one of the stages {names[:-1]}")
         self.stages = nn.ModuleDict(stages)
+        self.matchers = nn.ModuleDict()
         self.task = task
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -73,17 +124,38 @@ class ChainModel(TaskModel):
     def layer_names(self) -> tuple[str, ...]:
         return tuple(self.stages.keys())
 
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages[name](x)
+        return self.matchers[name](x) if name in self.matchers else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages.values():
-            x = stage(x)
+        for name in self.stages:
+            x = self._stage(name, x)
         return x
+
+    def _fold(self, name: str, scale: torch.Tensor, shift: torch.Tensor) -> bool:
+        """Fold into the stage's last conv/linear/batch-norm when only pooling or dropout follow it."""
+        modules = list(self.stages[name].children()) if isinstance(self.stages[name], nn.Sequential) \
+            else [self.stages[name]]
+        for i in range(len(modules) - 1, -1, -1):
+            op = modules[i]
+            if isinstance(op, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d)):
+                if getattr(op, "bias", None) is None or op.weight is None:
+                    return False
+                with torch.no_grad():
+                    op.weight.mul_(scale.view((-1,) + (1,) * (op.weight.dim() - 1)))
+                    op.bias.copy_(scale * op.bias + shift)
+                return True
+            if not isinstance(op, _COMMUTING):
+                return False
+        return False
 
     def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run the model up to the last requested stage and return the requested activations."""
         wanted = self._check_names(names)
         out: dict[str, torch.Tensor] = {}
-        for name, stage in self.stages.items():
-            x = stage(x)
+        for name in self.stages:
+            x = self._stage(name, x)
             if name in wanted:
                 out[name] = x
                 if len(out) == len(wanted):
@@ -96,7 +168,7 @@ class ChainModel(TaskModel):
         if layer not in names:
             raise KeyError(f"unknown layer {layer!r}; this model has {list(names)}")
         for name in names[names.index(layer) + 1:]:
-            h = self.stages[name](h)
+            h = self._stage(name, h)
         return h
 
 
@@ -124,6 +196,9 @@ class TappedModel(TaskModel):
             net.get_submodule(path)  # fails early on a wrong path
         self.net = net
         self.taps = dict(taps)
+        self.matchers = nn.ModuleDict()
+        for name, path in self.taps.items():  # a matched layer's output passes through its matcher
+            net.get_submodule(path).register_forward_hook(functools.partial(self._matched, name))
         self.task = task
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -131,12 +206,16 @@ class TappedModel(TaskModel):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    def _matched(self, name: str, _module: nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
+        return self.matchers[name](out) if name in self.matchers else out
+
     @property
     def layer_names(self) -> tuple[str, ...]:
         return (*self.taps, "logits")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(((x + 1) / 2 - self.mean) / self.std)
+        out = self.net(((x + 1) / 2 - self.mean) / self.std)
+        return self.matchers["logits"](out) if "logits" in self.matchers else out
 
     def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = self._check_names(names)

@@ -23,12 +23,13 @@ class LeNet(ChainModel):
         side = ((image_size - 4) // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"LeNet needs images of at least 16x16, got {image_size}")
+        # Each stage ends in its linear op (pooling commutes with ReLU and with any per-channel
+        # positive affine), so GAM's per-channel scale and shift folds into that op exactly;
+        # the ReLUs open the next stage. The function is the release's conv-pool-relu net.
         stages = OrderedDict(
-            conv1=nn.Sequential(nn.Conv2d(in_channels, 20, kernel_size=5), nn.MaxPool2d(2), nn.ReLU()),
-            conv2=nn.Sequential(
-                nn.Conv2d(20, 50, kernel_size=5), nn.Dropout2d(p=0.5), nn.MaxPool2d(2), nn.ReLU()
-            ),
-            fc1=nn.Sequential(nn.Flatten(), nn.Linear(50 * side * side, self.FEATURE_DIM)),
+            conv1=nn.Sequential(nn.Conv2d(in_channels, 20, kernel_size=5), nn.MaxPool2d(2)),
+            conv2=nn.Sequential(nn.ReLU(), nn.Conv2d(20, 50, kernel_size=5), nn.Dropout2d(p=0.5), nn.MaxPool2d(2)),
+            fc1=nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(50 * side * side, self.FEATURE_DIM)),
             logits=nn.Sequential(nn.ReLU(), nn.Dropout(p=0.5), nn.Linear(self.FEATURE_DIM, num_classes)),
         )
         super().__init__(stages, task="classification", num_classes=num_classes,

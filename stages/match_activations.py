@@ -1,0 +1,47 @@
+"""GAM section 4.2 (eq. 3): adversarially match the chosen layers' activation distributions, with
+the weight-drift regulariser ("full") or without it ("noreg")."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import save_checkpoint
+from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.config import Params
+from pipeline_lib.domains.loading import train_set
+from pipeline_lib.methods.gam import match_activations
+from pipeline_lib.models import load_task_model
+from pipeline_lib.runtime import resolve_device, seed_everything
+from pipeline_lib.training import check_layers
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    exp = experiment(params, args.experiment)
+    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).gam.match_activations
+    if args.variant == "noreg":
+        cfg = cfg.model_copy(update={"weight_reg": 0.0})
+    seed_everything(args.seed)
+    device = resolve_device(params.device)
+    source_model, upstream = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
+    init = paths.gam_model(args.experiment, "gaussian", args.seed) if cfg.init == "gaussian" else None
+    start = load_task_model(init, backbone)[0] if init else source_model
+    layers = check_layers(source_model, backbone.gam_layers, f"backbones.{exp.backbone}.gam_layers")
+    source = train_set(params, exp.source, exp.backbone, cfg)
+    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
+    out = paths.gam_model(args.experiment, args.variant, args.seed)
+    meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
+            "gam_params": cfg.model_dump(), "layers": layers, "num_classes": source_model.num_classes}
+    model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out,
+                                      params_hash(meta), desc=f"gam {args.variant} {args.experiment}/seed{args.seed}")
+    save_checkpoint(out, model.cpu().state_dict(), {
+        **meta, "matchers": model.matched_layers(), "train_seconds": upstream["train_seconds"] + result.seconds,
+        "stage_seconds": result.seconds, "device": str(device)})
+    finish_training(out, result)
+    print(f"matched activations -> {out}: {len(result.history)} epoch(s), {result.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, experiment=True, seed=True)
+    parser.add_argument("--variant", required=True, choices=["full", "noreg"])
+    raise SystemExit(run_stage(parser, main))
