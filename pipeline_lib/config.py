@@ -28,7 +28,9 @@ SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
 #: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
 REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
 METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
-           "gam_noreg", "gam", "oracle")
+           "gam_noreg", "gam", "oracle", "label_bound")
+#: rows that only make sense for one task (GAM 5.3's label-distribution bound is about pixel counts)
+SEGMENTATION_ONLY = ("label_bound",)
 Task = Literal["classification", "segmentation"]
 ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
                               "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
@@ -157,7 +159,7 @@ class ExperimentParams(_Strict):
     source: str
     target: str
     backbone: str
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = Field(METHODS, description="report rows (default: every method of the track)")
     seeds: tuple[int, ...] | None = Field(None, min_length=1, description="overrides the top-level seeds")
 
     @field_validator("methods")
@@ -376,6 +378,19 @@ class Params(_Strict):
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_methods(cls, raw: Any) -> Any:
+        """An experiment without ``methods`` gets every row its track supports."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("experiments"), dict):
+            return raw
+        archs = {k: v.get("arch") for k, v in (raw.get("backbones") or {}).items() if isinstance(v, dict)}
+        for exp in raw["experiments"].values():
+            if isinstance(exp, dict) and "methods" not in exp:
+                seg = ARCH_TASK.get(str(archs.get(exp.get("backbone"))), "classification") == "segmentation"
+                exp["methods"] = list(METHODS if seg else [m for m in METHODS if m not in SEGMENTATION_ONLY])
+        return raw
+
     def track(self, backbone: str) -> "Track":
         """The train_supervised / cycada / evaluate sections that apply to ``backbone``'s task."""
         task = self.backbones[backbone].task
@@ -411,6 +426,8 @@ class Params(_Strict):
                 if self.domain_task(domain) != task:
                     raise ValueError(f"experiments.{name}: {role} {domain!r} is a {self.domain_task(domain)} "
                                      f"domain but backbone {exp.backbone!r} is a {task} net")
+            if task == "classification" and set(SEGMENTATION_ONLY) & set(exp.methods):
+                raise ValueError(f"experiments.{name}.methods: label_bound is for segmentation experiments")
             gam_rows = {"gam_gaussian", "gam_noreg", "gam"} & set(exp.methods)
             bb = self.backbones[exp.backbone]
             if gam_rows and not bb.gam_layers:

@@ -230,20 +230,33 @@ def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
     )
 
 
+def _label_bound(params: Params, experiment: str) -> Stage:
+    exp = params.experiments[experiment]
+    return Stage(
+        name=f"label_bound__{experiment}", cmd=_py("label_bound", experiment=experiment),
+        deps=(str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+        + code_deps("stages/label_bound.py", "pipeline_lib/metrics.py", *model_code(params, exp.backbone)),
+        outs=(str(paths.label_bound_json(experiment)),),
+        params=(f"experiments.{experiment}",) + (("data",) if _streamed(params, exp.source) else ()))
+
+
 def _report(params: Params, experiment: str) -> Stage:
     exp, seeds = params.experiments[experiment], params.experiment_seeds(experiment)
     seg = params.backbones[exp.backbone].task == "segmentation"
-    pngs = tuple(str(paths.confusion_png(experiment, m)) for m in exp.methods) + (str(paths.curves_png(experiment)),)
+    models = [m for m in exp.methods if m != "label_bound"]
+    pngs = tuple(str(paths.confusion_png(experiment, m)) for m in models) + (str(paths.curves_png(experiment)),)
     previews: tuple[str, ...] = ()
     if seg:
         pngs += (str(paths.predictions_png(experiment)),)
-        previews = tuple(str(paths.predictions_preview(experiment, m, seeds[0])) for m in exp.methods)
+        previews = tuple(str(paths.predictions_preview(experiment, m, seeds[0])) for m in models)
+    if "label_bound" in exp.methods:
+        previews += (str(paths.label_bound_json(experiment)),)
     csv = str(paths.report_csv(experiment))
     curves = tuple(str(csv) for *_, csv in paths.curve_histories(params, experiment))
     return Stage(
         name=f"report__{experiment}",
         cmd=_py("report", experiment=experiment),
-        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in exp.methods for s in seeds) + curves
+        deps=tuple(str(paths.metrics_json(experiment, m, s)) for m in models for s in seeds) + curves
         + previews
         + code_deps("stages/report.py", "pipeline_lib/report.py", "pipeline_lib/paper_numbers.py",
                     "pipeline_lib/metrics.py", "pipeline_lib/plots.py"),
@@ -271,7 +284,9 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     for s in seeds:
         stages += _cycada(params, experiment, s)
         stages += _gam(params, experiment, s)
-    stages += [_evaluate(params, experiment, m, s) for m in exp.methods for s in seeds]
+    stages += [_evaluate(params, experiment, m, s) for m in exp.methods if m != "label_bound" for s in seeds]
+    if "label_bound" in exp.methods:
+        stages.append(_label_bound(params, experiment))
     stages.append(_report(params, experiment))
     return stages
 

@@ -80,6 +80,31 @@ def segmentation_scores(conf: np.ndarray, eval_classes: Sequence[int] | None = N
             "iou": [None if np.isnan(v) else float(v) for v in iou]}
 
 
+def label_distribution_bound(source_counts: Sequence[float], target_counts: Sequence[float],
+                             eval_classes: Sequence[int] | None = None) -> dict[str, object]:
+    """GAM section 5.3's oracle: the best scores of a model whose predicted label distribution is
+    the source's (scaled to the target's pixel count), from per-class pixel counts alone.
+
+    With p_l the predicted and t_l the true pixels of class l, at most min(p_l, t_l) pixels of
+    class l can be right and the union is at least max(p_l, t_l), so IoU_l <= min / max, pixel
+    accuracy <= sum_l min / sum_l t_l and class accuracy <= mean_l min / t_l. (The paper's text
+    swaps min and max, which would give IoUs above 1.)
+    """
+    src, tgt = np.asarray(source_counts, np.float64), np.asarray(target_counts, np.float64)
+    if eval_classes is not None:
+        src, tgt = src[list(eval_classes)], tgt[list(eval_classes)]
+    if src.sum() <= 0 or tgt.sum() <= 0:
+        raise ValueError("label_distribution_bound needs labelled pixels in both domains")
+    pred = src / src.sum() * tgt.sum()
+    inter, union = np.minimum(pred, tgt), np.maximum(pred, tgt)
+    present = union > 0
+    iou = np.where(present, inter / np.where(present, union, 1), np.nan)
+    has_target = tgt > 0
+    return {"miou": float(np.nanmean(iou)), "pixel_acc": float(inter.sum() / tgt.sum()),
+            "class_acc": float(np.mean(inter[has_target] / tgt[has_target])),
+            "iou": [None if np.isnan(v) else float(v) for v in iou]}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     vals = [float(v) for v in values]

@@ -110,6 +110,11 @@ def predictions_png(experiment: str) -> Path:
     return Path("reports") / experiment / "predictions.png"
 
 
+def label_bound_json(experiment: str) -> Path:
+    """GAM 5.3's label-distribution bound (no model, no seed)."""
+    return Path("metrics") / experiment / "label_bound.json"
+
+
 def report_csv(experiment: str) -> Path:
     return Path("reports") / f"{experiment}.csv"
 

@@ -40,6 +40,9 @@ METHOD_INFO = {
     "gam_noreg": MethodInfo("GAM, no regulariser", False, LAST),
     "gam": MethodInfo("GAM full", False, LAST),
     "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
+    "label_bound": MethodInfo("label-distribution oracle bound", True,
+                              "no model: best scores of any model that follows the source label distribution "
+                              "(GAM 5.3), from source-train and target-test pixel counts"),
 }
 
 
@@ -100,6 +103,9 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
     segmentation = params.backbones[exp.backbone].task == "segmentation"
     rows, confusions = [], {}
     for method in exp.methods:
+        if method == "label_bound":
+            rows.append(_label_bound_row(params, experiment, arch))
+            continue
         results = [read_json(paths.metrics_json(experiment, method, s)) for s in seeds]
         for r, s in zip(results, seeds):
             if r.get("seed") != s or r.get("method") != method:
@@ -120,11 +126,29 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
     return pd.DataFrame(rows), confusions
 
 
+def _label_bound_row(params: Params, experiment: str, arch: str) -> dict[str, object]:
+    exp, info = params.experiments[experiment], METHOD_INFO["label_bound"]
+    bound = read_json(paths.label_bound_json(experiment))
+    papers = paper_values(exp.source, exp.target, "label_bound", arch)
+    row: dict[str, object] = {
+        "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
+        "backbone": exp.backbone, "metric": "mIoU %", "target_miou": f"{100 * bound['miou']:.1f}",
+        "target_pixel_acc": f"{100 * bound['pixel_acc']:.1f}", "target_class_acc": f"{100 * bound['class_acc']:.1f}",
+        "target_mean": round(100 * bound["miou"], 2)}
+    for pos, cls in enumerate(bound["eval_classes"]):
+        iou = bound["iou"][pos]
+        row[f"iou_{bound['classes'][cls]}"] = None if iou is None else round(100 * iou, 1)
+    row.update({"paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
+                "n_seeds": 0, "seeds": "", "profile": params.profile, "uses_target_labels": info.uses_target_labels,
+                "model_selection": info.selection})
+    return row
+
+
 def prediction_grid(params: Params, experiment: str) -> None:
     """Target frames | source-only prediction | adapted predictions | ground truth (first seed)."""
     exp, seed = params.experiments[experiment], params.experiment_seeds(experiment)[0]
-    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.methods}
-    first = previews[exp.methods[0]]
+    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.methods if m != "label_bound"}
+    first = next(iter(previews.values()))
     columns = [(f"{exp.target} image", first["images"])]
     columns += [(METHOD_INFO[m].label, colorize(p["predictions"], CITYSCAPES_PALETTE)) for m, p in previews.items()]
     columns.append(("ground truth", colorize(first["labels"], CITYSCAPES_PALETTE)))

@@ -48,3 +48,17 @@ def test_segmentation_scores_on_a_class_subset():
     assert full["iou"][0] == pytest.approx(4 / 6) and full["iou"][3] == 0.0
     assert sub["iou"] == [1.0, 1.0, 1.0] and sub["miou"] == 1.0 and sub["pixel_acc"] == 1.0
     assert full["pixel_acc"] == pytest.approx(0.8)
+
+
+def test_label_distribution_bound_by_hand():
+    from pipeline_lib.metrics import label_distribution_bound
+    # source: 60% road, 40% sky; target: 30% road, 50% sky, 20% car (never seen in the source)
+    bound = label_distribution_bound([60, 40, 0], [30, 50, 20])
+    # predicted counts on the target's 100 pixels: road 60, sky 40, car 0
+    assert bound["iou"] == pytest.approx([30 / 60, 40 / 50, 0.0])
+    assert bound["miou"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert bound["pixel_acc"] == pytest.approx(0.7) and bound["class_acc"] == pytest.approx((1 + 0.8 + 0) / 3)
+    same = label_distribution_bound([2, 3, 5], [20, 30, 50])
+    assert same["miou"] == pytest.approx(1.0) and same["pixel_acc"] == pytest.approx(1.0)
+    sub = label_distribution_bound([60, 40, 0], [30, 50, 20], eval_classes=[0, 1])
+    assert len(sub["iou"]) == 2 and sub["pixel_acc"] == pytest.approx((30 + 32) / 80)  # predicted 48 road, 32 sky
