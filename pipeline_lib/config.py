@@ -57,9 +57,26 @@ class FolderDomainParams(_Strict):
         return self
 
 
+class DerivedDomainParams(_Strict):
+    """A digit domain whose training split keeps only ``keep`` of the images of ``classes``
+    (GAM Table 2: "odd removes half of the odd digits"); the test split is unchanged."""
+
+    base: str
+    classes: tuple[int, ...] = Field(min_length=1)
+    keep: float = Field(ge=0, lt=1)
+
+    @field_validator("base")
+    @classmethod
+    def _digits(cls, base: str) -> str:
+        if base not in DIGIT_DOMAINS:
+            raise ValueError(f"base {base!r} must be a digit domain ({', '.join(DIGIT_DOMAINS)})")
+        return base
+
+
 class DataParams(_Strict):
     roots: dict[str, Path] = Field(default_factory=dict)
     folders: dict[str, FolderDomainParams] = Field(default_factory=dict)
+    derived: dict[str, DerivedDomainParams] = Field(default_factory=dict)
     download: bool = False
     cache_dir: Path = Path("data/cache")
 
@@ -71,13 +88,13 @@ class DataParams(_Strict):
             raise ValueError(f"unknown dataset {unknown[0]!r} (known: {', '.join(REAL_DOMAINS)})")
         return roots
 
-    @field_validator("folders")
+    @field_validator("folders", "derived")
     @classmethod
-    def _new_names(cls, folders: dict[str, FolderDomainParams]) -> dict[str, FolderDomainParams]:
-        for name in folders:
+    def _new_names(cls, domains: dict[str, Any]) -> dict[str, Any]:
+        for name in domains:
             if name in DIGIT_DOMAINS + SCENE_DOMAINS:
-                raise ValueError(f"folder domain {name!r} clashes with a built-in domain; rename it")
-        return folders
+                raise ValueError(f"domain {name!r} clashes with a built-in domain; rename it")
+        return domains
 
 
 class Mnist5kParams(_Strict):
@@ -404,10 +421,10 @@ class Params(_Strict):
         return self.experiments[experiment].seeds or self.seeds
 
     def domain_task(self, domain: str) -> Task:
-        return "classification" if domain in DIGIT_DOMAINS else "segmentation"
+        return "classification" if domain in DIGIT_DOMAINS or domain in self.data.derived else "segmentation"
 
     def known_domains(self) -> tuple[str, ...]:
-        return DIGIT_DOMAINS + SCENE_DOMAINS + tuple(self.data.folders)
+        return DIGIT_DOMAINS + SCENE_DOMAINS + tuple(self.data.folders) + tuple(self.data.derived)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Params":

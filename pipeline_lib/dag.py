@@ -65,15 +65,17 @@ def _py(module: str, **args: Any) -> str:
 
 def _prepare(domain: str, params: Params) -> Stage:
     needs = domain_inputs(domain, params)
-    if domain in REAL_DIGIT_DOMAINS:
-        keys: tuple[str, ...] = ("profile", "prepare.seed", "prepare.real", "data")
+    if domain in params.data.derived:
+        keys: tuple[str, ...] = ("prepare.seed", f"data.derived.{domain}")
+    elif domain in REAL_DIGIT_DOMAINS:
+        keys = ("profile", "prepare.seed", "prepare.real", "data.roots", "data.download", "data.cache_dir")
     elif domain in EMBEDDED_SCENE_DOMAINS:
         keys = ("profile", "prepare.seed", "prepare.scenes")
     elif params.domain_task(domain) == "segmentation":  # real street scenes or a user's folder
         keys = ("data",) + ((f"prepare.{domain}",) if domain in ("gta5", "synthia") else ())
     else:
         keys = ("profile", "prepare.seed", f"prepare.{domain}")
-    module = DOMAIN_MODULES.get(domain, "segmentation")
+    module = DOMAIN_MODULES.get(domain, "base" if domain in params.data.derived else "segmentation")
     return Stage(
         name=f"prepare__{domain}",
         cmd=_py("prepare", domain=domain),

@@ -21,7 +21,19 @@ __all__ = ["DomainData", "Split", "build_domain", "domain_inputs"]
 
 def domain_inputs(name: str, params: Params) -> list[str]:
     """Names of prepared domains that ``name`` is built from."""
+    if name in params.data.derived:
+        return [params.data.derived[name].base]
     return [params.prepare.mnistm.digits] if name == "mnistm" else []
+
+
+def thin_classes(split: Split, classes: tuple[int, ...], keep: float, seed: int) -> Split:
+    """Keep a seeded ``keep`` fraction of the images of ``classes`` (all other images stay)."""
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(len(split), bool)
+    for c in classes:
+        idx = np.flatnonzero(split.labels == c)
+        drop[rng.permutation(idx)[round(len(idx) * keep):]] = True
+    return Split(split.images[~drop], split.labels[~drop])
 
 
 def _cap(split: Split, limit: int | None, seed: int) -> Split:
@@ -33,6 +45,10 @@ def _cap(split: Split, limit: int | None, seed: int) -> Split:
 
 def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) -> DomainData:
     prep = params.prepare
+    if name in params.data.derived:
+        d = params.data.derived[name]
+        base = inputs[d.base]
+        return DomainData(name, thin_classes(base.train, d.classes, d.keep, prep.seed), base.test, base.classes)
     if name == "mnist5k":
         from pipeline_lib.domains.mnist5k import build_mnist5k
         return build_mnist5k(seed=prep.seed, test_fraction=prep.mnist5k.test_fraction)
