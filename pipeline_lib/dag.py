@@ -97,6 +97,10 @@ TASK_CODE = {
 }
 
 
+#: feature-level stages log the target test metric per epoch (training curves only)
+MONITOR_CODE = ("pipeline_lib/evaluation.py", "pipeline_lib/metrics.py")
+
+
 def model_code(params: Params, backbone: str) -> tuple[str, ...]:
     """The model and data-loading code a stage of ``backbone``'s track runs."""
     return TASK_CODE[params.backbones[backbone].task]
@@ -164,7 +168,7 @@ def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
         stages.append(Stage(
             name=f"adapt_features__{experiment}__{variant}__s{seed}",
             cmd=_py("adapt_features", experiment=experiment, variant=variant, seed=seed),
-            deps=start + (tgt_npz,) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py",
+            deps=start + (tgt_npz,) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py", *MONITOR_CODE,
                                                 "pipeline_lib/losses.py", *model_code_),
             outs=(str(adapted), str(paths.history(adapted))),
             params=common + (f"{cyc}.adapt_features",)))
@@ -189,8 +193,11 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
     if needs_gaussian:
         stages.append(Stage(
             name=f"gaussian_match__{experiment}__s{seed}", cmd=_py("gaussian_match", experiment=experiment, seed=seed),
-            deps=(f_s, *data) + code_deps("stages/gaussian_match.py", "pipeline_lib/methods/gam.py", *code),
-            outs=(str(gaussian),), params=common + (f"{gam}.gaussian_match",)))
+            deps=(f_s, *data) + code_deps("stages/gaussian_match.py", "pipeline_lib/methods/gam.py",
+                                          "pipeline_lib/plots.py", *code),
+            outs=(str(gaussian), str(paths.source_or_not_png(experiment, seed))),
+            params=common + (f"{gam}.gaussian_match",),
+            report_outs=(str(paths.source_or_not_png(experiment, seed)),), report_category=experiment))
     for method, variant in (("gam", "full"), ("gam_noreg", "noreg")):
         if method not in wanted:
             continue
@@ -199,7 +206,7 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
         stages.append(Stage(
             name=f"match_activations__{experiment}__{variant}__s{seed}",
             cmd=_py("match_activations", experiment=experiment, variant=variant, seed=seed),
-            deps=init + (f_s, *data) + code_deps("stages/match_activations.py", "pipeline_lib/methods/gam.py",
+            deps=init + (f_s, *data) + code_deps("stages/match_activations.py", "pipeline_lib/methods/gam.py", *MONITOR_CODE,
                                                   "pipeline_lib/losses.py", *code),
             outs=(str(model), str(paths.history(model))), params=common + (f"{gam}.match_activations",)))
     if "adda_reg" in wanted:
@@ -207,7 +214,7 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
         stages.append(Stage(
             name=f"adapt_features__{experiment}__feat_reg__s{seed}",
             cmd=_py("adapt_features", experiment=experiment, variant="feat_reg", seed=seed),
-            deps=(f_s, *data) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py",
+            deps=(f_s, *data) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py", *MONITOR_CODE,
                                           "pipeline_lib/losses.py", *code),
             outs=(str(model), str(paths.history(model))),
             params=common + (f"{track.prefix}cycada.adapt_features", f"{gam}.adda_weight_reg")))

@@ -62,3 +62,37 @@ def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, 
                 shown["predictions"].append(pred.numpy().astype(np.uint8))
                 shown["labels"].append(mask.numpy().astype(np.uint8))
     return conf, {k: np.stack(v) if v else np.zeros((0,), np.uint8) for k, v in shown.items()}
+
+
+def target_monitor(model_task: str, data: Dataset, num_classes: int, device: torch.device, batch_size: int,
+                   eval_classes: list[int] | None = None, infer_max_width: int | None = None):
+    """A per-epoch probe of the target test metric (accuracy or mIoU), for training curves only
+    (GAM Fig. 5): it reads target labels, so it never selects a checkpoint."""
+    from pipeline_lib.metrics import accuracy, segmentation_scores
+
+    def probe(model: nn.Module) -> float:
+        was_training = model.training
+        if model_task == "classification":
+            images, labels = data.tensors  # type: ignore[attr-defined]
+            value = accuracy(evaluate_confusion(model, images, labels, num_classes, device, batch_size).numpy())
+        else:
+            conf, _ = evaluate_segmentation(model, data, num_classes, device, batch_size, infer_max_width)
+            value = float(segmentation_scores(conf.numpy(), eval_classes)["miou"])
+        model.train(was_training)
+        return value
+
+    return probe
+
+
+def experiment_target_monitor(params, experiment: str, num_classes: int, device: torch.device):
+    """:func:`target_monitor` on the experiment's target test split, with its evaluation settings."""
+    from pipeline_lib.domains.frames import domain_classes
+    from pipeline_lib.domains.loading import test_set
+
+    exp = params.experiments[experiment]
+    task, cfg = params.backbones[exp.backbone].task, params.track(exp.backbone).evaluate
+    data = test_set(params, exp.target, exp.backbone)
+    if task == "classification":
+        return target_monitor(task, data, num_classes, device, cfg.batch_size)
+    eval_classes = list(domain_classes(params, exp.source)[1])
+    return target_monitor(task, data, num_classes, device, cfg.batch_size, eval_classes, cfg.infer_max_width)

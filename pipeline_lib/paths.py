@@ -66,6 +66,10 @@ def gam_model(experiment: str, variant: str, seed: int) -> Path:
     return Path("models/gam") / experiment / f"seed{seed}" / f"{variant}.pt"
 
 
+def source_or_not_png(experiment: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"source_or_not_seed{seed}.png"
+
+
 def method_model(params: Params, experiment: str, method: str, seed: int) -> Path:
     """The checkpoint a report row evaluates."""
     exp = params.experiments[experiment]

@@ -125,3 +125,22 @@ def segmentation_grid(columns: Sequence[tuple[str, np.ndarray]], path: str | Pat
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=6, frameon=False)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
+
+
+def source_or_not(panels: Sequence[dict], path: str | Path, title: str) -> None:
+    """GAM Fig. 3: per layer, histograms of one unit's activations over all locations, for two images
+    of the same domain (top) and of different domains (bottom)."""
+    fig, axes = plt.subplots(2, max(len(panels), 1), figsize=(3.2 * max(len(panels), 1), 4.6), squeeze=False)
+    for c, p in enumerate(panels):
+        for r, (other, label) in enumerate((("source_b", "same domain"), ("target", "different domains"))):
+            ax = axes[r][c]
+            lo = float(min(p["source_a"].min(), p[other].min()))
+            hi = float(max(p["source_a"].max(), p[other].max()))
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+            ax.hist(p["source_a"], bins=bins, alpha=0.6, color="tab:orange")
+            ax.hist(p[other], bins=bins, alpha=0.6, color="tab:blue")
+            ax.set_title(f"{p['layer']} unit {p['unit']}: {label}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)

@@ -58,6 +58,10 @@ def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, P
             out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in CYCLEGAN_CURVES]
         else:
             out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
+            metric = "accuracy" if params.backbones[params.experiments[experiment].backbone].task == "classification" \
+                else "mIoU"
+            out.append((f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
+                        f"{METHOD_INFO[stage].label}, seed {seed}", "target_metric", csv))
             if stage in ("gam", "adda_reg"):
                 out.append((f"{METHOD_INFO[stage].label}: weight drift ||theta_s - theta_t||^2", f"seed {seed}",
                             "drift", csv))

@@ -11,6 +11,7 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set, translated_set
+from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.adda import adapt_features
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
@@ -36,8 +37,9 @@ def main(args: argparse.Namespace, params: Params) -> None:
         else paths.adapted_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
+    monitor = experiment_target_monitor(params, args.experiment, model.num_classes, device)  # curves only
     adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, params_hash(meta),
-                                     desc=f"{args.variant} {args.experiment}/seed{args.seed}")
+                                     desc=f"{args.variant} {args.experiment}/seed{args.seed}", monitor=monitor)
     save_checkpoint(out, adapted.cpu().state_dict(), {
         **meta, "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "epochs_run": len(result.history), "device": str(device)})

@@ -1,5 +1,6 @@
 """GAM section 4.1: match the per-channel mean and std of the source model's chosen layers on target
-data to the source statistics, layer by layer ("i.i.d. Gaussian matching")."""
+data to the source statistics, layer by layer ("i.i.d. Gaussian matching"); and the Source-or-Not
+picture of section 5.1 for the source model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set
+from pipeline_lib.methods import gam
 from pipeline_lib.methods.gam import gaussian_match
+from pipeline_lib.plots import source_or_not
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import check_layers
@@ -31,6 +34,9 @@ def main(args: argparse.Namespace, params: Params) -> None:
         "experiment": args.experiment, "seed": args.seed, "profile": params.profile, "num_classes": model.num_classes,
         "matchers": matched.matched_layers(), "layers": layers, "log": log,
         "train_seconds": upstream["train_seconds"], "device": str(device)})
+    source_or_not(gam.source_or_not(model, source, target, device, args.seed), paths.source_or_not_png(
+        args.experiment, args.seed), f"Source or not? {exp.source} (orange) vs {exp.source} / {exp.target} (blue), "
+        f"source model, seed {args.seed}")
     for row in log:
         print(f"{row['layer']}: mean |mu_s - mu_t| {row['mean_gap_before']:.3g} -> 0, "
               f"{'folded into its weights' if row['folded'] else 'explicit per-channel affine'}")

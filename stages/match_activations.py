@@ -10,6 +10,7 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set
+from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.gam import match_activations
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
@@ -32,8 +33,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
     out = paths.gam_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "gam_params": cfg.model_dump(), "layers": layers, "num_classes": source_model.num_classes}
+    monitor = experiment_target_monitor(params, args.experiment, source_model.num_classes, device)  # curves only
     model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out,
-                                      params_hash(meta), desc=f"gam {args.variant} {args.experiment}/seed{args.seed}")
+                                      params_hash(meta), desc=f"gam {args.variant} {args.experiment}/seed{args.seed}",
+                                      monitor=monitor)
     save_checkpoint(out, model.cpu().state_dict(), {
         **meta, "matchers": model.matched_layers(), "train_seconds": upstream["train_seconds"] + result.seconds,
         "stage_seconds": result.seconds, "device": str(device)})

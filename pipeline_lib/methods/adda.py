@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import copy
+from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -97,7 +98,8 @@ def _optimizer(params: AdaptFeaturesParams, parameters) -> torch.optim.Optimizer
 
 def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                    params: AdaptFeaturesParams, device: torch.device, seed: int, out,
-                   resume_key: str | None, desc: str = "adapt") -> tuple[TaskModel, TrainResult]:
+                   resume_key: str | None, desc: str = "adapt",
+                   monitor: Callable[[TaskModel], float] | None = None) -> tuple[TaskModel, TrainResult]:
     """Return the adapted target model (a copy of ``source_model`` with a new encoder).
 
     ``source`` yields (image, label) or (image,), ``target`` yields (image, ...): labels are never read.
@@ -165,6 +167,8 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
         row = {"loss_d": sums["loss_d"] / max(steps, 1), "acc_d": sums["acc_d"] / max(steps, 1),
                "loss_e": sums["loss_e"] / max(updates, 1), "drift": sums["drift"] / max(updates, 1),
                "encoder_updates": updates, "steps": steps}
+        if monitor is not None:  # target metric for the training curves only (never selects a model)
+            row["target_metric"] = monitor(target_model)
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", updates=updates)
         stop = updates == 0  # no suitable discriminator within an epoch
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=stop or epoch + 1 == params.max_epochs)

@@ -19,6 +19,7 @@ section 4 (sections 5.2-5.3 for the settings). Two stages, both starting from th
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -76,9 +77,32 @@ def gaussian_match(source_model: TaskModel, source: Dataset, target: Dataset, la
     return model, log
 
 
+@torch.no_grad()
+def source_or_not(model: TaskModel, source: Dataset, target: Dataset, device: torch.device, seed: int,
+                  max_layers: int = 3) -> list[dict[str, object]]:
+    """GAM section 5.1 (Fig. 3): for a few layers with spatial extent, one random unit's activations
+    over all locations for two source images ("same domain") and a source and a target image
+    ("different domains")."""
+    gen = torch.Generator().manual_seed(seed)
+    pick = lambda data: data[int(torch.randint(len(data), (1,), generator=gen))][0]  # noqa: E731
+    a, b, c = pick(source), pick(source), pick(target)
+    model = model.to(device).eval()
+    feats = model.forward_features(torch.stack([a, b, c]).to(device), model.layer_names)
+    spatial = [n for n, f in feats.items() if f.dim() == 4 and f.shape[-1] * f.shape[-2] > 1 and n != "logits"]
+    chosen = [spatial[round(i * (len(spatial) - 1) / max(max_layers - 1, 1))] for i in range(min(max_layers, len(spatial)))]
+    out = []
+    for name in dict.fromkeys(chosen):
+        f = feats[name].float().cpu()
+        unit = int(torch.randint(f.shape[1], (1,), generator=gen))
+        out.append({"layer": name, "unit": unit, "source_a": f[0, unit].flatten().numpy(),
+                    "source_b": f[1, unit].flatten().numpy(), "target": f[2, unit].flatten().numpy()})
+    return out
+
+
 def match_activations(target_model: TaskModel, source_model: TaskModel, source: Dataset, target: Dataset,
                       params: GamParams, layers: list[str], device: torch.device, seed: int, out,
-                      resume_key: str | None, desc: str = "gam") -> tuple[TaskModel, TrainResult]:
+                      resume_key: str | None, desc: str = "gam",
+                      monitor: Callable[[TaskModel], float] | None = None) -> tuple[TaskModel, TrainResult]:
     """Train ``target_model`` (a copy is returned) by eq. 3 against per-layer discriminators."""
     source_model = source_model.to(device).eval().requires_grad_(False)
     model = copy.deepcopy(target_model).to(device).train().requires_grad_(True)
@@ -139,6 +163,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 sums["drift"] += drift.item()
             step += 1
         row = {k: v / max(step, 1) for k, v in sums.items()}
+        if monitor is not None:  # target metric for the training curves only (never selects a model)
+            row["target_metric"] = monitor(model)
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", drift=f"{row['drift']:.3g}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
     return model.eval(), state.result()
