@@ -88,3 +88,34 @@ def test_segmentation_rows_carry_per_class_iou_and_table4(tmp_path, monkeypatch,
     assert row["paper"] == "21.7 / 47.4 / 62.5" and "CyCADA Table 4" in row["paper_table"]
     tiny_raw["backbones"]["street"]["arch"] = "lraspp_mobilenet_v3"  # another backbone: no paper value
     assert build_report(parse_params(tiny_raw), "gta_cityscapes")[0].iloc[0]["paper"] == ""
+
+
+def test_gam_rows_carry_gam_table1(tmp_path, monkeypatch, tiny_raw):
+    monkeypatch.chdir(tmp_path)
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["gam_gaussian", "adda_reg", "gam_noreg", "gam", "oracle"]
+    params = parse_params(tiny_raw)
+    for method in ("gam_gaussian", "adda_reg", "gam_noreg", "gam", "oracle"):
+        _write_metrics("mnist_usps", method, 0, 0.9, 0.95)
+    table, _ = build_report(params, "mnist_usps")
+    rows = dict(zip(table["method"], zip(table["paper"], table["paper_table"])))
+    assert rows["GAM full"] == ("95.7 ± 0.5", "GAM Table 1")
+    assert rows["GAM, no regulariser"][0] == "95.6 ± 0.6" and rows["ADDA + weight regulariser"][0] == "90.5 ± 0.5"
+    assert rows["GAM i.i.d. Gaussian matching"] == ("", "")  # GAM Table 1 has no such digits row
+    assert "96.4" in rows["target oracle"][0] and "GAM Table 1 (supervised)" in rows["target oracle"][1]
+
+
+def test_label_bound_row_is_marked_as_using_target_labels(tmp_path, monkeypatch, tiny_raw):
+    from pipeline_lib.metrics import label_distribution_bound
+    monkeypatch.chdir(tmp_path)
+    tiny_raw["experiments"]["gta_cityscapes"]["methods"] = ["label_bound"]
+    params = parse_params(tiny_raw)
+    counts_s, counts_t = [60, 40] + [0] * 17, [30, 50] + [20] + [0] * 16
+    path = paths.label_bound_json("gta_cityscapes")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES
+    path.write_text(json.dumps({"classes": list(CITYSCAPES_CLASSES), "eval_classes": list(range(19)),
+                                **label_distribution_bound(counts_s, counts_t)}))
+    row = build_report(params, "gta_cityscapes")[0].iloc[0]
+    assert row["method"] == "label-distribution oracle bound" and row["uses_target_labels"]
+    assert row["target_pixel_acc"] == "70.0" and row["iou_road"] == 50.0 and row["n_seeds"] == 0
+    assert row["paper"].startswith("55") and "GAM Table 3" in row["paper_table"]
