@@ -130,3 +130,16 @@ def test_unknown_layers_name_the_params_key(bad):
     from pipeline_lib.training import check_layers
     with pytest.raises(PipelineError, match="backbones.lenet.gam_layers: 'fc9' is not a layer"):
         check_layers(LeNet(), tuple(bad), "backbones.lenet.gam_layers")
+
+
+def test_source_or_not_picks_spatial_layers_and_handles_frames_of_other_sizes():
+    from pipeline_lib.methods.gam import source_or_not
+    torch.manual_seed(0)
+    model = lraspp_mobilenet_v3(5).eval()
+    g = torch.Generator().manual_seed(0)
+    source = TensorDataset(torch.rand(3, 3, 40, 72, generator=g) * 2 - 1)
+    target = TensorDataset(torch.rand(3, 3, 32, 64, generator=g) * 2 - 1)
+    panels = source_or_not(model, source, target, CPU, seed=0)
+    assert 1 <= len(panels) <= 3 and panels[0]["layer"] == "block00"
+    for p in panels:
+        assert p["source_a"].size == p["source_b"].size > 1 and p["target"].size > 1

@@ -96,8 +96,15 @@ def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
 
 def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_follows(built):
     plan = _plan_after(built, "cycada.adapt_features", "gate_accuracy", 0.55)
-    expected = {f"adapt_features__mnist5k_mnistm__{v}__s{s}" for v in ("feat", "pixel_feat") for s in (0, 1)}
-    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("cycada_feat", "cycada_pixel_feat") for s in (0, 1)}
+    # ADDA's three uses: CyCADA feat only, pixel+feat, and GAM's "ADDA + weight regulariser"
+    expected = {f"adapt_features__mnist5k_mnistm__{v}__s{s}" for v in ("feat", "pixel_feat", "feat_reg") for s in (0, 1)}
+    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("cycada_feat", "cycada_pixel_feat", "adda_reg")
+                 for s in (0, 1)}
+    assert plan == expected | {"report__mnist5k_mnistm"}
+    # GAM's own section reruns GAM's adversarial stages (not the Gaussian matching) and what follows
+    plan = _plan_after(built, "gam.match_activations", "lambda_gan", 0.5)
+    expected = {f"match_activations__mnist5k_mnistm__{v}__s{s}" for v in ("full", "noreg") for s in (0, 1)}
+    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("gam", "gam_noreg") for s in (0, 1)}
     assert plan == expected | {"report__mnist5k_mnistm"}
 
 
@@ -149,9 +156,10 @@ def test_missing_real_data_fails_at_once_with_the_fix_and_no_artifact(built):
 def test_stage_cli_errors_are_one_line_with_exit_2(built):
     proc = run([sys.executable, "-m", "stages.prepare", "--domain", "mnist_m"], built, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
         "error: unknown domain 'mnist_m' (known: mnist5k, syndigits, mnistm, optdigits, mnist, usps, svhn, "
-        "scenes_game, scenes_photo, gta5, cityscapes, synthia)"]
+        "scenes_game, scenes_photo, gta5, cityscapes, synthia, mnist_odd")
     npz = built / "data/domains/mnistm.npz"
     saved = npz.read_bytes()
     try:

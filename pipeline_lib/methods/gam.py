@@ -87,15 +87,15 @@ def source_or_not(model: TaskModel, source: Dataset, target: Dataset, device: to
     pick = lambda data: data[int(torch.randint(len(data), (1,), generator=gen))][0]  # noqa: E731
     a, b, c = pick(source), pick(source), pick(target)
     model = model.to(device).eval()
-    feats = model.forward_features(torch.stack([a, b, c]).to(device), model.layer_names)
+    per_image = [model.forward_features(x[None].to(device), model.layer_names) for x in (a, b, c)]  # sizes may differ
+    feats = per_image[0]
     spatial = [n for n, f in feats.items() if f.dim() == 4 and f.shape[-1] * f.shape[-2] > 1 and n != "logits"]
     chosen = [spatial[round(i * (len(spatial) - 1) / max(max_layers - 1, 1))] for i in range(min(max_layers, len(spatial)))]
     out = []
     for name in dict.fromkeys(chosen):
-        f = feats[name].float().cpu()
-        unit = int(torch.randint(f.shape[1], (1,), generator=gen))
-        out.append({"layer": name, "unit": unit, "source_a": f[0, unit].flatten().numpy(),
-                    "source_b": f[1, unit].flatten().numpy(), "target": f[2, unit].flatten().numpy()})
+        unit = int(torch.randint(feats[name].shape[1], (1,), generator=gen))
+        fa, fb, fc = (f[name][0, unit].float().flatten().cpu().numpy() for f in per_image)
+        out.append({"layer": name, "unit": unit, "source_a": fa, "source_b": fb, "target": fc})
     return out
 
 
