@@ -125,14 +125,31 @@ def _streamed(params: Params, domain: str) -> bool:
     return paths.domain_artifact(params, domain).suffix == ".json"
 
 
+def _data_deps(params: Params, experiment: str) -> tuple[str, str]:
+    exp = params.experiments[experiment]
+    return str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target))
+
+
+def _data_keys(params: Params, experiment: str) -> tuple[str, ...]:
+    """``data`` when a stage of the experiment streams frames from a user's dataset folder."""
+    exp = params.experiments[experiment]
+    return ("data",) if _streamed(params, exp.source) or _streamed(params, exp.target) else ()
+
+
+def _method_keys(params: Params, experiment: str) -> tuple[str, ...]:
+    """Params every training stage of an experiment's methods reads."""
+    exp = params.experiments[experiment]
+    return ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}") \
+        + _data_keys(params, experiment)
+
+
 def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
     """CyCADA's stages for one seed: CycleGAN -> translation -> task net -> feature adaptation."""
     exp = params.experiments[experiment]
     wanted = set(exp.methods)
-    src_npz, tgt_npz = str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target))
+    src_npz, tgt_npz = _data_deps(params, experiment)
     f_s = str(paths.supervised_model(exp.source, exp.backbone, seed))
-    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}") + \
-        (("data",) if _streamed(params, exp.source) or _streamed(params, exp.target) else ())
+    common = _method_keys(params, experiment)
     cyc = f"{params.track(exp.backbone).prefix}cycada"
     model_code_ = model_code(params, exp.backbone)
     cyclegan, translated = paths.cyclegan_model(experiment, seed), paths.translated_dataset(experiment, seed)
@@ -180,11 +197,10 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
     weight regulariser), and ADDA + the regulariser (CyCADA's feature-level stage, reused)."""
     exp = params.experiments[experiment]
     wanted = set(exp.methods)
-    data = (str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+    data = _data_deps(params, experiment)
     f_s = str(paths.supervised_model(exp.source, exp.backbone, seed))
     track = params.track(exp.backbone)
-    common = ("profile", "device", "threads_per_job", f"experiments.{experiment}", f"backbones.{exp.backbone}") + \
-        (("data",) if _streamed(params, exp.source) or _streamed(params, exp.target) else ())
+    common = _method_keys(params, experiment)
     gam, code = f"{track.prefix}gam", model_code(params, exp.backbone)
     gaussian = paths.gam_model(experiment, "gaussian", seed)
     needs_gaussian = "gam_gaussian" in wanted or (
@@ -224,18 +240,16 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
 def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
     exp = params.experiments[experiment]
     seg = params.backbones[exp.backbone].task == "segmentation"
-    streamed = _streamed(params, exp.source) or _streamed(params, exp.target)
     return Stage(
         name=f"evaluate__{experiment}__{method}__s{seed}",
         cmd=_py("evaluate", experiment=experiment, method=method, seed=seed),
-        deps=(str(paths.method_model(params, experiment, method, seed)),
-              str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+        deps=(str(paths.method_model(params, experiment, method, seed)), *_data_deps(params, experiment))
         + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py",
                     *model_code(params, exp.backbone)),
         outs=(str(paths.metrics_json(experiment, method, seed)),)
         + ((str(paths.predictions_preview(experiment, method, seed)),) if seg else ()),
         params=("profile", "device", "threads_per_job", f"{params.track(exp.backbone).prefix}evaluate",
-                f"experiments.{experiment}", f"backbones.{exp.backbone}") + (("data",) if streamed else ()),
+                f"experiments.{experiment}", f"backbones.{exp.backbone}") + _data_keys(params, experiment),
     )
 
 
@@ -243,7 +257,7 @@ def _label_bound(params: Params, experiment: str) -> Stage:
     exp = params.experiments[experiment]
     return Stage(
         name=f"label_bound__{experiment}", cmd=_py("label_bound", experiment=experiment),
-        deps=(str(paths.domain_artifact(params, exp.source)), str(paths.domain_artifact(params, exp.target)))
+        deps=_data_deps(params, experiment)
         + code_deps("stages/label_bound.py", "pipeline_lib/metrics.py", *model_code(params, exp.backbone)),
         outs=(str(paths.label_bound_json(experiment)),),
         params=(f"experiments.{experiment}",) + (("data",) if _streamed(params, exp.source) else ()))

@@ -39,17 +39,16 @@ def activation_stats(model: TaskModel, data: Dataset, layers: list[str], device:
     """Per-channel mean and standard deviation of each layer's activations over all samples and
     spatial locations of ``data`` (the first ``max_batches`` batches), in float64."""
     model.to(device).eval()
-    sums: dict[str, list[torch.Tensor]] = {}
+    sums: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}  # sum, sum of squares, count per channel
     for i, (x, *_) in enumerate(in_order_batches(data, batch_size)):
         if max_batches is not None and i >= max_batches:
             break
         with autocast(device):
             feats = model.forward_features(x.to(device), layers)
         for name, a in feats.items():
-            a = a.double()
-            a = a.transpose(0, 1).reshape(a.shape[1], -1)  # channels x (samples * locations)
-            s = sums.setdefault(name, [torch.zeros(a.shape[0], dtype=torch.float64, device=device)] * 2 + [0])
-            sums[name] = [s[0] + a.sum(1), s[1] + (a * a).sum(1), s[2] + a.shape[1]]
+            a = a.double().transpose(0, 1).reshape(a.shape[1], -1)  # channels x (samples * locations)
+            s1, s2, n = sums.get(name, (0.0, 0.0, 0))
+            sums[name] = (a.sum(1) + s1, (a * a).sum(1) + s2, n + a.shape[1])
     out = {}
     for name, (s1, s2, n) in sums.items():
         mean = s1 / n
