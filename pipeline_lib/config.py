@@ -32,6 +32,7 @@ METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "g
 #: rows that only make sense for one task (GAM 5.3's label-distribution bound is about pixel counts)
 SEGMENTATION_ONLY = ("label_bound",)
 Task = Literal["classification", "segmentation"]
+DriftReduction = Literal["tensor_mean", "sum"]
 ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
                               "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
                               "erfnet_encoder": "segmentation"}
@@ -257,6 +258,7 @@ class AdaptFeaturesParams(_Strict):
     disc_layers: int = Field(3, ge=2)
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     weight_reg: float = Field(0.0, ge=0, description="weight of ||theta_t - theta_s||^2 (GAM's regulariser)")
+    drift_reduction: DriftReduction = "tensor_mean"
     checkpoint_every: int = Field(1, gt=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (CyCADA segmentation: 0.99)")
@@ -290,6 +292,9 @@ class MatchActivationsParams(_Strict):
     layer_weights: tuple[float, ...] | None = Field(None, description="w_i per matched layer (null: all 1)")
     lambda_gan: float = Field(1.0, gt=0)
     weight_reg: float = Field(0.5, ge=0, description="GAM full; the gam_noreg row sets it to 0")
+    drift_reduction: DriftReduction = Field("tensor_mean", description="tensor_mean: the authors' release "
+                                            "(mean squared difference per parameter tensor, summed); sum: "
+                                            "the literal squared norm. The 'ADDA + regulariser' row uses the same")
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(gt=0)
@@ -298,7 +303,8 @@ class MatchActivationsParams(_Strict):
     beta1: float = Field(0.5, ge=0, lt=1)
     batch_size: int = Field(gt=0)
     epochs: int = Field(gt=0)
-    steps_per_epoch: int = Field(gt=0, description="iterations per epoch (the paper: 20,000 in all)")
+    steps_per_epoch: int | None = Field(None, gt=0, description="iterations per epoch (null: one pass over "
+                                        "the source split; the paper: 20,000 iterations in all)")
     disc_pretrain_steps: int = Field(0, ge=0, description="discriminator-only iterations first (digits: 500)")
     progressive: bool = Field(False, description="switch on one layer's GAN at a time, deepest first")
     progressive_steps: int = Field(1000, gt=0)

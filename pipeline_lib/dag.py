@@ -233,7 +233,8 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
             deps=(f_s, *data) + code_deps("stages/adapt_features.py", "pipeline_lib/methods/adda.py", *MONITOR_CODE,
                                           "pipeline_lib/losses.py", *code),
             outs=(str(model), str(paths.history(model))),
-            params=common + (f"{track.prefix}cycada.adapt_features", f"{gam}.adda_weight_reg")))
+            params=common + (f"{track.prefix}cycada.adapt_features", f"{gam}.adda_weight_reg",
+                                 f"{gam}.match_activations.drift_reduction")))
     return stages
 
 

@@ -55,9 +55,17 @@ def semantic_consistency_loss(labeller: nn.Module, translated: torch.Tensor, ori
     return F.cross_entropy(labeller(translated), pseudo)
 
 
-def weight_drift(model: nn.Module, reference: dict[str, torch.Tensor]) -> torch.Tensor:
-    """||theta - theta_ref||^2 over the parameters that ``reference`` names (GAM eq. 3)."""
-    terms = [(p - reference[name]).pow(2).sum() for name, p in model.named_parameters() if name in reference]
+def weight_drift(model: nn.Module, reference: dict[str, torch.Tensor],
+                 reduction: Literal["tensor_mean", "sum"] = "tensor_mean") -> torch.Tensor:
+    """GAM eq. 3's ||theta - theta_ref||^2 over the parameters that ``reference`` names.
+
+    The paper gives no scale. ``tensor_mean`` (default) follows the authors' release
+    (RsEnts/DAM_release, ``tools/train_adda.py``): the mean squared difference of each parameter
+    tensor, summed over tensors, so the term does not grow with the parameter count. ``sum`` is the
+    literal squared norm; on LeNet (431k weights) it outweighs the GAN losses and ADDA collapsed.
+    """
+    terms = [(p - reference[name]).pow(2) for name, p in model.named_parameters() if name in reference]
     if not terms:
         raise ValueError("weight_drift: the reference names none of the model's parameters")
-    return torch.stack(terms).sum()
+    reduce = torch.mean if reduction == "tensor_mean" else torch.sum
+    return torch.stack([reduce(t) for t in terms]).sum()

@@ -22,7 +22,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     track = params.track(exp.backbone)
     backbone, cfg = params.backbones[exp.backbone], track.cycada.adapt_features
     if args.variant == "feat_reg":  # GAM Table 1's "ADDA + weight regulariser" row
-        cfg = cfg.model_copy(update={"weight_reg": track.gam.adda_weight_reg})
+        cfg = cfg.model_copy(update={"weight_reg": track.gam.adda_weight_reg,
+                                     "drift_reduction": track.gam.match_activations.drift_reduction})
     seed_everything(args.seed)
     device = resolve_device(params.device)
     if args.variant in ("feat", "feat_reg"):

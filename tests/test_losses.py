@@ -68,8 +68,20 @@ def test_weight_drift_is_zero_at_start_and_grows_as_weights_move():
     with torch.no_grad():
         model.weight += 0.1
     small = weight_drift(model, reference).item()
+    assert small == pytest.approx(0.01)  # per-tensor mean: weight 0.01, bias 0
+    assert weight_drift(model, reference, "sum").item() == pytest.approx(6 * 0.01)
     with torch.no_grad():
         model.weight += 0.1
-    assert small == pytest.approx(6 * 0.01) and weight_drift(model, reference).item() > small
+    assert weight_drift(model, reference).item() > small
     with pytest.raises(ValueError, match="names none"):
         weight_drift(model, {"other": torch.zeros(1)})
+
+
+def test_weight_drift_per_tensor_mean_does_not_grow_with_the_layer_size():
+    small, big = nn.Linear(4, 4), nn.Linear(400, 400)
+    for model in (small, big):
+        reference = {n: p.detach().clone() for n, p in model.named_parameters()}
+        with torch.no_grad():
+            model.weight += 0.1
+        model.drift = weight_drift(model, reference).item()
+    assert small.drift == pytest.approx(big.drift)

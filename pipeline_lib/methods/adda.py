@@ -153,7 +153,8 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                 disc.requires_grad_(False)
                 with autocast(device):
                     loss_e = gan_loss(disc(ht).float(), True, params.gan_mode)  # inverted labels
-                    drift = weight_drift(target_model, reference) if params.weight_reg > 0 else torch.zeros(())
+                    drift = (weight_drift(target_model, reference, params.drift_reduction) if params.weight_reg > 0
+                             else torch.zeros(()))
                     loss = params.lambda_encoder * loss_e + params.weight_reg * drift
                 check_finite(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
                 opt_e.zero_grad(set_to_none=True)

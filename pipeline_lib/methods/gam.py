@@ -31,6 +31,7 @@ from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches,
                                    step_bar)
+from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
 
 @torch.no_grad()
@@ -121,7 +122,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                       {"source": gen_s, "target": gen_t})
     state.restore(desc)
     hint = "lower [segmentation.]gam.match_activations.lr in params.yaml"
-    steps_per_epoch = params.steps_per_epoch
+    steps_per_epoch = steps_per_epoch_of(len(source), params.batch_size, params.steps_per_epoch)
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_gan": 0.0, "drift": 0.0}
@@ -151,7 +152,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 discs.requires_grad_(False)
                 with autocast(device):
                     loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode) for n in active)
-                    drift = weight_drift(model, reference)
+                    drift = weight_drift(model, reference, params.drift_reduction)
                     loss = params.weight_reg * drift + params.lambda_gan * loss_gan
                 check_finite(loss, f"epoch {epoch + 1} step {step + 1}", hint)
                 opt_t.zero_grad(set_to_none=True)
