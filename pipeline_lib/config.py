@@ -28,7 +28,7 @@ SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
 #: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
 REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
 METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
-           "gam_noreg", "gam", "oracle", "label_bound")
+           "gam_noreg", "gam", "calibrator", "cycada_calibrator", "oracle", "label_bound")
 #: rows that only make sense for one task (GAM 5.3's label-distribution bound is about pixel counts)
 SEGMENTATION_ONLY = ("label_bound",)
 Task = Literal["classification", "segmentation"]
@@ -322,6 +322,39 @@ class GamParams(_Strict):
                                    "regulariser' row (ADDA itself is CyCADA's feature-level stage)")
 
 
+class CalibratorParams(_Strict):
+    """Light-weight calibrator (Ye et al. 3.2, 4): G_c = I + G'_c against a frozen source model, trained
+    to make calibrated source (G3) and calibrated target (G4) look like source (G1) to a 4-way feature
+    discriminator on M_s features and a 4-way pixel discriminator on shuffled random patches."""
+
+    ngf: int = Field(16, gt=0, description="width of G'_c (digits 16 ~ 0.19M parameters, the paper's 0.18M)")
+    n_down: int = Field(2, ge=1, le=4)
+    n_blocks: int = Field(2, ge=0)
+    linf: float = Field(0.1, gt=0, le=1, description="L-infinity bound of the perturbation, in units of the [0, 1] "
+                        "pixel range (the paper's best segmentation setting: 0.01)")
+    layer: str = Field("encoder", description="the M_s layer the feature discriminator sees (encoder, logits or "
+                       "any named layer)")
+    patch: int = Field(16, gt=0, description="side of the random patches the pixel discriminator sees (their "
+                       "pixels are shuffled)")
+    disc_hidden: int = Field(500, gt=0, description="both discriminators: two fully connected layers")
+    lambda_feat: float = Field(1.0, ge=0)
+    lambda_pixel: float = Field(1.0, ge=0)
+    lr: float = Field(1e-4, gt=0, description="Adam, for the calibrator and both discriminators")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    batch_size: int = Field(128, gt=0, description="images per domain per step")
+    epochs: int = Field(10, gt=0)
+    steps_per_epoch: int | None = Field(None, gt=0, description="null: one pass over the source split")
+    checkpoint_every: int = Field(1, gt=0)
+    num_workers: int = Field(0, ge=0)
+    fourier_images: int = Field(64, gt=0, description="target test images behind the Fourier plot (section 5.1)")
+
+    @model_validator(mode="after")
+    def _has_a_discriminator(self) -> "CalibratorParams":
+        if self.lambda_feat == 0 and self.lambda_pixel == 0:
+            raise ValueError("calibrator: lambda_feat and lambda_pixel are both 0, so nothing trains the calibrator")
+        return self
+
+
 class FrameParams(_Strict):
     """How a segmentation stage reads frames: frames wider than ``max_width`` are scaled down to it
     (aspect kept; the paper: 1024), then randomly cropped to ``crop`` = [height, width] (training
@@ -376,12 +409,17 @@ class SegGamParams(GamParams):
     match_activations: SegMatchActivationsParams
 
 
+class SegCalibratorParams(CalibratorParams, FrameParams):
+    """Ye et al. 4: batch 6 on DRN-26, Adam 1e-4, L-infinity 0.01."""
+
+
 class SegmentationParams(_Strict):
     """The segmentation track's versions of train_supervised, cycada, gam and evaluate."""
 
     train_supervised: SegTrainParams
     cycada: SegCycadaParams
     gam: SegGamParams
+    calibrator: SegCalibratorParams = SegCalibratorParams(batch_size=6, linf=0.01, patch=64)
     evaluate: SegEvaluateParams = SegEvaluateParams()
 
 
@@ -398,6 +436,7 @@ class Params(_Strict):
     train_supervised: TrainSupervisedParams
     cycada: CycadaParams
     gam: GamParams
+    calibrator: CalibratorParams = CalibratorParams()
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
 
@@ -418,10 +457,11 @@ class Params(_Strict):
         """The train_supervised / cycada / evaluate sections that apply to ``backbone``'s task."""
         task = self.backbones[backbone].task
         if task == "classification":
-            return Track(task, "", self.train_supervised, self.cycada, self.gam, self.evaluate)
+            return Track(task, "", self.train_supervised, self.cycada, self.gam, self.calibrator, self.evaluate)
         assert self.segmentation is not None  # validated in _cross_references
         seg = self.segmentation
-        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.gam, seg.evaluate)
+        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.gam, seg.calibrator,
+                     seg.evaluate)
 
     def experiment_seeds(self, experiment: str) -> tuple[int, ...]:
         return self.experiments[experiment].seeds or self.seeds
@@ -478,6 +518,7 @@ class Track:
     train_supervised: TrainSupervisedParams
     cycada: CycadaParams | SegCycadaParams
     gam: GamParams | SegGamParams
+    calibrator: CalibratorParams | SegCalibratorParams
     evaluate: EvaluateParams | SegEvaluateParams
 
 

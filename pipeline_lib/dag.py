@@ -155,7 +155,7 @@ def _cycada(params: Params, experiment: str, seed: int) -> list[Stage]:
     cyclegan, translated = paths.cyclegan_model(experiment, seed), paths.translated_dataset(experiment, seed)
     pixel = paths.pixel_model(experiment, seed)
     stages: list[Stage] = []
-    if wanted & {"cycada_pixel", "cycada_pixel_feat"}:
+    if wanted & {"cycada_pixel", "cycada_pixel_feat", "cycada_calibrator"}:
         stages += [
             Stage(name=f"train_cyclegan__{experiment}__s{seed}",
                   cmd=_py("train_cyclegan", experiment=experiment, seed=seed),
@@ -238,15 +238,52 @@ def _gam(params: Params, experiment: str, seed: int) -> list[Stage]:
     return stages
 
 
+def _calibrator(params: Params, experiment: str, seed: int) -> list[Stage]:
+    """The calibrator's stages for one seed (Ye et al.): train G_c for a frozen model, then export
+    calibrator + model as one TorchScript file. ``cycada`` reuses CyCADA's pixel-only model and set."""
+    exp = params.experiments[experiment]
+    common, code = _method_keys(params, experiment), model_code(params, exp.backbone)
+    cal = f"{params.track(exp.backbone).prefix}calibrator"
+    src, tgt = _data_deps(params, experiment)
+    stages: list[Stage] = []
+    for method, variant in paths.CALIBRATOR_VARIANTS.items():
+        if method not in exp.methods:
+            continue
+        frozen = str(paths.calibrator_frozen_model(params, experiment, variant, seed))
+        source = src if variant == "raw" else str(paths.translated_dataset(experiment, seed))
+        model, fourier = paths.calibrator_model(experiment, variant, seed), paths.fourier_png(experiment, variant, seed)
+        stages += [
+            Stage(name=f"train_calibrator__{experiment}__{variant}__s{seed}",
+                  cmd=_py("train_calibrator", experiment=experiment, variant=variant, seed=seed),
+                  deps=(frozen, source, tgt) + code_deps("stages/train_calibrator.py", "pipeline_lib/methods/calibrator.py",
+                                                         "pipeline_lib/methods/adda.py", "pipeline_lib/losses.py",
+                                                         "pipeline_lib/models/calibrator.py", "pipeline_lib/plots.py",
+                                                         *MONITOR_CODE, *code),
+                  outs=(str(model), str(paths.history(model)), str(fourier)),
+                  params=common + (cal,), report_outs=(str(fourier),), report_category=experiment),
+            Stage(name=f"export__{experiment}__{variant}__s{seed}",
+                  cmd=_py("export", experiment=experiment, variant=variant, seed=seed),
+                  deps=(str(model), frozen, tgt) + code_deps("stages/export.py", "pipeline_lib/models/calibrator.py",
+                                                             *code),
+                  outs=(str(paths.deployed_model(experiment, variant, seed)),
+                        str(paths.deployment_json(experiment, variant, seed))),
+                  params=common + (cal,)),
+        ]
+    return stages
+
+
 def _evaluate(params: Params, experiment: str, method: str, seed: int) -> Stage:
     exp = params.experiments[experiment]
     seg = params.backbones[exp.backbone].task == "segmentation"
+    variant = paths.CALIBRATOR_VARIANTS.get(method)
+    frozen = (str(paths.calibrator_frozen_model(params, experiment, variant, seed)),) if variant else ()
+    calibrator_code = ("pipeline_lib/models/calibrator.py",) if variant else ()
     return Stage(
         name=f"evaluate__{experiment}__{method}__s{seed}",
         cmd=_py("evaluate", experiment=experiment, method=method, seed=seed),
-        deps=(str(paths.method_model(params, experiment, method, seed)), *_data_deps(params, experiment))
+        deps=(str(paths.method_model(params, experiment, method, seed)), *frozen, *_data_deps(params, experiment))
         + code_deps("stages/evaluate.py", "pipeline_lib/evaluation.py", "pipeline_lib/metrics.py",
-                    *model_code(params, exp.backbone)),
+                    *model_code(params, exp.backbone), *calibrator_code),
         outs=(str(paths.metrics_json(experiment, method, seed)),)
         + ((str(paths.predictions_preview(experiment, method, seed)),) if seg else ()),
         params=("profile", "device", "threads_per_job", f"{params.track(exp.backbone).prefix}evaluate",
@@ -275,6 +312,9 @@ def _report(params: Params, experiment: str) -> Stage:
         previews = tuple(str(paths.predictions_preview(experiment, m, seeds[0])) for m in models)
     if "label_bound" in exp.methods:
         previews += (str(paths.label_bound_json(experiment)),)
+    previews += tuple(str(paths.deployment_json(experiment, variant, s)) for method, variant
+                      in paths.CALIBRATOR_VARIANTS.items() if method in exp.methods for s in seeds)
+    pngs += (str(paths.tradeoff_png(experiment)),)
     csv = str(paths.report_csv(experiment))
     curves = tuple(str(csv) for *_, csv in paths.curve_histories(params, experiment))
     return Stage(
@@ -308,6 +348,7 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     for s in seeds:
         stages += _cycada(params, experiment, s)
         stages += _gam(params, experiment, s)
+        stages += _calibrator(params, experiment, s)
     stages += [_evaluate(params, experiment, m, s) for m in exp.methods if m != "label_bound" for s in seeds]
     if "label_bound" in exp.methods:
         stages.append(_label_bound(params, experiment))

@@ -69,3 +69,15 @@ def weight_drift(model: nn.Module, reference: dict[str, torch.Tensor],
         raise ValueError("weight_drift: the reference names none of the model's parameters")
     reduce = torch.mean if reduction == "tensor_mean" else torch.sum
     return torch.stack([reduce(t) for t in terms]).sum()
+
+
+def group_loss(logits: torch.Tensor, group: int) -> torch.Tensor:
+    """Cross-entropy of a k-way discriminator's scores (N x k [x H x W]) against one group label
+    for every sample and location: the calibrator's eqs. 5-7 (groups G1..G4 are 0..3)."""
+    target = torch.full((logits.shape[0], *logits.shape[2:]), group, dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
+
+
+def group_accuracy(logits: torch.Tensor, group: int) -> float:
+    """Share of samples (and locations) a k-way discriminator assigns to ``group``."""
+    return (logits.argmax(1) == group).float().mean().item()

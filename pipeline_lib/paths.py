@@ -9,6 +9,8 @@ from pipeline_lib.config import EMBEDDED_SCENE_DOMAINS, Params
 CYCADA_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
 #: GAM's rows: method -> (stage, variant) of the artifact that the row evaluates
 GAM_VARIANTS = {"gam_gaussian": "gaussian", "adda_reg": "adda_reg", "gam_noreg": "noreg", "gam": "full"}
+#: the calibrator's rows: method -> variant (raw: F_s trained on source; cycada: CyCADA's pixel-only model)
+CALIBRATOR_VARIANTS = {"calibrator": "raw", "cycada_calibrator": "cycada"}
 
 
 def domain_npz(domain: str) -> Path:
@@ -66,6 +68,30 @@ def gam_model(experiment: str, variant: str, seed: int) -> Path:
     return Path("models/gam") / experiment / f"seed{seed}" / f"{variant}.pt"
 
 
+def calibrator_model(experiment: str, variant: str, seed: int) -> Path:
+    """The calibrator's checkpoint (its frozen model is the source or pixel-only checkpoint)."""
+    return Path("models/calibrator") / experiment / f"seed{seed}" / f"{variant}.pt"
+
+
+def calibrator_frozen_model(params: Params, experiment: str, variant: str, seed: int) -> Path:
+    exp = params.experiments[experiment]
+    return supervised_model(exp.source, exp.backbone, seed) if variant == "raw" else pixel_model(experiment, seed)
+
+
+def deployed_model(experiment: str, variant: str, seed: int) -> Path:
+    """``export``'s one TorchScript file: calibrator then frozen model."""
+    return calibrator_model(experiment, variant, seed).with_suffix(".torchscript.pt")
+
+
+def deployment_json(experiment: str, variant: str, seed: int) -> Path:
+    """Parameter counts, file size and the export check, read by the report."""
+    return calibrator_model(experiment, variant, seed).with_suffix(".deploy.json")
+
+
+def fourier_png(experiment: str, variant: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"fourier_{variant}_seed{seed}.png"
+
+
 def source_or_not_png(experiment: str, seed: int) -> Path:
     return Path("reports") / experiment / f"source_or_not_seed{seed}.png"
 
@@ -83,6 +109,8 @@ def method_model(params: Params, experiment: str, method: str, seed: int) -> Pat
         return adapted_model(experiment, CYCADA_VARIANTS[method], seed)
     if method in GAM_VARIANTS:
         return gam_model(experiment, GAM_VARIANTS[method], seed)
+    if method in CALIBRATOR_VARIANTS:
+        return calibrator_model(experiment, CALIBRATOR_VARIANTS[method], seed)
     raise KeyError(method)
 
 
@@ -98,6 +126,8 @@ def curve_histories(params: Params, experiment: str) -> list[tuple[str, int, Pat
                 for method, variant in CYCADA_VARIANTS.items() if method in methods]
         out += [(method, seed, history(gam_model(experiment, variant, seed)))
                 for method, variant in GAM_VARIANTS.items() if method in methods and method != "gam_gaussian"]
+        out += [(method, seed, history(calibrator_model(experiment, variant, seed)))
+                for method, variant in CALIBRATOR_VARIANTS.items() if method in methods]
     return out
 
 
@@ -129,3 +159,8 @@ def confusion_png(experiment: str, method: str) -> Path:
 
 def curves_png(experiment: str) -> Path:
     return Path("reports") / experiment / "training_curves.png"
+
+
+def tradeoff_png(experiment: str) -> Path:
+    """Source vs target metric per method (the calibrator paper's Fig. 2)."""
+    return Path("reports") / experiment / "tradeoff.png"

@@ -144,3 +144,59 @@ def source_or_not(panels: Sequence[dict], path: str | Path, title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+
+
+def fourier_plot(spectra: dict[str, np.ndarray], examples: Sequence[tuple[str, np.ndarray]], path: str | Path,
+                 title: str) -> None:
+    """Calibrator Fig. 6: a few images before / after calibration (top) and the mean log amplitude
+    spectra of target images before and after, their difference and the perturbation's (bottom)."""
+    n = max(len(images) for _, images in examples)
+    fig, axes = plt.subplots(len(examples) + 1, max(n, 4), figsize=(2.2 * max(n, 4), 2.0 * (len(examples) + 1)),
+                             squeeze=False)
+    for r, (name, images) in enumerate(examples):
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c < len(images):
+                img = images[c]
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                          vmin=0, vmax=255)
+        axes[r][0].set_title(name, fontsize=8, loc="left")
+    panels = [("target, before", spectra["before"]), ("target, after", spectra["after"]),
+              ("after - before", spectra["after"] - spectra["before"]), ("perturbation", spectra["perturbation"])]
+    for c, ax in enumerate(axes[-1]):
+        ax.axis("off")
+        if c < len(panels):
+            name, spec = panels[c]
+            diff = name.startswith("after -")
+            lim = float(np.abs(spec).max()) or 1.0
+            im = ax.imshow(spec, cmap="coolwarm" if diff else "viridis", vmin=-lim if diff else None,
+                           vmax=lim if diff else None)
+            ax.set_title(f"log amplitude: {name}", fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title + "\n(centre = low frequencies; blue in 'after - before' = less energy after calibration)",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def tradeoff_plot(points: Sequence[tuple[str, float, float | None, float, float | None]], path: str | Path,
+                  title: str) -> None:
+    """Calibrator Fig. 2: each method's source test metric (x) against its target test metric (y),
+    with the spread over seeds as error bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    markers = "osD^v<>pP*Xh"
+    for i, (label, sx, sx_std, ty, ty_std) in enumerate(points):
+        ax.errorbar(sx, ty, xerr=_spread(sx_std), yerr=_spread(ty_std), fmt=markers[i % len(markers)], ms=7,
+                    capsize=3, label=label, color=plt.get_cmap("tab20")(i % 20))
+    ax.set_xlabel("source test (%)")
+    ax.set_ylabel("target test (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _spread(std: float | None) -> float | None:
+    """An error bar, or none for a single seed (NaN / None)."""
+    return None if std is None or std != std else std

@@ -19,7 +19,7 @@ from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES, CITYSCAPES_PAL
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import mean_std
 from pipeline_lib.paper_numbers import paper_values
-from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid, training_curves
+from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid, tradeoff_plot, training_curves
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ METHOD_INFO = {
     "adda_reg": MethodInfo("ADDA + weight regulariser", False, "last ADDA epoch; no target labels"),
     "gam_noreg": MethodInfo("GAM, no regulariser", False, LAST),
     "gam": MethodInfo("GAM full", False, LAST),
+    "calibrator": MethodInfo("light-weight calibrator (frozen source model)", False, LAST),
+    "cycada_calibrator": MethodInfo("CycleGAN + calibrator (frozen pixel-only model)", False, LAST),
     "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
     "label_bound": MethodInfo("label-distribution oracle bound", True,
                               "no model: best scores of any model that follows the source label distribution "
@@ -50,6 +52,11 @@ CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("l
                    ("loss_d", "discriminator loss"))
 
 
+CALIBRATOR_CURVES = (("acc_d_feat", "feature discriminator, 4-way accuracy"),
+                     ("acc_d_pixel", "pixel discriminator, 4-way accuracy"),
+                     ("fooled", "calibrated images classified as source (G1)"))
+
+
 def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, Path]]:
     """(panel, series label, history column, history CSV) for the training-curve figure."""
     out: list[tuple[str, str, str, Path]] = []
@@ -57,7 +64,10 @@ def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, P
         if stage == "cyclegan":
             out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in CYCLEGAN_CURVES]
         else:
-            out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
+            if stage in paths.CALIBRATOR_VARIANTS:
+                out += [(f"{METHOD_INFO[stage].label}: {name}", f"seed {seed}", col, csv) for col, name in CALIBRATOR_CURVES]
+            else:
+                out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
             metric = "accuracy" if params.backbones[params.experiments[experiment].backbone].task == "classification" \
                 else "mIoU"
             out.append((f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
@@ -125,9 +135,19 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
             "n_seeds": len(results), "seeds": " ".join(str(s) for s in seeds), "profile": params.profile,
             "uses_target_labels": info.uses_target_labels, "model_selection": info.selection,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
+            **_deployment_columns(experiment, method, seeds),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
     return pd.DataFrame(rows), confusions
+
+
+def _deployment_columns(experiment: str, method: str, seeds: tuple[int, ...]) -> dict[str, object]:
+    """The calibrator's size beside the frozen model's (Ye et al. 5.3), from ``export``'s record."""
+    if method not in paths.CALIBRATOR_VARIANTS:
+        return {}
+    deployed = read_json(paths.deployment_json(experiment, paths.CALIBRATOR_VARIANTS[method], seeds[0]))
+    return {"calibrator_params": deployed["calibrator_parameters"], "model_params": deployed["model_parameters"],
+            "calibrator_share_pct": round(100 * deployed["ratio"], 2)}
 
 
 def _label_bound_row(params: Params, experiment: str, arch: str) -> dict[str, object]:
@@ -178,6 +198,11 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
                        f"{experiment}: {label} on {exp.target} test (seeds summed)")
     if segmentation:
         prediction_grid(params, experiment)
+    rows = table[table["n_seeds"] > 0]
+    seeds = " ".join(map(str, params.experiment_seeds(experiment)))
+    tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],
+                  paths.tradeoff_png(experiment), f"{experiment}: source vs target test {rows['metric'].iloc[0]} per "
+                  f"method (Calibrator Fig. 2; mean ± std over seeds {seeds})")
     out = Path(paths.report_csv(experiment))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)

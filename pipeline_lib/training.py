@@ -159,6 +159,20 @@ def paired_batches(source: Dataset, target: Dataset, batch_size: int,
         yield s_batch, t_batch
 
 
+def cycled_pairs(batches: Iterable, source: Dataset, target: Dataset, batch_size: int, gen_source: torch.Generator,
+                 gen_target: torch.Generator, num_workers: int = 0) -> Iterator[tuple]:
+    """``batches`` (from :func:`paired_batches`), then further source passes for as long as the
+    caller keeps asking: for a fixed number of steps per epoch."""
+    while True:
+        yielded = False
+        for pair in batches:
+            yielded = True
+            yield pair
+        if not yielded:
+            return
+        batches = paired_batches(source, target, batch_size, gen_source, gen_target, num_workers)
+
+
 def make_optimizer(params: TrainSupervisedParams, model: nn.Module) -> torch.optim.Optimizer:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if params.optimizer == "adam":

@@ -15,7 +15,7 @@ from pipeline_lib.domains.loading import test_set
 from pipeline_lib.domains.tensors import domain_split
 from pipeline_lib.evaluation import evaluate_confusion, evaluate_segmentation
 from pipeline_lib.metrics import accuracy, segmentation_scores
-from pipeline_lib.models import load_task_model
+from pipeline_lib.models import load_calibrated_model, load_task_model
 from pipeline_lib.runtime import resolve_device
 
 
@@ -24,7 +24,9 @@ def main(args: argparse.Namespace, params: Params) -> None:
     require(args.method, exp.methods, f"method of experiment {args.experiment}")
     backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).evaluate
     device = resolve_device(params.device)
-    model, meta = load_task_model(paths.method_model(params, args.experiment, args.method, args.seed), backbone)
+    checkpoint = paths.method_model(params, args.experiment, args.method, args.seed)
+    load = load_calibrated_model if args.method in paths.CALIBRATOR_VARIANTS else load_task_model
+    model, meta = load(checkpoint, backbone)
     result = {"experiment": args.experiment, "method": args.method, "seed": args.seed, "profile": params.profile,
               "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"]}
     for role in ("target", "source"):

@@ -17,7 +17,9 @@ from pipeline_helpers import copy_project, run, snakemake_plan
 pytestmark = pytest.mark.slow
 
 ROWS = ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)", "CyCADA pixel+feat",
-        "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser", "GAM, no regulariser", "GAM full", "target oracle", "label-distribution oracle bound"]
+        "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser", "GAM, no regulariser", "GAM full",
+        "light-weight calibrator (frozen source model)", "CycleGAN + calibrator (frozen pixel-only model)",
+        "target oracle", "label-distribution oracle bound"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,8 @@ def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
     assert np.asarray(metrics["target"]["confusion"]).sum() > 0
     manifest = json.loads((scenes / "data/translated/scenes/seed0/manifest.json").read_text())
     assert manifest["count"] == 16 and len(manifest["shards"]) == 2 and manifest["image_shape"] == [64, 128, 3]
-    for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion_oracle.png"):
+    for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion_oracle.png", "tradeoff.png",
+                "fourier_cycada_seed0.png"):
         assert (scenes / "reports/scenes" / png).read_bytes()[:4] == b"\x89PNG"
     assert snakemake_plan(scenes, "reports/scenes.csv") == {}
 

@@ -119,3 +119,31 @@ def test_label_bound_row_is_marked_as_using_target_labels(tmp_path, monkeypatch,
     assert row["method"] == "label-distribution oracle bound" and row["uses_target_labels"]
     assert row["target_pixel_acc"] == "70.0" and row["iou_road"] == 50.0 and row["n_seeds"] == 0
     assert row["paper"].startswith("55") and "GAM Table 3" in row["paper_table"]
+
+
+def test_calibrator_rows_carry_calibrator_table1_and_the_deployment_share(tmp_path, monkeypatch, tiny_raw):
+    monkeypatch.chdir(tmp_path)
+    methods = ["source_only", "calibrator", "cycada_calibrator"]
+    tiny_raw["experiments"]["usps_mnist"]["methods"] = methods
+    params = parse_params(tiny_raw)
+    for method in methods:
+        _write_metrics("usps_mnist", method, 0, 0.9, 0.95)
+    for variant, n in (("raw", 1000), ("cycada", 2000)):
+        path = paths.deployment_json("usps_mnist", variant, 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"calibrator_parameters": n, "model_parameters": 40_000, "ratio": n / 40_000}))
+    table, _ = build_report(params, "usps_mnist")
+    rows = {r["method"]: r for r in table.to_dict("records")}
+    alone, cyc = rows["light-weight calibrator (frozen source model)"], rows["CycleGAN + calibrator (frozen pixel-only model)"]
+    assert (alone["paper"], alone["paper_table"]) == ("97.1", "Calibrator Table 1")
+    assert cyc["paper"] == "98.3" and "CycleGAN" in cyc["paper_table"]
+    assert alone["calibrator_share_pct"] == 2.5 and cyc["calibrator_params"] == 2000
+    assert rows["source only"]["calibrator_share_pct"] != rows["source only"]["calibrator_share_pct"]  # NaN: no calibrator
+
+
+def test_calibrator_table2_sits_beside_the_drn26_cycleGAN_calibrator_row():
+    from pipeline_lib.paper_numbers import paper_segmentation
+    row = paper_segmentation("gta5", "cityscapes", "cycada_calibrator", "drn26")
+    assert row is not None and (row.miou, row.fwiou, row.pixel_acc) == (40.5, 75.1, 84.0)
+    assert row.per_class[13] == 81.8 and "Calibrator Table 2" in row.table  # car
+    assert paper_segmentation("gta5", "cityscapes", "calibrator", "drn26") is None  # the paper has no such row

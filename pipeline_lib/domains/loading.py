@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 from pipeline_lib import paths
@@ -71,3 +72,13 @@ def translated_set(params: Params, experiment: str, seed: int, backbone: str,
     frames, flip = _frames(cfg)
     data = ShardFrames(folder, frame_transform(frames, train=True, flip=flip))
     return data, read_json(folder / "manifest.json")
+
+
+def sample_images(params: Params, domain: str, backbone: str, n: int, max_width: int | None = None) -> torch.Tensor:
+    """Up to ``n`` images of ``domain`` as one tensor: test images (digits) or training frames at one
+    size (segmentation). For plots and for tracing an exported model."""
+    if params.backbones[backbone].task == "classification":
+        data = test_set(params, domain, backbone)
+    else:
+        data = frames_for_translation(params, domain, backbone, max_width)
+    return torch.stack([data[i][0] for i in range(min(n, len(data)))])

@@ -29,8 +29,8 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches,
-                                   step_bar)
+from pipeline_lib.training import (Resumable, TrainResult, check_finite, cycled_pairs, epoch_bar, in_order_batches,
+                                   paired_batches, step_bar)
 from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
 
@@ -128,8 +128,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_gan": 0.0, "drift": 0.0}
         batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
         step = 0
-        for (xs, *_), (xt, *_) in step_bar(_cycle(batches, source, target, params, gen_s, gen_t), steps_per_epoch,
-                                           f"epoch {epoch + 1}"):
+        pairs = cycled_pairs(batches, source, target, params.batch_size, gen_s, gen_t, params.num_workers)
+        for (xs, *_), (xt, *_) in step_bar(pairs, steps_per_epoch, f"epoch {epoch + 1}"):
             if step >= steps_per_epoch:
                 break
             it = epoch * steps_per_epoch + step
@@ -168,18 +168,6 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", drift=f"{row['drift']:.3g}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
     return model.eval(), state.result()
-
-
-def _cycle(batches, source, target, params, gen_s, gen_t):
-    """Batches for a fixed number of steps per epoch, restarting the source pass when it ends."""
-    while True:
-        yielded = False
-        for pair in batches:
-            yielded = True
-            yield pair
-        if not yielded:
-            return
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
 
 
 def _active_layers(order: list[str], it: int, params: GamParams) -> list[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
+
 from pipeline_lib.artifacts import load_checkpoint
 from pipeline_lib.config import BackboneParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.lenet import LeNet
 
-__all__ = ["TaskModel", "LeNet", "build_backbone", "load_task_model"]
+__all__ = ["TaskModel", "LeNet", "build_backbone", "load_calibrated_model", "load_task_model"]
 
 
 def build_backbone(params: BackboneParams, num_classes: int) -> TaskModel:
@@ -34,3 +36,15 @@ def load_task_model(path: str | Path, params: BackboneParams) -> tuple[TaskModel
     model.add_matchers(ckpt["meta"].get("matchers", {}))  # GAM's explicit per-channel affines
     model.load_state_dict(ckpt["state"])
     return model, ckpt["meta"]
+
+
+def load_calibrated_model(path: str | Path, params: BackboneParams) -> tuple[nn.Module, dict]:
+    """A calibrator checkpoint with the frozen model it was trained for (named in its meta):
+    the deployed ``F_s o G_c``; returns (model, meta)."""
+    from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    calibrator = Calibrator(**meta["calibrator"])
+    calibrator.load_state_dict(ckpt["state"])
+    frozen, _ = load_task_model(meta["frozen_model"], params)
+    return CalibratedModel(calibrator, frozen), meta

@@ -13,18 +13,18 @@ from torch import nn
 
 
 class FeatureDiscriminator(nn.Module):
-    def __init__(self, in_channels: int, hidden: int = 500, n_layers: int = 3) -> None:
+    def __init__(self, in_channels: int, hidden: int = 500, n_layers: int = 3, out_channels: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         ch = in_channels
         for _ in range(n_layers - 1):
             layers += [nn.Conv2d(ch, hidden, 1), nn.ReLU(True)]
             ch = hidden
-        layers.append(nn.Conv2d(ch, 1, 1))
+        layers.append(nn.Conv2d(ch, out_channels, 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Scores of shape (N, 1, H, W); a vector input gives (N, 1, 1, 1)."""
+        """Scores of shape (N, out_channels, H, W); a vector input gives (N, out_channels, 1, 1)."""
         if h.dim() == 2:
             h = h[:, :, None, None]
         return self.net(h)

@@ -1,0 +1,157 @@
+"""Light-weight calibrator: Ye et al., "Light-weight Calibrator: a Separable Component for
+Unsupervised Domain Adaptation", CVPR 2020 (sections 3-5).
+
+The source model ``F_s = C_s o M_s`` stays frozen; only the calibrator ``G_c = I + G'_c``
+(:class:`~pipeline_lib.models.calibrator.Calibrator`) and two discriminators train:
+
+- four groups (3.2): G1 source images, G2 target images, G3 calibrated source, G4 calibrated target;
+- a feature discriminator on ``M_s`` of each group and a pixel discriminator on random patches whose
+  pixels are shuffled in space (the paper's two anti-overfitting tricks), both two fully connected
+  layers with 4 outputs, trained with 4-way cross-entropy (eqs. 5, 6);
+- the calibrator is trained so that both classify G3 and G4 as G1 (eq. 7).
+
+The released code is not public, so the discriminators' width, the patch size and the calibrator's
+width are parameters (:class:`~pipeline_lib.config.CalibratorParams`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline_lib.config import CalibratorParams
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.losses import group_accuracy, group_loss
+from pipeline_lib.methods.adda import resolve_layer
+from pipeline_lib.models.base import TaskModel
+from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
+from pipeline_lib.models.discriminators import FeatureDiscriminator
+from pipeline_lib.runtime import autocast
+from pipeline_lib.training import (Resumable, TrainResult, check_finite, cycled_pairs, epoch_bar, paired_batches,
+                                   step_bar, steps_per_epoch)
+
+GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
+
+
+def shuffled_patches(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One random ``size`` x ``size`` patch per image with its pixels permuted in space, flattened
+    to (N, C * size * size): what the pixel discriminator sees. Differentiable in ``x``."""
+    n, c, h, w = x.shape
+    if size > min(h, w):
+        raise PipelineError(f"calibrator.patch {size} is larger than the {h}x{w} images: lower it in params.yaml")
+    top = torch.randint(h - size + 1, (n, 1), generator=generator)
+    left = torch.randint(w - size + 1, (n, 1), generator=generator)
+    order = torch.argsort(torch.rand(n, size * size, generator=generator), dim=1)
+    rows, cols = order // size, order % size
+    index = ((top + rows) * w + left + cols).to(x.device)  # (N, size * size) into the flattened image
+    flat = x.flatten(2).gather(2, index[:, None, :].expand(n, c, -1))
+    return flat.reshape(n, c * size * size)
+
+
+class GroupDiscriminators(torch.nn.Module):
+    """The feature and pixel discriminators (two fully connected layers, 4 outputs each)."""
+
+    def __init__(self, feat_channels: int, image_channels: int, params: CalibratorParams) -> None:
+        super().__init__()
+        self.feat = FeatureDiscriminator(feat_channels, params.disc_hidden, n_layers=2, out_channels=len(GROUPS))
+        self.pixel = FeatureDiscriminator(image_channels * params.patch ** 2, params.disc_hidden, n_layers=2,
+                                          out_channels=len(GROUPS))
+
+
+def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params: CalibratorParams,
+                     device: torch.device, seed: int, out, resume_key: str | None, desc: str = "calibrator",
+                     monitor: Callable[[torch.nn.Module], float] | None = None) -> tuple[Calibrator, TrainResult]:
+    """Train a calibrator for the frozen ``model`` (which is never updated: eval mode, no grads)."""
+    model = model.to(device).eval().requires_grad_(False)
+    layer = resolve_layer(model, params.layer)
+    sample = source[0][0][None].to(device)
+    with torch.no_grad():
+        feat_channels = model.forward_features(sample, [layer])[layer].shape[1]
+    calibrator = Calibrator(sample.shape[1], params.ngf, params.n_down, params.n_blocks, params.linf).to(device)
+    discs = GroupDiscriminators(feat_channels, sample.shape[1], params).to(device)
+    betas = (params.beta1, 0.999)
+    opt_c = torch.optim.Adam(calibrator.parameters(), lr=params.lr, betas=betas)
+    opt_d = torch.optim.Adam(discs.parameters(), lr=params.lr, betas=betas)
+    gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    gen_p = torch.Generator().manual_seed(seed + 2)
+    state = Resumable(out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d},
+                      {"source": gen_s, "target": gen_t, "patches": gen_p})
+    state.restore(desc)
+    hint = "lower [segmentation.]calibrator.lr in params.yaml"
+    steps = steps_per_epoch(len(source), params.batch_size, params.steps_per_epoch)
+
+    def scores(groups: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        feats = [model.forward_features(g, [layer])[layer] for g in groups]
+        return [discs.feat(f).float() for f in feats], \
+            [discs.pixel(shuffled_patches(g, params.patch, gen_p)).float() for g in groups]
+
+    bar = epoch_bar(state.start_epoch, params.epochs, desc)
+    for epoch in bar:
+        sums = dict.fromkeys(("loss_d_feat", "loss_d_pixel", "acc_d_feat", "acc_d_pixel", "loss_c", "fooled",
+                              "perturbation"), 0.0)
+        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
+        pairs = cycled_pairs(batches, source, target, params.batch_size, gen_s, gen_t, params.num_workers)
+        step = 0
+        for (xs, *_), (xt, *_) in step_bar(pairs, steps, f"epoch {epoch + 1}"):
+            if step >= steps:
+                break
+            xs, xt = xs.to(device), xt.to(device)
+            with autocast(device):
+                ps, pt = calibrator.perturbation(xs), calibrator.perturbation(xt)
+                cs, ct = xs + ps, xt + pt
+                # eqs. 5, 6: each discriminator sorts the four groups (no gradient into the calibrator)
+                groups = [xs, xt, cs.detach(), ct.detach()]
+                f_logits, p_logits = scores(groups)
+                loss_feat = sum(group_loss(lg, i) for i, lg in enumerate(f_logits)) / len(GROUPS)
+                loss_pixel = sum(group_loss(lg, i) for i, lg in enumerate(p_logits)) / len(GROUPS)
+                loss_d = params.lambda_feat * loss_feat + params.lambda_pixel * loss_pixel
+            check_finite(loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            sums["loss_d_feat"] += loss_feat.item()
+            sums["loss_d_pixel"] += loss_pixel.item()
+            sums["acc_d_feat"] += float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(f_logits)]))
+            sums["acc_d_pixel"] += float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(p_logits)]))
+            # eq. 7: calibrated source and calibrated target should both pass as source (G1 = 0)
+            discs.requires_grad_(False)
+            with autocast(device):
+                f_logits, p_logits = scores([cs, ct])
+                loss_c = sum(params.lambda_feat * group_loss(f, 0) + params.lambda_pixel * group_loss(p, 0)
+                             for f, p in zip(f_logits, p_logits))
+            check_finite(loss_c, f"epoch {epoch + 1} step {step + 1}", hint)
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+            discs.requires_grad_(True)
+            sums["loss_c"] += loss_c.item()
+            sums["fooled"] += float(np.mean([group_accuracy(lg, 0) for lg in f_logits + p_logits]))
+            sums["perturbation"] += pt.detach().abs().amax().item() / 2  # largest |G'_c|, in [0, 1] pixel units
+            step += 1
+        row = {k: v / max(step, 1) for k, v in sums.items()}
+        if monitor is not None:  # target metric of F_s o G_c, for the curves only (never selects a model)
+            row["target_metric"] = monitor(CalibratedModel(calibrator, model).eval())
+            calibrator.train(), model.eval()  # the frozen model's batch norms never leave eval mode
+        bar.set_postfix(loss_c=f"{row['loss_c']:.3f}", fooled=f"{row['fooled']:.2f}")
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    return calibrator.eval(), state.result()
+
+
+@torch.no_grad()
+def amplitude_spectra(calibrator: Calibrator, images: torch.Tensor, device: torch.device,
+                      batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Section 5.1 (Fig. 6): the mean log amplitude spectrum (centred, averaged over images and
+    channels) of ``images`` before and after calibration and of the perturbation itself."""
+    calibrator = calibrator.to(device).eval()
+    sums = {"before": 0.0, "after": 0.0, "perturbation": 0.0}
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device).float()
+        p = calibrator.perturbation(x)
+        for key, value in (("before", x), ("after", x + p), ("perturbation", p)):
+            amp = torch.fft.fftshift(torch.fft.fft2(value).abs(), dim=(-2, -1))
+            sums[key] = sums[key] + torch.log1p(amp).sum(dim=(0, 1)).cpu()
+    count = len(images) * images.shape[1]
+    return {k: (v / count).numpy() for k, v in sums.items()}

@@ -1,0 +1,85 @@
+"""The light-weight data calibrator (Ye et al., "Light-weight Calibrator: a Separable Component
+for Unsupervised Domain Adaptation", CVPR 2020, sections 3 and 5.3).
+
+- :class:`Calibrator`: ``G_c = I + G'_c``. ``G'_c`` is a small ResNet-style generator (Johnson et
+  al.): a stem convolution, stride-2 downsampling, residual blocks, transposed-convolution
+  upsampling with additive skip connections from the matching downsampling level, and a tanh
+  head scaled so the perturbation's L-infinity norm never exceeds ``linf`` (in units of the [0, 1]
+  pixel range; images here are in [-1, 1], so the bound there is ``2 * linf``).
+- :class:`CalibratedModel`: the deployed pipeline, the calibrator then the frozen model.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline_lib.models.cyclegan import ResidualBlock
+
+
+class Calibrator(nn.Module):
+    def __init__(self, channels: int, ngf: int = 16, n_down: int = 2, n_blocks: int = 2, linf: float = 0.1) -> None:
+        super().__init__()
+        if not 0 < linf <= 1:
+            raise ValueError(f"calibrator linf must be in (0, 1], got {linf}")
+        self.linf, self.multiple = float(linf), 2 ** n_down
+        self.stem = nn.Sequential(nn.Conv2d(channels, ngf, 3, padding=1), nn.InstanceNorm2d(ngf), nn.ReLU(True))
+        self.down = nn.ModuleList()
+        ch = ngf
+        for _ in range(n_down):
+            self.down.append(nn.Sequential(nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1),
+                                           nn.InstanceNorm2d(ch * 2), nn.ReLU(True)))
+            ch *= 2
+        self.blocks = nn.Sequential(*[ResidualBlock(ch, "instance") for _ in range(n_blocks)])
+        self.up = nn.ModuleList()
+        for _ in range(n_down):
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                                         nn.InstanceNorm2d(ch // 2), nn.ReLU(True)))
+            ch //= 2
+        self.head = nn.Conv2d(ch, channels, 3, padding=1)
+
+    def perturbation(self, x: torch.Tensor) -> torch.Tensor:
+        """G'_c(x), with |G'_c(x)| <= 2 * linf everywhere (the [-1, 1] image range)."""
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
+        y = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        y = self.stem(y)
+        skips = []
+        for layer in self.down:
+            skips.append(y)
+            y = layer(y)
+        y = self.blocks(y)
+        for layer in self.up:
+            y = layer(y) + skips.pop()
+        return 2 * self.linf * torch.tanh(self.head(y))[..., :h, :w]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.perturbation(x)
+
+
+class CalibratedModel(nn.Module):
+    """``F_s o G_c``: what is deployed; ``model`` is never updated."""
+
+    def __init__(self, calibrator: Calibrator, model: nn.Module) -> None:
+        super().__init__()
+        self.calibrator, self.model = calibrator, model
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.calibrator(x))
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def trace_deployed(model: CalibratedModel, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """One TorchScript module for deployment, traced on ``example`` (CPU). Shapes are recorded as
+    traced, so the file is meant for inputs of ``example``'s size."""
+    model = model.cpu().eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shape arithmetic and deprecation
+        return torch.jit.trace(model, example, check_trace=False)

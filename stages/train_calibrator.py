@@ -1,0 +1,74 @@
+"""Light-weight calibrator (Ye et al., CVPR 2020): train G_c = I + G'_c for a frozen source model.
+
+``--variant raw``: the source model trained on raw source images ("calibrator").
+``--variant cycada``: CyCADA's pixel-only model and its translated source set ("CycleGAN + calibrator").
+Also draws the Fourier view of section 5.1 (Fig. 6) on target test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from pipeline_lib import paths
+from pipeline_lib.artifacts import save_checkpoint
+from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.config import Params
+from pipeline_lib.domains.loading import sample_images, train_set, translated_set
+from pipeline_lib.domains.transforms import to_uint8_images
+from pipeline_lib.evaluation import experiment_target_monitor
+from pipeline_lib.methods.calibrator import amplitude_spectra, train_calibrator
+from pipeline_lib.models import load_task_model
+from pipeline_lib.models.calibrator import parameter_count
+from pipeline_lib.plots import fourier_plot
+from pipeline_lib.runtime import resolve_device, seed_everything
+
+
+def main(args: argparse.Namespace, params: Params) -> None:
+    exp = experiment(params, args.experiment)
+    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).calibrator
+    seed_everything(args.seed)
+    device = resolve_device(params.device)
+    frozen_path = paths.calibrator_frozen_model(params, args.experiment, args.variant, args.seed)
+    model, upstream = load_task_model(frozen_path, backbone)
+    if args.variant == "raw":
+        source = train_set(params, exp.source, exp.backbone, cfg)
+    else:
+        source, _ = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
+    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
+    out = paths.calibrator_model(args.experiment, args.variant, args.seed)
+    meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
+            "calibrator_params": cfg.model_dump(), "frozen_model": str(frozen_path),
+            "num_classes": model.num_classes}
+    monitor = experiment_target_monitor(params, args.experiment, model.num_classes, device)  # curves only
+    calibrator, result = train_calibrator(model, source, target, cfg, device, args.seed, out, params_hash(meta),
+                                          desc=f"calibrator {args.variant} {args.experiment}/seed{args.seed}",
+                                          monitor=monitor)
+    n_cal, n_model = parameter_count(calibrator), parameter_count(model)
+    save_checkpoint(out, calibrator.cpu().state_dict(), {
+        **meta, "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,
+                               "n_blocks": cfg.n_blocks, "linf": cfg.linf},
+        "calibrator_parameters": n_cal, "model_parameters": n_model,
+        "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
+        "device": str(device)})
+    finish_training(out, result)
+    images = sample_images(params, exp.target, exp.backbone, cfg.fourier_images, getattr(cfg, "max_width", None))
+    spectra = amplitude_spectra(calibrator, images, device)
+    with torch.no_grad():
+        shown = images[:8]
+        calibrated = calibrator.cpu()(shown)
+        amplified = shown + 10 * (calibrated - shown)
+    fourier_plot(spectra, [(f"{exp.target} test images", to_uint8_images(shown)),
+                           ("calibrated", to_uint8_images(calibrated.clamp(-1, 1))),
+                           ("perturbation x10 (added to the image)", to_uint8_images(amplified.clamp(-1, 1)))],
+                 paths.fourier_png(args.experiment, args.variant, args.seed),
+                 f"{args.experiment}: calibrator ({args.variant}), seed {args.seed}, L-inf bound {cfg.linf}")
+    print(f"calibrator -> {out}: {n_cal:,} parameters, {100 * n_cal / n_model:.2f}% of the frozen model's "
+          f"{n_model:,}; {len(result.history)} epoch(s), {result.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, experiment=True, seed=True)
+    parser.add_argument("--variant", required=True, choices=sorted(set(paths.CALIBRATOR_VARIANTS.values())))
+    raise SystemExit(run_stage(parser, main))

@@ -1,0 +1,108 @@
+"""The light-weight calibrator (Ye et al., CVPR 2020): bound, frozen model, 4-group losses, export."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from pipeline_lib.config import CalibratorParams
+from pipeline_lib.losses import group_accuracy, group_loss
+from pipeline_lib.methods.calibrator import GROUPS, amplitude_spectra, shuffled_patches, train_calibrator
+from pipeline_lib.models.calibrator import CalibratedModel, Calibrator, parameter_count, trace_deployed
+from pipeline_lib.models.lenet import LeNet
+
+TINY = CalibratorParams(ngf=4, n_blocks=1, linf=0.05, patch=8, disc_hidden=16, batch_size=8, epochs=2,
+                        steps_per_epoch=3)
+
+
+def _digits(n: int, shift: float, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, 1, 28, 28, generator=g) * 2 - 1 + shift).clamp(-1, 1)
+    return TensorDataset(x, torch.randint(10, (n,), generator=g))
+
+
+def test_perturbation_obeys_the_linf_bound_for_any_input_and_any_weights():
+    torch.manual_seed(0)
+    for linf, shape in ((0.01, (3, 3, 17, 33)), (0.3, (2, 1, 28, 28)), (1.0, (1, 3, 64, 40))):
+        cal = Calibrator(shape[1], ngf=4, n_blocks=1, linf=linf)
+        with torch.no_grad():
+            for p in cal.parameters():
+                p.mul_(50)  # saturate the tanh head
+        x = torch.randn(shape) * 100
+        delta = cal.perturbation(x)
+        assert delta.shape == x.shape  # sizes that are not multiples of 4 come back unpadded
+        assert delta.abs().max() <= 2 * linf  # [0, 1] units -> [-1, 1] images
+        assert delta.abs().max() > 1.5 * linf  # and the bound is actually reached when saturated
+        assert torch.equal(cal(x), x + delta)  # G_c = I + G'_c
+
+
+def test_calibrator_is_small_next_to_the_models_it_serves():
+    assert abs(parameter_count(Calibrator(1, ngf=16, n_blocks=2)) - 180_000) < 20_000  # the paper's 0.18M
+    assert parameter_count(Calibrator(3, ngf=8, n_blocks=2)) < 60_000  # the paper's 0.05M on DRN-26
+
+
+def test_group_loss_and_accuracy_on_hand_made_logits():
+    logits = torch.tensor([[9.0, 0.0, 0.0, 0.0], [0.0, 0.0, 9.0, 0.0]])
+    assert group_loss(logits, 0).item() == F.cross_entropy(logits, torch.tensor([0, 0])).item()
+    assert group_accuracy(logits, 0) == 0.5 and group_accuracy(logits, 2) == 0.5 and group_accuracy(logits, 3) == 0.0
+    assert group_loss(logits[:1], 0).item() < 1e-3 < group_loss(logits[:1], 1).item()
+    maps = torch.zeros(2, len(GROUPS), 3, 5)
+    maps[:, 3] = 5.0  # every location says G4
+    assert group_accuracy(maps, 3) == 1.0 and group_loss(maps, 3).item() < group_loss(maps, 0).item()
+    assert GROUPS[0].startswith("G1 source") and GROUPS[3].startswith("G4 calibrated target")
+
+
+def test_shuffled_patches_keep_a_crops_pixels_in_another_order_and_pass_gradients():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6).requires_grad_(True)
+    patches = shuffled_patches(x, 3, torch.Generator().manual_seed(0))
+    assert patches.shape == (2, 9)
+    for img, patch in zip(x.detach(), patches.detach()):
+        found = [img[0, i:i + 3, j:j + 3].flatten().sort().values for i in range(4) for j in range(4)]
+        assert any(torch.equal(patch.sort().values, f) for f in found)
+    assert not torch.equal(patches.detach(), patches.detach().sort(dim=1).values)  # shuffled, not raster order
+    patches.sum().backward()
+    assert x.grad.sum().item() == 18
+
+
+def test_training_leaves_the_frozen_model_bit_identical_and_moves_the_calibrator(tmp_path):
+    torch.manual_seed(0)
+    model = LeNet(num_classes=10, in_channels=1, image_size=28)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    cal, result = train_calibrator(model, _digits(24, 0.0, 1), _digits(24, 0.5, 2), TINY, torch.device("cpu"), 0,
+                                   tmp_path / "cal.pt", None, monitor=lambda m: seen.append(m.training) or 0.5)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(not p.requires_grad for p in model.parameters()) and not model.training
+    assert seen == [False, False]  # the monitor sees the deployed pipeline in eval mode, once per epoch
+    assert len(result.history) == 2 and {"acc_d_feat", "acc_d_pixel", "fooled", "target_metric"} <= set(result.history[0])
+    assert max(row["perturbation"] for row in result.history) <= TINY.linf + 1e-6
+    fresh = Calibrator(1, TINY.ngf, TINY.n_down, TINY.n_blocks, TINY.linf)
+    x = _digits(4, 0.5, 3).tensors[0]
+    assert not torch.allclose(cal(x), fresh(x))
+
+
+def test_export_round_trip_equals_calibrator_then_model(tmp_path):
+    torch.manual_seed(0)
+    model = CalibratedModel(Calibrator(1, ngf=4, n_blocks=1, linf=0.2), LeNet(num_classes=10, in_channels=1,
+                                                                             image_size=28)).eval()
+    example = torch.rand(4, 1, 28, 28) * 2 - 1
+    torch.jit.save(trace_deployed(model, example), str(tmp_path / "deployed.pt"))
+    loaded = torch.jit.load(str(tmp_path / "deployed.pt"))
+    other = torch.rand(4, 1, 28, 28) * 2 - 1  # new images of the traced size
+    with torch.no_grad():
+        for x in (example, other):
+            assert torch.allclose(loaded(x), model.model(model.calibrator(x)), atol=1e-5)
+        assert not torch.allclose(loaded(other), model.model(other), atol=1e-3)  # the calibrator is inside
+
+
+def test_amplitude_spectra_of_the_identity_calibrator_are_unchanged():
+    cal = Calibrator(1, ngf=4, n_blocks=1, linf=0.1)
+    with torch.no_grad():
+        cal.head.weight.zero_(), cal.head.bias.zero_()  # G'_c = 0
+    images = torch.rand(6, 1, 16, 16)  # a positive mean: the DC term dominates
+    spectra = amplitude_spectra(cal, images, torch.device("cpu"), batch_size=4)
+    assert torch.allclose(torch.from_numpy(spectra["before"]), torch.from_numpy(spectra["after"]))
+    assert spectra["perturbation"].max() == 0.0 and spectra["before"].shape == (16, 16)
+    assert spectra["before"][8, 8] == spectra["before"].max()  # the mean (DC) sits at the centre
