@@ -29,9 +29,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, path: str | Path, title:
     for i, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
         if i < n:
-            img = images[i]
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                      vmin=0, vmax=255)
+            _show(ax, images[i])
             ax.set_title(str(labels[i]), fontsize=7)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
@@ -58,6 +56,11 @@ def confusion_plot(conf: np.ndarray, classes: Sequence[str], path: str | Path, t
     _save(fig, path)
 
 
+def _show(ax: plt.Axes, img: np.ndarray) -> None:
+    """One uint8 HWC image (grey when it has one channel)."""
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=255)
+
+
 def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str) -> None:
     """One row per (name, uint8 NHWC images), e.g. source | translated | reconstructed."""
     n = max(len(images) for _, images in rows)
@@ -69,9 +72,7 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: 
             ax = axes[r][c]
             ax.axis("off")
             if c < len(images):
-                img = images[c]
-                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                          vmin=0, vmax=255)
+                _show(ax, images[c])
         axes[r][0].set_title(name, fontsize=7, loc="left")
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
@@ -157,9 +158,7 @@ def fourier_plot(spectra: dict[str, np.ndarray], examples: Sequence[tuple[str, n
         for c, ax in enumerate(axes[r]):
             ax.axis("off")
             if c < len(images):
-                img = images[c]
-                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                          vmin=0, vmax=255)
+                _show(ax, images[c])
         axes[r][0].set_title(name, fontsize=8, loc="left")
     panels = [("target, before", spectra["before"]), ("target, after", spectra["after"]),
               ("after - before", spectra["after"] - spectra["before"]), ("perturbation", spectra["perturbation"])]
