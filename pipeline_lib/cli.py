@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
 import torch
 
 from pipeline_lib.artifacts import atomic_path
@@ -67,5 +66,6 @@ def experiment(params: Params, name: str) -> ExperimentParams:
 def finish_training(out: Path, result: TrainResult) -> None:
     """Write the per-epoch history next to the checkpoint and drop the resume file."""
     with atomic_path(history(out)) as tmp:
+        import pandas as pd  # imported here: every stage process pays for what it imports
         pd.DataFrame(result.history).to_csv(tmp, index=False)
     partial_path(out).unlink(missing_ok=True)

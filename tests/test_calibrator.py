@@ -106,3 +106,17 @@ def test_amplitude_spectra_of_the_identity_calibrator_are_unchanged():
     assert torch.allclose(torch.from_numpy(spectra["before"]), torch.from_numpy(spectra["after"]))
     assert spectra["perturbation"].max() == 0.0 and spectra["before"].shape == (16, 16)
     assert spectra["before"][8, 8] == spectra["before"].max()  # the mean (DC) sits at the centre
+
+
+def test_batch_norm_statistics_of_a_frozen_segmenter_stay_bit_identical(tmp_path):
+    from pipeline_lib.models.segmenters import SEGMENTERS
+    torch.manual_seed(0)
+    model = SEGMENTERS["lraspp_mobilenet_v3"](19, pretrained=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert any("running_mean" in k for k in before)
+    frames = TensorDataset(torch.rand(4, 3, 64, 64) * 2 - 1, torch.zeros(4, 64, 64, dtype=torch.long))
+    params = TINY.model_copy(update={"batch_size": 2, "epochs": 1, "steps_per_epoch": 2, "disc_hidden": 8})
+    train_calibrator(model, frames, frames, params, torch.device("cpu"), 0, tmp_path / "c.pt", None,
+                     monitor=lambda m: 0.0)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
