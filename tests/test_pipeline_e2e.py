@@ -114,7 +114,7 @@ def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_fol
 
 
 def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
-    plan = _plan_after(built, "calibrator", "linf", 0.3)
+    plan = _plan_after(built, "calibrator", "linf", 0.25)
     expected = {f"{stage}__mnist5k_mnistm__{v}__s{s}" for stage in ("train_calibrator", "export")
                 for v in ("raw", "cycada") for s in (0, 1)}
     expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("calibrator", "cycada_calibrator") for s in (0, 1)}
