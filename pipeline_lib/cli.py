@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -23,13 +23,16 @@ from pipeline_lib.paths import history
 from pipeline_lib.training import TrainResult, partial_path
 
 
-def stage_parser(description: str | None, *, experiment: bool = False, seed: bool = False) -> argparse.ArgumentParser:
+def stage_parser(description: str | None, *, experiment: bool = False, seed: bool = False,
+                 variants: Iterable[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     if experiment:
         parser.add_argument("--experiment", required=True)
     if seed:
         parser.add_argument("--seed", type=int, required=True)
+    if variants:
+        parser.add_argument("--variant", required=True, choices=sorted(set(variants)))
     return parser
 
 

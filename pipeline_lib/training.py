@@ -52,6 +52,14 @@ def check_finite(loss: torch.Tensor, where: str, hint: str) -> None:
         raise PipelineError(f"loss became {loss.item()} at {where}: {hint}")
 
 
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str) -> None:
+    """One optimiser step on ``loss``; a non-finite loss stops the stage first, naming ``hint`` as the fix."""
+    check_finite(loss, where, hint)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 class Resumable:
     """Epoch-level checkpointing of a training loop's whole state."""
 
@@ -207,10 +215,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
             with autocast(device):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
-            check_finite(loss, f"epoch {epoch + 1} step {step + 1}", hint)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint)
             scored = y != IGNORE_INDEX
             loss_sum += loss.item() * len(y)
             items += len(y)

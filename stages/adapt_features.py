@@ -49,6 +49,5 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, experiment=True, seed=True)
-    parser.add_argument("--variant", required=True, choices=["feat", "pixel_feat", "feat_reg"])
+    parser = stage_parser(__doc__, experiment=True, seed=True, variants=["feat", "pixel_feat", "feat_reg"])
     raise SystemExit(run_stage(parser, main))

@@ -45,6 +45,5 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, experiment=True, seed=True)
-    parser.add_argument("--variant", required=True, choices=["full", "noreg"])
+    parser = stage_parser(__doc__, experiment=True, seed=True, variants=["full", "noreg"])
     raise SystemExit(run_stage(parser, main))

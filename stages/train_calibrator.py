@@ -69,6 +69,5 @@ def main(args: argparse.Namespace, params: Params) -> None:
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, experiment=True, seed=True)
-    parser.add_argument("--variant", required=True, choices=sorted(set(paths.CALIBRATOR_VARIANTS.values())))
+    parser = stage_parser(__doc__, experiment=True, seed=True, variants=paths.CALIBRATOR_VARIANTS.values())
     raise SystemExit(run_stage(parser, main))

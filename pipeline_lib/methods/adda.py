@@ -34,7 +34,7 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, paired_batches, step_bar,
+from pipeline_lib.training import (Resumable, TrainResult, descend, epoch_bar, paired_batches, step_bar,
                                    steps_per_epoch)
 
 
@@ -142,10 +142,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                 ht = _features(target_model, xt, layer)
                 real, fake = disc(hs).float(), disc(ht.detach()).float()
                 loss_d = discriminator_loss(real, fake, params.gan_mode)
-            check_finite(loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
             acc = discriminator_accuracy(real, fake, params.gan_mode)
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += acc
@@ -156,10 +153,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                     drift = (weight_drift(target_model, reference, params.drift_reduction) if params.weight_reg > 0
                              else torch.zeros(()))
                     loss = params.lambda_encoder * loss_e + params.weight_reg * drift
-                check_finite(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
-                opt_e.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_e.step()
+                descend(opt_e, loss, f"epoch {epoch + 1} step {steps + 1}", hint)
                 disc.requires_grad_(True)
                 sums["loss_e"] += loss_e.item()
                 sums["drift"] += drift.item()

@@ -30,7 +30,7 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, check_finite, cycled_pairs, epoch_bar, paired_batches,
+from pipeline_lib.training import (Resumable, TrainResult, cycled_pairs, descend, epoch_bar, paired_batches,
                                    step_bar, steps_per_epoch)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
@@ -108,10 +108,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 loss_feat = sum(group_loss(lg, i) for i, lg in enumerate(f_logits)) / len(GROUPS)
                 loss_pixel = sum(group_loss(lg, i) for i, lg in enumerate(p_logits)) / len(GROUPS)
                 loss_d = params.lambda_feat * loss_feat + params.lambda_pixel * loss_pixel
-            check_finite(loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
             sums["loss_d_feat"] += loss_feat.item()
             sums["loss_d_pixel"] += loss_pixel.item()
             sums["acc_d_feat"] += float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(f_logits)]))
@@ -122,10 +119,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 f_logits, p_logits = scores([cs, ct])
                 loss_c = sum(params.lambda_feat * group_loss(f, 0) + params.lambda_pixel * group_loss(p, 0)
                              for f, p in zip(f_logits, p_logits))
-            check_finite(loss_c, f"epoch {epoch + 1} step {step + 1}", hint)
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
+            descend(opt_c, loss_c, f"epoch {epoch + 1} step {step + 1}", hint)
             discs.requires_grad_(True)
             sums["loss_c"] += loss_c.item()
             sums["fooled"] += float(np.mean([group_accuracy(lg, 0) for lg in f_logits + p_logits]))

@@ -29,7 +29,7 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, check_finite, cycled_pairs, epoch_bar, in_order_batches,
+from pipeline_lib.training import (Resumable, TrainResult, cycled_pairs, descend, epoch_bar, in_order_batches,
                                    paired_batches, step_bar)
 from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
@@ -141,10 +141,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 ht = model.forward_features(xt, order)
                 loss_d = sum(discriminator_loss(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
                                                 params.gan_mode) for n in order)
-            check_finite(loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
                                                         params.gan_mode) for n in order) / len(order)
@@ -154,10 +151,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                     loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode) for n in active)
                     drift = weight_drift(model, reference, params.drift_reduction)
                     loss = params.weight_reg * drift + params.lambda_gan * loss_gan
-                check_finite(loss, f"epoch {epoch + 1} step {step + 1}", hint)
-                opt_t.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_t.step()
+                descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint)
                 discs.requires_grad_(True)
                 sums["loss_gan"] += loss_gan.item()
                 sums["drift"] += drift.item()
