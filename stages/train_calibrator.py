@@ -58,10 +58,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
     with torch.no_grad():
         shown = images[:8]
         calibrated = calibrator.cpu()(shown)
-        amplified = shown + 10 * (calibrated - shown)
+        scaled = (calibrated - shown) / (2 * cfg.linf)  # in [-1, 1] at the bound, whatever the bound
     fourier_plot(spectra, [(f"{exp.target} test images", to_uint8_images(shown)),
                            ("calibrated", to_uint8_images(calibrated.clamp(-1, 1))),
-                           ("perturbation x10 (added to the image)", to_uint8_images(amplified.clamp(-1, 1)))],
+                           ("perturbation / bound (mid-grey = 0)", to_uint8_images(scaled.clamp(-1, 1)))],
                  paths.fourier_png(args.experiment, args.variant, args.seed),
                  f"{args.experiment}: calibrator ({args.variant}), seed {args.seed}, L-inf bound {cfg.linf}")
     print(f"calibrator -> {out}: {n_cal:,} parameters, {100 * n_cal / n_model:.2f}% of the frozen model's "
