@@ -31,8 +31,8 @@ class MethodInfo:
 
 LAST = "last epoch; no target labels"
 # said on every calibrator row: the shared digits settings were tuned once by looking at target labels
-CALIBRATOR_SELECTION = ("last epoch; digits settings (L-inf 0.3, demo lr 5e-4) were picked on mnist5k->mnistm "
-                        "target test accuracy, seed 0")
+CALIBRATOR_SELECTION = ("last epoch; the digits calibrator's L-inf bound and demo lr were picked on mnist5k->mnistm "
+                        "target test accuracy (README)")
 METHOD_INFO = {
     "source_only": MethodInfo("source only", False, LAST),
     "cycada_pixel": MethodInfo("CyCADA pixel only", False, LAST),

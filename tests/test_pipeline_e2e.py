@@ -25,6 +25,11 @@ REPORT = "reports/mnist5k_mnistm.csv"
 TINY = {"profile": "tiny", "seeds": [0]}  # multi-seed means are tested in test_report
 
 
+def _jobs(stage: str, names: tuple[str, ...]) -> set[str]:
+    """Snakemake job names of ``stage`` for each variant or method in ``names`` and each seed."""
+    return {f"{stage}__mnist5k_mnistm__{n}__s{s}" for n in names for s in TINY["seeds"]}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
@@ -51,7 +56,8 @@ def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
                                      "CyCADA pixel+feat", "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser",
                                      "GAM, no regulariser", "GAM full", "light-weight calibrator (frozen source model)",
                                      "CycleGAN + calibrator (frozen pixel-only model)", "target oracle"]
-    assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {1} and set(table["seeds"].astype(str)) == {"0"}
+    assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {1}
+    assert set(table["seeds"].astype(str)) == {"0"}
     assert list(table["uses_target_labels"]) == [False] * 10 + [True]
     calibrated = table[table["method"].str.contains("calibrator")]
     assert calibrated["calibrator_share_pct"].between(0.1, 100).all()  # LeNet 657k vs calibrator at ngf 4
@@ -102,22 +108,19 @@ def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
 def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_follows(built):
     plan = _plan_after(built, "cycada.adapt_features", "gate_accuracy", 0.55)
     # ADDA's three uses: CyCADA feat only, pixel+feat, and GAM's "ADDA + weight regulariser"
-    expected = {f"adapt_features__mnist5k_mnistm__{v}__s{s}" for v in ("feat", "pixel_feat", "feat_reg") for s in TINY["seeds"]}
-    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("cycada_feat", "cycada_pixel_feat", "adda_reg")
-                 for s in TINY["seeds"]}
+    expected = _jobs("adapt_features", ("feat", "pixel_feat", "feat_reg"))
+    expected |= _jobs("evaluate", ("cycada_feat", "cycada_pixel_feat", "adda_reg"))
     assert plan == expected | {"report__mnist5k_mnistm"}
     # GAM's own section reruns GAM's adversarial stages (not the Gaussian matching) and what follows
     plan = _plan_after(built, "gam.match_activations", "lambda_gan", 0.5)
-    expected = {f"match_activations__mnist5k_mnistm__{v}__s{s}" for v in ("full", "noreg") for s in TINY["seeds"]}
-    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("gam", "gam_noreg") for s in TINY["seeds"]}
+    expected = _jobs("match_activations", ("full", "noreg")) | _jobs("evaluate", ("gam", "gam_noreg"))
     assert plan == expected | {"report__mnist5k_mnistm"}
 
 
 def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
     plan = _plan_after(built, "calibrator", "linf", 0.25)
-    expected = {f"{stage}__mnist5k_mnistm__{v}__s{s}" for stage in ("train_calibrator", "export")
-                for v in ("raw", "cycada") for s in TINY["seeds"]}
-    expected |= {f"evaluate__mnist5k_mnistm__{m}__s{s}" for m in ("calibrator", "cycada_calibrator") for s in TINY["seeds"]}
+    expected = _jobs("train_calibrator", ("raw", "cycada")) | _jobs("export", ("raw", "cycada"))
+    expected |= _jobs("evaluate", ("calibrator", "cycada_calibrator"))
     assert plan == expected | {"report__mnist5k_mnistm"}  # CycleGAN, translation, pixel-only model: reused
     deployed = json.loads((built / "models/calibrator/mnist5k_mnistm/seed0/cycada.deploy.json").read_text())
     assert deployed["max_abs_difference"] <= 1e-4 and deployed["input_shape"] == [8, 3, 32, 32]
