@@ -6,6 +6,7 @@
 #   snakemake --report reports/report.html              # self-contained HTML report
 
 import json
+import os
 import sys
 
 from pipeline_lib.config import load_params
@@ -15,12 +16,18 @@ from pipeline_lib import paths
 
 try:
     PARAMS = load_params("params.yaml")
+    STAGES = build_stages(PARAMS)  # also checks the experiments' rows and class lists
+    DVC_TEXT = dvc_yaml_text(PARAMS)
 except PipelineError as err:
     sys.exit(f"error: {err}")
 
-if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != dvc_yaml_text(PARAMS):
+if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != DVC_TEXT:
     print("warning: dvc.yaml is out of date with params.yaml; run `make dag` so both runners agree",
           file=sys.stderr)
+
+# jobs run `python3 -m stages.<name>`: the interpreter running Snakemake (the project's .venv) comes first,
+# so `.venv/bin/snakemake ...` works without activating the environment
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 report: "reports/workflow.rst"
 
@@ -28,7 +35,7 @@ rule all:
     input: [str(paths.report_csv(e)) for e in PARAMS.dvc_experiments]
     default_target: True
 
-for _stage in build_stages(PARAMS):
+for _stage in STAGES:
     rule:
         name: _stage.name
         input: _stage.deps

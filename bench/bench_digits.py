@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import torch
 
-from pipeline_lib.config import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
+from pipeline_lib.methods.cycada_params import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
 from pipeline_lib.methods.cycada import CycleGAN, ImagePool, _cyclegan_step, translate
-from pipeline_lib.models import LeNet
+from pipeline_lib.models.lenet import LeNet
 from pipeline_lib.runtime import resolve_device
 from timing import timed  # bench/timing.py
 

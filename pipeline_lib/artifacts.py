@@ -21,7 +21,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from pipeline_lib.domains.base import DomainData, Split
 from pipeline_lib.errors import PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -91,41 +90,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or "state" not in payload or "meta" not in payload:
         raise PipelineError(f"{path}: not a pipeline checkpoint; delete it and rerun its stage")
     return payload
-
-
-def save_domain(path: str | Path, domain: DomainData) -> None:
-    """Store a prepared domain as one uncompressed ``.npz`` (fast to load, DVC-friendly)."""
-    meta = json.dumps({"name": domain.name, "classes": list(domain.classes)})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, train_images=domain.train.images, train_labels=domain.train.labels,
-                     test_images=domain.test.images, test_labels=domain.test.labels, meta=np.array(meta))
-
-
-def _labels(labels: np.ndarray) -> np.ndarray:
-    """Class labels as int64; segmentation masks keep their compact uint8."""
-    return labels.astype(np.int64) if labels.ndim == 1 else labels
-
-
-def load_domain(path: str | Path) -> DomainData:
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: prepared domain not found; run its prepare stage first")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return DomainData(
-                name=meta["name"],
-                train=Split(z["train_images"], _labels(z["train_labels"])),
-                test=Split(z["test_images"], _labels(z["test_labels"])),
-                classes=tuple(meta["classes"]),
-            )
-    except PipelineError:
-        raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise PipelineError(
-            f"{path}: corrupt prepared domain ({type(err).__name__}); delete it and rerun its prepare stage"
-        ) from None
 
 
 @contextlib.contextmanager

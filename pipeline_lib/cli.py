@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -42,6 +43,20 @@ def params_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+#: set to a folder, every stage writes there which project modules it loaded (tests/test_codedeps.py)
+RECORD_MODULES = "PIPELINE_RECORD_MODULES"
+
+
+def _record_modules(folder: str) -> None:
+    """Write ``{"cmd": <this stage's DAG command>, "modules": [...]}``: the project modules loaded."""
+    module = getattr(sys.modules["__main__"].__spec__, "name", None) if sys.modules.get("__main__") else None
+    cmd = " ".join(["python3 -m", str(module), *sys.argv[1:]])
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pipeline_lib", "stages"))
+    out = Path(folder) / (hashlib.sha256(cmd.encode()).hexdigest()[:16] + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"cmd": cmd, "modules": loaded}))
+
+
 def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace, Params], None],
               argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
@@ -53,6 +68,8 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if os.environ.get(RECORD_MODULES):
+        _record_modules(os.environ[RECORD_MODULES])
     return 0
 
 

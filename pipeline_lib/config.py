@@ -8,12 +8,17 @@ only ever see plain values. Unknown or mistyped keys are errors, never silently 
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from pipeline_lib.errors import PipelineError
 
@@ -27,15 +32,19 @@ REAL_SCENE_DOMAINS = ("gta5", "cityscapes", "synthia")
 SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
 #: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
 REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
-METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
-           "gam_noreg", "gam", "calibrator", "cycada_calibrator", "oracle", "label_bound")
-#: rows that only make sense for one task (GAM 5.3's label-distribution bound is about pixel counts)
-SEGMENTATION_ONLY = ("label_bound",)
 Task = Literal["classification", "segmentation"]
-DriftReduction = Literal["tensor_mean", "sum"]
 ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
                               "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
                               "erfnet_encoder": "segmentation"}
+#: the modules that build each architecture (a stage's code depends on its backbone's only)
+ARCH_MODULES: dict[str, tuple[str, ...]] = {
+    "lenet": ("pipeline_lib.models.lenet",),
+    "lraspp_mobilenet_v3": ("pipeline_lib.models.segmenters",),
+    "fcn8s_vgg16": ("pipeline_lib.models.segmenters", "pipeline_lib.models.fcn8s"),
+    "drn26": ("pipeline_lib.models.segmenters", "pipeline_lib.models.drn"),
+    "erfnet": ("pipeline_lib.models.segmenters", "pipeline_lib.models.erfnet"),
+    "erfnet_encoder": ("pipeline_lib.models.segmenters", "pipeline_lib.models.erfnet"),
+}
 
 
 class _Strict(BaseModel):
@@ -43,18 +52,39 @@ class _Strict(BaseModel):
 
 
 class FolderDomainParams(_Strict):
-    """A user's own segmentation domain: ``<root>/images/*`` + ``<root>/labels/*.png`` paired by stem."""
+    """A user's own segmentation domain: ``<root>/images/*`` + ``<root>/labels/*.png`` paired by stem.
+
+    The train/test split is made once, by ``prepare`` (it is recorded in ``data/domains/<name>.json``),
+    with exactly one of three rules on the frames sorted by file name:
+
+    - ``test_fraction`` (the default, 0.2): the last fraction of the frames is the test split;
+    - ``test_stems``: the frames whose file stems (names without extension) are listed;
+    - ``test_glob``: the frames whose stems match a glob, e.g. ``seq07_*`` to hold out a whole sequence.
+
+    Giving ``test_stems`` or ``test_glob`` replaces the fraction; give at most one of the three. A stem
+    or glob that matches no frame, or a rule that leaves no training frame, stops ``prepare``.
+    """
 
     root: Path
     classes: tuple[str, ...] = Field(min_length=1, description="class names, in train-id order")
     ids: tuple[int, ...] | None = Field(None, description="label-PNG value of each class (default 0..n-1)")
     ignore_id: int = Field(255, ge=0, description="label-PNG value that is not scored")
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="hold out the last fraction of the frames sorted by "
+                                 "file name (used unless test_stems or test_glob is given)")
+    test_stems: tuple[str, ...] | None = Field(None, min_length=1, description="hold out exactly these frames "
+                                               "(file stems, i.e. names without extension)")
+    test_glob: str | None = Field(None, min_length=1, description="hold out the frames whose stems match this "
+                                  "glob, e.g. 'seq07_*' for a whole sequence")
 
     @model_validator(mode="after")
     def _ids_match(self) -> "FolderDomainParams":
         if self.ids is not None and len(self.ids) != len(self.classes):
             raise ValueError(f"ids lists {len(self.ids)} values for {len(self.classes)} classes")
+        rules = [k for k in ("test_fraction", "test_stems", "test_glob")
+                 if k in self.model_fields_set and getattr(self, k) is not None]
+        if len(rules) > 1:
+            raise ValueError(f"{' and '.join(rules)} are given, but each chooses the test split on its own; "
+                             "keep only one of them")
         return self
 
 
@@ -177,19 +207,29 @@ class ExperimentParams(_Strict):
     source: str
     target: str
     backbone: str
-    methods: tuple[str, ...] = Field(METHODS, description="report rows (default: every method of the track)")
+    methods: tuple[str, ...] | None = Field(None, min_length=1, description="report rows (null: every row of the "
+                                            "track); the names are checked against the method registry")
     seeds: tuple[int, ...] | None = Field(None, min_length=1, description="overrides the top-level seeds")
 
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
-        for m in methods:
-            if m not in METHODS:
-                raise ValueError(f"unknown method {m!r} (known: {', '.join(METHODS)})")
-        return methods
+
+class LoaderParams(_Strict):
+    """What every data-reading section has on both tracks."""
+
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    max_width: int | None = Field(None, ge=32, description="segmentation: frames wider than this are scaled down "
+                                  "to it, aspect kept (the papers: 1024); digits are resized to the backbone's size")
 
 
-class TrainSupervisedParams(_Strict):
+class FrameParams(LoaderParams):
+    """How a segmentation stage reads frames: frames wider than ``max_width`` are scaled down to it
+    (aspect kept; the paper: 1024), then randomly cropped to ``crop`` = [height, width] (training
+    only; padded with ignored pixels where a frame is smaller) and flipped (``flip``)."""
+
+    crop: tuple[int, int] | None = None
+    flip: bool = Field(False, description="random horizontal flips")
+
+
+class TrainSupervisedParams(LoaderParams):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -197,229 +237,35 @@ class TrainSupervisedParams(_Strict):
     batch_size: int = Field(gt=0)
     epochs: int = Field(gt=0)
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
-
-
-class GeneratorParams(_Strict):
-    ngf: int = Field(gt=0)
-    n_down: int = Field(2, ge=0)
-    n_blocks: int = Field(2, ge=0)
-    norm: Literal["instance", "batch"] = "instance"
-
-
-class ImageDiscriminatorParams(_Strict):
-    ndf: int = Field(gt=0)
-    n_layers: int = Field(6, ge=2)
-    norm: Literal["instance", "batch"] = "instance"
-
-
-class CycleGANParams(_Strict):
-    """Pixel-level adaptation (CyCADA section 3, appendix 6.1.1)."""
-
-    generator: GeneratorParams
-    discriminator: ImageDiscriminatorParams
-    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
-    lambda_gan: float = Field(1.0, ge=0)
-    lambda_cycle: float = Field(1.0, ge=0)
-    lambda_semantic: float = Field(1.0, ge=0)
-    lambda_identity: float = Field(0.0, ge=0)
-    semantic_loss: Literal["frozen", "joint", "off"] = "frozen"
-    joint_ce_threshold: float = Field(1.0, gt=0)
-    lr: float = Field(2e-4, gt=0)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    batch_size: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    max_steps_per_epoch: int | None = Field(None, gt=0)
-    pool_size: int = Field(50, ge=0)
-    checkpoint_every: int = Field(1, gt=0)
-
-    @field_validator("semantic_loss", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: object) -> object:
-        return "off" if value is False else value  # YAML reads a bare `off` as false
-
-
-class TranslateParams(_Strict):
-    batch_size: int = Field(256, gt=0)
-    shard_size: int = Field(20000, gt=0, description="images per shard file of a translated dataset")
-    grid_samples: int = Field(8, gt=0)
-
-
-class AdaptFeaturesParams(_Strict):
-    """Feature-level adversarial adaptation (ADDA as in CyCADA appendix 6.1)."""
-
-    lr: float = Field(gt=0)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    batch_size: int = Field(gt=0)
-    max_epochs: int = Field(gt=0)
-    max_steps_per_epoch: int | None = Field(None, gt=0)
-    gate_accuracy: float = Field(0.6, ge=0, le=1)
-    gate_window: int = Field(1, gt=0, description="batches the discriminator accuracy is averaged over")
-    disc_hidden: int = Field(500, gt=0)
-    disc_layers: int = Field(3, ge=2)
-    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
-    weight_reg: float = Field(0.0, ge=0, description="weight of ||theta_t - theta_s||^2 (GAM's regulariser)")
-    drift_reduction: DriftReduction = "tensor_mean"
-    checkpoint_every: int = Field(1, gt=0)
-    optimizer: Literal["adam", "sgd"] = "adam"
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (CyCADA segmentation: 0.99)")
-    lambda_encoder: float = Field(1.0, gt=0, description="weight of the encoder's GAN loss (segmentation: 0.1)")
-    layer: str = Field("encoder", description="layer the discriminator sees: encoder (the backbone's "
-                       "encoder layer), logits (the CyCADA release's score maps) or any named layer")
-
-
-class CycadaParams(_Strict):
-    cyclegan: CycleGANParams
-    translate: TranslateParams = TranslateParams()
-    train_task: TrainSupervisedParams
-    adapt_features: AdaptFeaturesParams
+    max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
 
 
 class EvaluateParams(_Strict):
+    """How ``evaluate`` (and the per-epoch target monitor) run a model over a test split."""
+
     batch_size: int = Field(512, gt=0)
-
-
-class GaussianMatchParams(_Strict):
-    """GAM section 4.1: statistics over ``max_batches`` batches (null: the whole training split)."""
-
-    batch_size: int = Field(256, gt=0)
-    max_batches: int | None = Field(None, gt=0)
-
-
-class MatchActivationsParams(_Strict):
-    """GAM section 4.2, eq. 3: weight_reg * ||theta_s - theta_t||^2 + lambda_gan * sum_i w_i GAN_i."""
-
-    init: Literal["gaussian", "source"] = Field("gaussian", description="start from the Gaussian-matched net")
-    layer_weights: tuple[float, ...] | None = Field(None, description="w_i per matched layer (null: all 1)")
-    lambda_gan: float = Field(1.0, gt=0)
-    weight_reg: float = Field(0.5, ge=0, description="GAM full; the gam_noreg row sets it to 0")
-    drift_reduction: DriftReduction = Field("tensor_mean", description="tensor_mean: the authors' release "
-                                            "(mean squared difference per parameter tensor, summed); sum: "
-                                            "the literal squared norm. The 'ADDA + regulariser' row uses the same")
-    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(gt=0)
-    disc_lr: float | None = Field(None, gt=0, description="discriminators' lr (null: lr)")
-    momentum: float = Field(0.9, ge=0, lt=1)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    batch_size: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    steps_per_epoch: int | None = Field(None, gt=0, description="iterations per epoch (null: one pass over "
-                                        "the source split; the paper: 20,000 iterations in all)")
-    disc_pretrain_steps: int = Field(0, ge=0, description="discriminator-only iterations first (digits: 500)")
-    progressive: bool = Field(False, description="switch on one layer's GAN at a time, deepest first")
-    progressive_steps: int = Field(1000, gt=0)
-    disc_hidden: int = Field(500, gt=0)
-    disc_layers: int = Field(3, ge=2)
-    num_workers: int = Field(0, ge=0)
-    checkpoint_every: int = Field(1, gt=0)
-
-
-
-class GamParams(_Strict):
-    gaussian_match: GaussianMatchParams = GaussianMatchParams()
-    match_activations: MatchActivationsParams
-    adda_weight_reg: float = Field(1.0, gt=0, description="the weight regulariser of the 'ADDA + weight "
-                                   "regulariser' row (ADDA itself is CyCADA's feature-level stage)")
-
-
-class CalibratorParams(_Strict):
-    """Light-weight calibrator (Ye et al. 3.2, 4): G_c = I + G'_c against a frozen source model, trained
-    to make calibrated source (G3) and calibrated target (G4) look like source (G1) to a 4-way feature
-    discriminator on M_s features and a 4-way pixel discriminator on shuffled random patches."""
-
-    ngf: int = Field(16, gt=0, description="width of G'_c (digits 16 ~ 0.19M parameters, the paper's 0.18M)")
-    n_down: int = Field(2, ge=1, le=4)
-    n_blocks: int = Field(2, ge=0)
-    linf: float = Field(0.1, gt=0, le=1, description="L-infinity bound of the perturbation, in units of the [0, 1] "
-                        "pixel range (the paper's best segmentation setting: 0.01)")
-    layer: str = Field("encoder", description="the M_s layer the feature discriminator sees (encoder, logits or "
-                       "any named layer)")
-    patch: int = Field(16, gt=0, description="side of the random patches the pixel discriminator sees (their "
-                       "pixels are shuffled)")
-    disc_hidden: int = Field(500, gt=0, description="both discriminators: two fully connected layers")
-    lambda_feat: float = Field(1.0, ge=0)
-    lambda_pixel: float = Field(1.0, ge=0)
-    lr: float = Field(1e-4, gt=0, description="Adam, for the calibrator and both discriminators")
-    beta1: float = Field(0.9, ge=0, lt=1)
-    batch_size: int = Field(128, gt=0, description="images per domain per step")
-    epochs: int = Field(10, gt=0)
-    steps_per_epoch: int | None = Field(None, gt=0, description="null: one pass over the source split")
-    checkpoint_every: int = Field(1, gt=0)
-    num_workers: int = Field(0, ge=0)
-    fourier_images: int = Field(64, gt=0, description="target test images behind the Fourier plot (section 5.1)")
-
-    @model_validator(mode="after")
-    def _has_a_discriminator(self) -> "CalibratorParams":
-        if self.lambda_feat == 0 and self.lambda_pixel == 0:
-            raise ValueError("calibrator: lambda_feat and lambda_pixel are both 0, so nothing trains the calibrator")
-        return self
-
-
-class FrameParams(_Strict):
-    """How a segmentation stage reads frames: frames wider than ``max_width`` are scaled down to it
-    (aspect kept; the paper: 1024), then randomly cropped to ``crop`` = [height, width] (training
-    only; padded with ignored pixels where a frame is smaller); ``num_workers`` DataLoader workers."""
-
-    max_width: int | None = Field(None, ge=32)
-    crop: tuple[int, int] | None = None
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    infer_max_width: int | None = Field(None, ge=32, description="segmentation: see segmentation.evaluate")
 
 
 class SegTrainParams(TrainSupervisedParams, FrameParams):
-    max_steps_per_epoch: int | None = Field(None, gt=0)
     flip: bool = Field(True, description="random horizontal flips")
 
 
-class SegCycleGANParams(CycleGANParams, FrameParams):
-    """The paper: frames scaled to width 1024, random 400x400 crops, no semantic loss (memory)."""
-
-
-class SegTranslateParams(TranslateParams):
-    max_width: int | None = Field(None, ge=32, description="scale wider frames down to this width (paper: 1024)")
-    num_workers: int = Field(0, ge=0)
-
-
-class SegAdaptParams(AdaptFeaturesParams, FrameParams):
-    """CyCADA 6.1.2: SGD momentum 0.99, lr 1e-5, encoder loss x0.1, 1 + 1 crops of 768, gate over 100 iterations."""
-
-
-class SegCycadaParams(_Strict):
-    cyclegan: SegCycleGANParams
-    translate: SegTranslateParams = SegTranslateParams()
-    train_task: SegTrainParams
-    adapt_features: SegAdaptParams
-
-
-class SegEvaluateParams(_Strict):
+class SegEvaluateParams(EvaluateParams):
     """Frames wider than ``infer_max_width`` are inferred scaled down to it (the Cityscapes protocol of
     the papers' code: 1024, i.e. 1024x512) and their logits upsampled to the label's full resolution
     (2048x1024) before scoring; null infers every frame at full resolution."""
 
     batch_size: int = Field(4, gt=0)
-    infer_max_width: int | None = Field(None, ge=32)
-    num_workers: int = Field(0, ge=0)
     preview_frames: int = Field(4, ge=1, description="target frames shown in the report's prediction grid")
 
 
-class SegMatchActivationsParams(MatchActivationsParams, FrameParams):
-    """GAM 5.3: LSGAN, lambda 0.1, batch 12 random 1024x512 crops, Adam, doubled weight regulariser."""
-
-
-class SegGamParams(GamParams):
-    match_activations: SegMatchActivationsParams
-
-
-class SegCalibratorParams(CalibratorParams, FrameParams):
-    """Ye et al. 4: batch 6 on DRN-26, Adam 1e-4, L-infinity 0.01."""
-
-
 class SegmentationParams(_Strict):
-    """The segmentation track's versions of train_supervised, cycada, gam and evaluate."""
+    """The segmentation track's versions of train_supervised, evaluate and every method's section
+    (the methods' sections are added by :func:`params_model`)."""
 
     train_supervised: SegTrainParams
-    cycada: SegCycadaParams
-    gam: SegGamParams
-    calibrator: SegCalibratorParams = SegCalibratorParams(batch_size=6, linf=0.01, patch=64)
     evaluate: SegEvaluateParams = SegEvaluateParams()
 
 
@@ -434,34 +280,30 @@ class Params(_Strict):
     experiments: dict[str, ExperimentParams]
     dvc_experiments: tuple[str, ...] = Field(min_length=1)
     train_supervised: TrainSupervisedParams
-    cycada: CycadaParams
-    gam: GamParams
-    calibrator: CalibratorParams = CalibratorParams()
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
+    # every method's section (cycada, gam, ...) is added by params_model()
+    _raw: dict[str, Any] | None = PrivateAttr(None)  # params.yaml as written (per-profile values unresolved)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_methods(cls, raw: Any) -> Any:
-        """An experiment without ``methods`` gets every row its track supports."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("experiments"), dict):
-            return raw
-        archs = {k: v.get("arch") for k, v in (raw.get("backbones") or {}).items() if isinstance(v, dict)}
-        for exp in raw["experiments"].values():
-            if isinstance(exp, dict) and "methods" not in exp:
-                seg = ARCH_TASK.get(str(archs.get(exp.get("backbone"))), "classification") == "segmentation"
-                exp["methods"] = list(METHODS if seg else [m for m in METHODS if m not in SEGMENTATION_ONLY])
-        return raw
+    @property
+    def raw(self) -> dict[str, Any] | None:
+        """The mapping these params were parsed from, before profiles were resolved (None: built in code)."""
+        return self._raw
 
     def track(self, backbone: str) -> "Track":
-        """The train_supervised / cycada / evaluate sections that apply to ``backbone``'s task."""
+        """The train_supervised and evaluate sections that apply to ``backbone``'s task."""
         task = self.backbones[backbone].task
         if task == "classification":
-            return Track(task, "", self.train_supervised, self.cycada, self.gam, self.calibrator, self.evaluate)
+            return Track(task, "", self.train_supervised, self.evaluate)
         assert self.segmentation is not None  # validated in _cross_references
-        seg = self.segmentation
-        return Track(task, "segmentation.", seg.train_supervised, seg.cycada, seg.gam, seg.calibrator,
-                     seg.evaluate)
+        return Track(task, "segmentation.", self.segmentation.train_supervised, self.segmentation.evaluate)
+
+    def section(self, name: str, backbone: str) -> Any:
+        """A method's section (``cycada``, ``gam``, ...) on ``backbone``'s track."""
+        holder = self if self.backbones[backbone].task == "classification" else self.segmentation
+        if not hasattr(holder, name):
+            raise PipelineError(f"params.yaml: no section {self.track(backbone).prefix}{name}")
+        return getattr(holder, name)
 
     def experiment_seeds(self, experiment: str) -> tuple[int, ...]:
         return self.experiments[experiment].seeds or self.seeds
@@ -489,13 +331,6 @@ class Params(_Strict):
                 if self.domain_task(domain) != task:
                     raise ValueError(f"experiments.{name}: {role} {domain!r} is a {self.domain_task(domain)} "
                                      f"domain but backbone {exp.backbone!r} is a {task} net")
-            if task == "classification" and set(SEGMENTATION_ONLY) & set(exp.methods):
-                raise ValueError(f"experiments.{name}.methods: label_bound is for segmentation experiments")
-            gam_rows = {"gam_gaussian", "gam_noreg", "gam"} & set(exp.methods)
-            bb = self.backbones[exp.backbone]
-            if gam_rows and not bb.gam_layers:
-                raise ValueError(f"experiments.{name}: GAM rows need backbones.{exp.backbone}.gam_layers "
-                                 "(the named layers to match)")
             if task == "segmentation" and self.segmentation is None:
                 raise ValueError(f"experiments.{name} is a segmentation experiment: add the `segmentation:` "
                                  "section (see params.yaml in the repository)")
@@ -511,15 +346,34 @@ class Params(_Strict):
 
 @dataclass(frozen=True)
 class Track:
-    """One task's sections; ``prefix`` is where they live in params.yaml ("" or "segmentation.")."""
+    """One task's shared sections; ``prefix`` is where a section lives in params.yaml ("" or "segmentation.")."""
 
     task: Task
     prefix: str
     train_supervised: TrainSupervisedParams
-    cycada: CycadaParams | SegCycadaParams
-    gam: GamParams | SegGamParams
-    calibrator: CalibratorParams | SegCalibratorParams
     evaluate: EvaluateParams | SegEvaluateParams
+
+
+def section_modules() -> list[ModuleType]:
+    """The methods' params modules (``pipeline_lib/methods/*_params.py``): each names its ``SECTION``,
+    its ``PARAMS`` and ``SEG_PARAMS`` classes and, for an optional section, ``DEFAULT``/``SEG_DEFAULT``."""
+    from pipeline_lib import methods
+    return [importlib.import_module(f"{methods.__name__}.{info.name}")
+            for info in sorted(pkgutil.iter_modules(methods.__path__), key=lambda i: i.name)
+            if info.name.endswith("_params")]
+
+
+@functools.cache
+def params_model() -> type[Params]:
+    """:class:`Params` with every method's section added, on both tracks."""
+    fields: dict[str, Any] = {}
+    seg_fields: dict[str, Any] = {}
+    for module in section_modules():
+        for target, model, default in ((fields, module.PARAMS, getattr(module, "DEFAULT", None)),
+                                       (seg_fields, module.SEG_PARAMS, getattr(module, "SEG_DEFAULT", None))):
+            target[module.SECTION] = (model, default() if default is not None else ...)
+    segmentation = create_model("SegmentationParams", __base__=SegmentationParams, **seg_fields)
+    return create_model("Params", __base__=Params, segmentation=(segmentation | None, None), **fields)
 
 
 def resolve_profile(raw: Any, profile: str, where: str = "") -> Any:
@@ -567,9 +421,11 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise PipelineError(f"{source}: profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
     resolved = resolve_profile(raw, profile)
     try:
-        return Params.model_validate(resolved)
+        params = params_model().model_validate(resolved)
     except ValidationError as err:
         raise PipelineError(_format_validation_error(err, source)) from None
+    params._raw = raw
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

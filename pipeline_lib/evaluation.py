@@ -9,6 +9,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from pipeline_lib.config import BackboneParams, EvaluateParams, SegEvaluateParams
+from pipeline_lib.domains.resolve import Domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.metrics import confusion_matrix
 from pipeline_lib.runtime import autocast
@@ -84,15 +86,14 @@ def target_monitor(model_task: str, data: Dataset, num_classes: int, device: tor
     return probe
 
 
-def experiment_target_monitor(params, experiment: str, num_classes: int, device: torch.device):
-    """:func:`target_monitor` on the experiment's target test split, with its evaluation settings."""
-    from pipeline_lib.domains.frames import domain_classes
+def experiment_target_monitor(source: Domain, target: Domain, backbone: BackboneParams,
+                              cfg: EvaluateParams | SegEvaluateParams, num_classes: int, device: torch.device):
+    """:func:`target_monitor` on ``target``'s test split with the track's evaluation settings ``cfg``;
+    segmentation scores the source's evaluated classes (SYNTHIA -> Cityscapes: 16)."""
     from pipeline_lib.domains.loading import test_set
 
-    exp = params.experiments[experiment]
-    task, cfg = params.backbones[exp.backbone].task, params.track(exp.backbone).evaluate
-    data = test_set(params, exp.target, exp.backbone)
-    if task == "classification":
-        return target_monitor(task, data, num_classes, device, cfg.batch_size)
-    eval_classes = list(domain_classes(params, exp.source)[1])
-    return target_monitor(task, data, num_classes, device, cfg.batch_size, eval_classes, cfg.infer_max_width)
+    data = test_set(target, backbone)
+    if backbone.task == "classification":
+        return target_monitor(backbone.task, data, num_classes, device, cfg.batch_size)
+    return target_monitor(backbone.task, data, num_classes, device, cfg.batch_size, list(source.eval_classes),
+                          cfg.infer_max_width)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -35,24 +36,50 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, path: str | Path, title:
     _save(fig, path)
 
 
+def _compact(n: float) -> str:
+    """A count in at most 4 characters: 987, 12k, 3.4M."""
+    n = int(n)
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            v = n / div
+            return f"{v:.1f}{unit}" if v < 10 else f"{v:.0f}{unit}"
+    return str(n)
+
+
 def confusion_plot(conf: np.ndarray, classes: Sequence[str], path: str | Path, title: str) -> None:
-    """Row-normalised confusion matrix (true class per row) with counts in the cells."""
+    """Row-normalised confusion matrix (true class per row) with counts in the cells.
+
+    Readable for any class count: the figure grows with the classes (up to a cap), fonts shrink
+    with the cells, long names are rotated, and counts are drawn only where a cell can hold them.
+    """
     conf = np.asarray(conf, dtype=np.float64)
-    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(0.45 * k + 2, 0.45 * k + 1.5))
+    if conf.shape != (k, k):
+        raise ValueError(f"confusion matrix of shape {conf.shape} for {k} class names")
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    side = min(max(0.45 * k + 2, 4.0), 18.0)
+    cell = (side - 2) * 72 / k  # points per cell, roughly
+    tick_size = float(np.clip(cell * 0.55, 3, 8))
+    longest = max((len(str(c)) for c in classes), default=1)
+    fig, ax = plt.subplots(figsize=(side, side - 0.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, fontsize=7)
-    ax.set_yticks(range(k), classes, fontsize=7)
+    if longest <= 3:
+        ax.set_xticks(range(k), classes, fontsize=tick_size)
+    elif k <= 12:
+        ax.set_xticks(range(k), classes, fontsize=tick_size, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(k), classes, fontsize=tick_size, rotation=90)
+    ax.set_yticks(range(k), classes, fontsize=tick_size)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if k <= 20:
+    text_size = min(7.0, cell * 0.28)
+    if text_size >= 3.5:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center", fontsize=5,
+                ax.text(j, i, _compact(conf[i, j]), ha="center", va="center", fontsize=text_size,
                         color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, width=max(40, int(side * 11))), fontsize=9)
     _save(fig, path)
 
 
@@ -121,11 +148,22 @@ def segmentation_grid(columns: Sequence[tuple[str, np.ndarray]], path: str | Pat
             axes[r][c].imshow(images[r])
             axes[r][c].axis("off")
     if legend:
-        from matplotlib.patches import Patch
-        handles = [Patch(color=np.asarray(col) / 255, label=name) for name, col in legend]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=6, frameon=False)
-    fig.suptitle(title, fontsize=9)
+        fig.subplots_adjust(bottom=0.03)
+        _class_legend(fig, legend)
+    fig.suptitle(textwrap.fill(title, width=max(40, int(fig.get_figwidth() * 11))), fontsize=9)
     _save(fig, path)
+
+
+def _class_legend(fig: plt.Figure, legend: Sequence[tuple[str, tuple[int, int, int]]]) -> None:
+    """A colour key under the figure, wrapped into as many columns as its width holds (any class count)."""
+    from matplotlib.patches import Patch
+    handles = [Patch(facecolor=np.asarray(col) / 255, edgecolor="0.5", linewidth=0.5, label=str(name))
+               for name, col in legend]
+    size = 7.0 if len(handles) <= 20 else 6.0 if len(handles) <= 60 else 5.0
+    entry = (max(len(str(name)) for name, _ in legend) + 4) * size * 0.6  # points: patch, gap and name
+    ncol = max(1, min(len(handles), int(fig.get_figwidth() * 72 // entry)))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize=size,
+               frameon=False, handlelength=1.2, columnspacing=1.0)
 
 
 def source_or_not(panels: Sequence[dict], path: str | Path, title: str) -> None:

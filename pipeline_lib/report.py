@@ -1,84 +1,26 @@
 """Assemble ``reports/<experiment>.csv``: one row per method, mean +- std over seeds.
 
 Each row states what produced it (seeds, profile, whether target labels were used) and,
-where a paper reports the same setting, the paper's value and table beside ours.
+where a paper reports the same setting, the paper's value and table beside ours. The rows,
+their labels, model-selection notes, paper numbers and training curves come from the methods'
+declarations (:mod:`pipeline_lib.registry`); class names and colours from the source domain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline_lib import paths
+from pipeline_lib import paths, registry
 from pipeline_lib.artifacts import atomic_path, read_json
 from pipeline_lib.config import Params
-from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import mean_std
-from pipeline_lib.paper_numbers import paper_values
 from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid, tradeoff_plot, training_curves
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    label: str
-    uses_target_labels: bool
-    selection: str
-
-
-LAST = "last epoch; no target labels"
-# said on every calibrator row: the shared digits settings were tuned once by looking at target labels
-CALIBRATOR_SELECTION = ("last epoch; the digits calibrator's L-inf bound and demo lr were picked on mnist5k->mnistm "
-                        "target test accuracy (README)")
-METHOD_INFO = {
-    "source_only": MethodInfo("source only", False, LAST),
-    "cycada_pixel": MethodInfo("CyCADA pixel only", False, LAST),
-    "cycada_feat": MethodInfo("CyCADA feat only (ADDA)", False, "last ADDA epoch; no target labels"),
-    "cycada_pixel_feat": MethodInfo("CyCADA pixel+feat", False, "last ADDA epoch; no target labels"),
-    "gam_gaussian": MethodInfo("GAM i.i.d. Gaussian matching", False, "closed form; no target labels"),
-    "adda_reg": MethodInfo("ADDA + weight regulariser", False, "last ADDA epoch; no target labels"),
-    "gam_noreg": MethodInfo("GAM, no regulariser", False, LAST),
-    "gam": MethodInfo("GAM full", False, LAST),
-    "calibrator": MethodInfo("light-weight calibrator (frozen source model)", False, CALIBRATOR_SELECTION),
-    "cycada_calibrator": MethodInfo("CycleGAN + calibrator (frozen pixel-only model)", False, CALIBRATOR_SELECTION),
-    "oracle": MethodInfo("target oracle", True, "trained on target labels (upper bound)"),
-    "label_bound": MethodInfo("label-distribution oracle bound", True,
-                              "no model: best scores of any model that follows the source label distribution "
-                              "(GAM 5.3), from source-train and target-test pixel counts"),
-}
-
-
-CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
-                   ("loss_d", "discriminator loss"))
-
-
-CALIBRATOR_CURVES = (("acc_d_feat", "feature discriminator, 4-way accuracy"),
-                     ("acc_d_pixel", "pixel discriminator, 4-way accuracy"),
-                     ("fooled", "calibrated images classified as source (G1)"))
-
-
-def curve_panels(params: Params, experiment: str) -> list[tuple[str, str, str, Path]]:
-    """(panel, series label, history column, history CSV) for the training-curve figure."""
-    out: list[tuple[str, str, str, Path]] = []
-    for stage, seed, csv in paths.curve_histories(params, experiment):
-        if stage == "cyclegan":
-            out += [(f"CycleGAN {name}", f"seed {seed}", col, csv) for col, name in CYCLEGAN_CURVES]
-        else:
-            if stage in paths.CALIBRATOR_VARIANTS:
-                out += [(f"{METHOD_INFO[stage].label}: {name}", f"seed {seed}", col, csv) for col, name in CALIBRATOR_CURVES]
-            else:
-                out.append((f"{METHOD_INFO[stage].label}: discriminator accuracy", f"seed {seed}", "acc_d", csv))
-            metric = "accuracy" if params.backbones[params.experiments[experiment].backbone].task == "classification" \
-                else "mIoU"
-            out.append((f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
-                        f"{METHOD_INFO[stage].label}, seed {seed}", "target_metric", csv))
-            if stage in ("gam", "adda_reg"):
-                out.append((f"{METHOD_INFO[stage].label}: weight drift ||theta_s - theta_t||^2", f"seed {seed}",
-                            "drift", csv))
-    return out
+from pipeline_lib.registry import Experiment
 
 
 def _pm(mean: float, std: float, n: int) -> str:
@@ -115,94 +57,68 @@ def _segmentation_columns(results: list[dict]) -> dict[str, object]:
 
 def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Rows of the report and the seed-summed target confusion matrix per method."""
-    exp, seeds = params.experiments[experiment], params.experiment_seeds(experiment)
-    arch = params.backbones[exp.backbone].arch
-    segmentation = params.backbones[exp.backbone].task == "segmentation"
+    exp = Experiment(params, experiment)
     rows, confusions = [], {}
-    for method in exp.methods:
-        if method == "label_bound":
-            rows.append(_label_bound_row(params, experiment, arch))
+    for method in exp.rows:
+        row = registry.row(method)
+        papers = row.paper_values(exp.source, exp.target, exp.arch)
+        common = {"experiment": experiment, "method": row.label, "source": exp.source, "target": exp.target,
+                  "backbone": exp.backbone}
+        stated = {"paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers)}
+        if row.summary is not None:  # a row without a model (GAM 5.3's bound)
+            rows.append({**common, **row.summary(exp), **stated, "n_seeds": 0, "seeds": "", "profile": params.profile,
+                         "uses_target_labels": row.uses_target_labels, "model_selection": row.selection})
             continue
-        results = [read_json(paths.metrics_json(experiment, method, s)) for s in seeds]
-        for r, s in zip(results, seeds):
+        results = [read_json(paths.metrics_json(experiment, method, s)) for s in exp.seeds]
+        for r, s in zip(results, exp.seeds):
             if r.get("seed") != s or r.get("method") != method:
                 raise PipelineError(f"{paths.metrics_json(experiment, method, s)}: holds another run's "
                                     "metrics; delete it and rerun its evaluate stage")
-        papers = paper_values(exp.source, exp.target, method, arch)
-        info = METHOD_INFO[method]
-        metrics = _segmentation_columns(results) if segmentation else _classification_columns(results)
+        metrics = _segmentation_columns(results) if exp.task == "segmentation" else _classification_columns(results)
         rows.append({
-            "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
-            "backbone": exp.backbone, **metrics,
-            "paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
-            "n_seeds": len(results), "seeds": " ".join(str(s) for s in seeds), "profile": params.profile,
-            "uses_target_labels": info.uses_target_labels, "model_selection": info.selection,
+            **common, **metrics, **stated,
+            "n_seeds": len(results), "seeds": " ".join(str(s) for s in exp.seeds), "profile": params.profile,
+            "uses_target_labels": row.uses_target_labels, "model_selection": row.selection,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
-            **_deployment_columns(experiment, method, seeds),
+            **row.columns(exp),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
     return pd.DataFrame(rows), confusions
 
 
-def _deployment_columns(experiment: str, method: str, seeds: tuple[int, ...]) -> dict[str, object]:
-    """The calibrator's size beside the frozen model's (Ye et al. 5.3), from ``export``'s record."""
-    if method not in paths.CALIBRATOR_VARIANTS:
-        return {}
-    deployed = read_json(paths.deployment_json(experiment, paths.CALIBRATOR_VARIANTS[method], seeds[0]))
-    return {"calibrator_params": deployed["calibrator_parameters"], "model_params": deployed["model_parameters"],
-            "calibrator_share_pct": round(100 * deployed["ratio"], 2)}
-
-
-def _label_bound_row(params: Params, experiment: str, arch: str) -> dict[str, object]:
-    exp, info = params.experiments[experiment], METHOD_INFO["label_bound"]
-    bound = read_json(paths.label_bound_json(experiment))
-    papers = paper_values(exp.source, exp.target, "label_bound", arch)
-    row: dict[str, object] = {
-        "experiment": experiment, "method": info.label, "source": exp.source, "target": exp.target,
-        "backbone": exp.backbone, "metric": "mIoU %", "target_miou": f"{100 * bound['miou']:.1f}",
-        "target_pixel_acc": f"{100 * bound['pixel_acc']:.1f}", "target_class_acc": f"{100 * bound['class_acc']:.1f}",
-        "target_mean": round(100 * bound["miou"], 2)}
-    for pos, cls in enumerate(bound["eval_classes"]):
-        iou = bound["iou"][pos]
-        row[f"iou_{bound['classes'][cls]}"] = None if iou is None else round(100 * iou, 1)
-    row.update({"paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers),
-                "n_seeds": 0, "seeds": "", "profile": params.profile, "uses_target_labels": info.uses_target_labels,
-                "model_selection": info.selection})
-    return row
-
-
 def prediction_grid(params: Params, experiment: str) -> None:
-    """Target frames | source-only prediction | adapted predictions | ground truth (first seed)."""
-    exp, seed = params.experiments[experiment], params.experiment_seeds(experiment)[0]
-    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.methods if m != "label_bound"}
+    """Target frames | source-only prediction | adapted predictions | ground truth (first seed), coloured
+    with the source domain's palette (its classes are the model's train ids)."""
+    exp = Experiment(params, experiment)
+    seed, src = exp.seeds[0], resolve_domain(params, exp.source)
+    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.rows
+                if registry.row(m).checkpoint is not None}
     first = next(iter(previews.values()))
     columns = [(f"{exp.target} image", first["images"])]
-    columns += [(METHOD_INFO[m].label, colorize(p["predictions"], CITYSCAPES_PALETTE)) for m, p in previews.items()]
-    columns.append(("ground truth", colorize(first["labels"], CITYSCAPES_PALETTE)))
+    columns += [(registry.row(m).label, colorize(p["predictions"], src.palette)) for m, p in previews.items()]
+    columns.append(("ground truth", colorize(first["labels"], src.palette)))
     segmentation_grid(columns, paths.predictions_png(experiment),
-                      f"{experiment}: {exp.target} test frames, seed {seed} (Cityscapes palette; black = ignored)",
-                      legend=list(zip(CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)))
+                      f"{experiment}: {exp.target} test frames, seed {seed} (black = ignored)",
+                      legend=list(zip(src.classes, src.palette)))
 
 
 def write_report(params: Params, experiment: str) -> pd.DataFrame:
     table, confusions = build_report(params, experiment)
-    exp = params.experiments[experiment]
-    curves = []
-    for panel, label, col, csv in curve_panels(params, experiment):
-        hist = pd.read_csv(csv)
-        if col in hist:
-            curves.append((panel, label, hist["epoch"], hist[col]))
+    exp = Experiment(params, experiment)
+    curves, histories = [], {}
+    for curve in registry.curves(exp):  # the training curves the experiment's stages declare
+        hist = histories.setdefault(curve.csv, pd.read_csv(curve.csv))
+        if curve.column in hist:
+            curves.append((curve.panel, curve.series, hist["epoch"], hist[curve.column]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
-    segmentation = params.backbones[exp.backbone].task == "segmentation"
+    names = resolve_domain(params, exp.source).classes  # the model's train ids, in order
     for method, conf in confusions.items():
-        label = METHOD_INFO[method].label
-        names = CITYSCAPES_CLASSES if segmentation else [str(i) for i in range(conf.shape[0])]
         confusion_plot(conf, names, paths.confusion_png(experiment, method),
-                       f"{experiment}: {label} on {exp.target} test (seeds summed)")
-    if segmentation:
+                       f"{experiment}: {registry.row(method).label} on {exp.target} test (seeds summed)")
+    if exp.task == "segmentation":
         prediction_grid(params, experiment)
     rows = table[table["n_seeds"] > 0]
-    seeds = " ".join(map(str, params.experiment_seeds(experiment)))
+    seeds = " ".join(map(str, exp.seeds))
     tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],
                   paths.tradeoff_png(experiment), f"{experiment}: source vs target test {rows['metric'].iloc[0]} per "
                   f"method (Calibrator Fig. 2; mean ± std over seeds {seeds})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 import torch
 from torch import nn
@@ -181,11 +181,17 @@ def cycled_pairs(batches: Iterable, source: Dataset, target: Dataset, batch_size
         batches = paired_batches(source, target, batch_size, gen_source, gen_target, num_workers)
 
 
-def make_optimizer(params: TrainSupervisedParams, model: nn.Module) -> torch.optim.Optimizer:
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if params.optimizer == "adam":
-        return torch.optim.Adam(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    return torch.optim.SGD(trainable, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+def build_optimizer(kind: Literal["adam", "sgd"], parameters: Iterable[nn.Parameter], lr: float, *,
+                    momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
+                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The one place optimisers are made: Adam (``betas``) or SGD (``momentum``) over the parameters
+    of ``parameters`` that require gradients, in the order given."""
+    trainable = [p for p in parameters if p.requires_grad]
+    if kind == "adam":
+        return torch.optim.Adam(trainable, lr=lr, betas=betas, weight_decay=weight_decay)
+    if kind == "sgd":
+        return torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {kind!r} (adam or sgd)")
 
 
 def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervisedParams, device: torch.device,
@@ -197,9 +203,10 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
     Segmentation params may cap the steps per epoch and read frames with DataLoader workers.
     """
     model.to(device)
-    opt = make_optimizer(params, model)
-    max_steps = getattr(params, "max_steps_per_epoch", None)
-    loader = shuffled_loader(dataset, params.batch_size, generator, getattr(params, "num_workers", 0))
+    opt = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum,
+                          weight_decay=params.weight_decay)
+    max_steps = params.max_steps_per_epoch
+    loader = shuffled_loader(dataset, params.batch_size, generator, params.num_workers)
     state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt}, {"loader": generator})
     state.restore(desc)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)

@@ -11,34 +11,39 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set, translated_set
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.adda import adapt_features
+from pipeline_lib.methods.cycada_spec import adapted_model, pixel_model, translated_dataset
+from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
     track = params.track(exp.backbone)
-    backbone, cfg = params.backbones[exp.backbone], track.cycada.adapt_features
+    backbone, cfg = params.backbones[exp.backbone], params.section("cycada", exp.backbone).adapt_features
     if args.variant == "feat_reg":  # GAM Table 1's "ADDA + weight regulariser" row
-        cfg = cfg.model_copy(update={"weight_reg": track.gam.adda_weight_reg,
-                                     "drift_reduction": track.gam.match_activations.drift_reduction})
+        gam = params.section("gam", exp.backbone)
+        cfg = cfg.model_copy(update={"weight_reg": gam.adda_weight_reg,
+                                     "drift_reduction": gam.match_activations.drift_reduction})
     seed_everything(args.seed)
     device = resolve_device(params.device)
     if args.variant in ("feat", "feat_reg"):
         model_path = paths.supervised_model(exp.source, exp.backbone, args.seed)
-        source = train_set(params, exp.source, exp.backbone, cfg)
+        source = train_set(src, backbone, cfg)
     else:
-        model_path = paths.pixel_model(args.experiment, args.seed)
-        source, _ = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
-    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
+        model_path = pixel_model(args.experiment, args.seed)
+        source, _ = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
+    target = train_set(tgt, backbone, cfg, labels=False)
     model, upstream = load_task_model(model_path, backbone)
-    out = paths.gam_model(args.experiment, "adda_reg", args.seed) if args.variant == "feat_reg" \
-        else paths.adapted_model(args.experiment, args.variant, args.seed)
+    out = gam_model(args.experiment, "adda_reg", args.seed) if args.variant == "feat_reg" \
+        else adapted_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
-    monitor = experiment_target_monitor(params, args.experiment, model.num_classes, device)  # curves only
+    monitor = experiment_target_monitor(src, tgt, backbone, track.evaluate, model.num_classes, device)  # curves only
     adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, params_hash(meta),
                                      desc=f"{args.variant} {args.experiment}/seed{args.seed}", monitor=monitor)
     save_checkpoint(out, adapted.cpu().state_dict(), {

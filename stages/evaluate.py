@@ -1,4 +1,6 @@
-"""Evaluate one report row's model (one seed) on the target and source test splits."""
+"""Evaluate one report row's model (one seed) on the target and source test splits.
+
+The row's checkpoint and how to load it come from its method's declaration (the registry)."""
 
 from __future__ import annotations
 
@@ -6,38 +8,39 @@ import argparse
 
 import numpy as np
 
-from pipeline_lib import paths
+from pipeline_lib import paths, registry
 from pipeline_lib.artifacts import atomic_path, write_json
-from pipeline_lib.cli import experiment, require, run_stage, stage_parser
+from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
-from pipeline_lib.domains.frames import domain_classes
 from pipeline_lib.domains.loading import test_set
-from pipeline_lib.domains.tensors import domain_split
+from pipeline_lib.domains.resolve import resolve_domain
+from pipeline_lib.errors import PipelineError
 from pipeline_lib.evaluation import evaluate_confusion, evaluate_segmentation
 from pipeline_lib.metrics import accuracy, segmentation_scores
-from pipeline_lib.models import load_calibrated_model, load_task_model
 from pipeline_lib.runtime import resolve_device
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    require(args.method, exp.methods, f"method of experiment {args.experiment}")
+    row = registry.row(args.method)
+    if row.checkpoint is None:
+        raise PipelineError(f"method {args.method} has no model to evaluate (its report row has its own stage)")
     backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).evaluate
     device = resolve_device(params.device)
-    checkpoint = paths.method_model(params, args.experiment, args.method, args.seed)
-    load = load_calibrated_model if args.method in paths.CALIBRATOR_VARIANTS else load_task_model
-    model, meta = load(checkpoint, backbone)
+    checkpoint = row.checkpoint(registry.Experiment(params, args.experiment), args.seed)
+    model, meta = registry.load_model(args.method, checkpoint, backbone)
     result = {"experiment": args.experiment, "method": args.method, "seed": args.seed, "profile": params.profile,
               "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"]}
     for role in ("target", "source"):
         domain = getattr(exp, role)
+        data = test_set(resolve_domain(params, domain), backbone)
         if backbone.task == "classification":
-            data, num_classes = domain_split(paths.domain_npz(domain), "test", backbone)
-            conf = evaluate_confusion(model, *data.tensors, num_classes, device, cfg.batch_size)
+            conf = evaluate_confusion(model, *data.tensors, model.num_classes, device, cfg.batch_size)
             result[role] = {"domain": domain, "accuracy": accuracy(conf.numpy()), "confusion": conf.tolist()}
             continue
-        classes, eval_classes = domain_classes(params, exp.source)  # e.g. SYNTHIA scores 16 classes
-        conf, shown = evaluate_segmentation(model, test_set(params, domain, exp.backbone), model.num_classes, device,
+        src = resolve_domain(params, exp.source)
+        classes, eval_classes = src.classes, src.eval_classes  # e.g. SYNTHIA scores 16 classes
+        conf, shown = evaluate_segmentation(model, data, model.num_classes, device,
                                             cfg.batch_size, cfg.infer_max_width, cfg.num_workers,
                                             preview=cfg.preview_frames if role == "target" else 0)
         result[role] = {"domain": domain, "classes": list(classes), "eval_classes": list(eval_classes),

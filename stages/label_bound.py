@@ -8,19 +8,20 @@ import argparse
 import torch
 from tqdm.auto import tqdm
 
-from pipeline_lib import paths
 from pipeline_lib.artifacts import write_json
 from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
-from pipeline_lib.domains.frames import domain_classes, open_frames
+from pipeline_lib.domains.frames import open_frames
+from pipeline_lib.domains.resolve import Domain, resolve_domain
+from pipeline_lib.methods.gam_spec import label_bound_json
 from pipeline_lib.metrics import IGNORE_INDEX, label_distribution_bound
 from pipeline_lib.training import in_order_batches
 
 
-def pixel_counts(params: Params, domain: str, split: str, num_classes: int, workers: int) -> torch.Tensor:
+def pixel_counts(domain: Domain, split: str, num_classes: int, workers: int) -> torch.Tensor:
     counts = torch.zeros(num_classes, dtype=torch.long)
-    frames = open_frames(params, domain, split, None)
-    for _, masks in tqdm(in_order_batches(frames, 16, workers), desc=f"{domain} {split} labels", unit="batch"):
+    frames = open_frames(domain, split, None)
+    for _, masks in tqdm(in_order_batches(frames, 16, workers), desc=f"{domain.name} {split} labels", unit="batch"):
         labels = masks.flatten()
         counts += torch.bincount(labels[labels != IGNORE_INDEX].long(), minlength=num_classes)[:num_classes]
     return counts
@@ -28,12 +29,13 @@ def pixel_counts(params: Params, domain: str, split: str, num_classes: int, work
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    classes, eval_classes = domain_classes(params, exp.source)
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
+    classes, eval_classes = src.classes, src.eval_classes
     workers = params.track(exp.backbone).evaluate.num_workers
-    source = pixel_counts(params, exp.source, "train", len(classes), workers)
-    target = pixel_counts(params, exp.target, "test", len(classes), workers)
+    source = pixel_counts(src, "train", len(classes), workers)
+    target = pixel_counts(tgt, "test", len(classes), workers)
     bound = label_distribution_bound(source.tolist(), target.tolist(), eval_classes)
-    write_json(paths.label_bound_json(args.experiment), {
+    write_json(label_bound_json(args.experiment), {
         "experiment": args.experiment, "source": exp.source, "target": exp.target, "classes": list(classes),
         "eval_classes": list(eval_classes), "source_counts": source.tolist(), "target_counts": target.tolist(),
         **bound})

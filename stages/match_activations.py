@@ -10,8 +10,10 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.gam import match_activations
+from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import check_layers
@@ -19,21 +21,23 @@ from pipeline_lib.training import check_layers
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).gam.match_activations
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
+    backbone, cfg = params.backbones[exp.backbone], params.section("gam", exp.backbone).match_activations
     if args.variant == "noreg":
         cfg = cfg.model_copy(update={"weight_reg": 0.0})
     seed_everything(args.seed)
     device = resolve_device(params.device)
     source_model, upstream = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
-    init = paths.gam_model(args.experiment, "gaussian", args.seed) if cfg.init == "gaussian" else None
+    init = gam_model(args.experiment, "gaussian", args.seed) if cfg.init == "gaussian" else None
     start = load_task_model(init, backbone)[0] if init else source_model
     layers = check_layers(source_model, backbone.gam_layers, f"backbones.{exp.backbone}.gam_layers")
-    source = train_set(params, exp.source, exp.backbone, cfg)
-    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
-    out = paths.gam_model(args.experiment, args.variant, args.seed)
+    source = train_set(src, backbone, cfg)
+    target = train_set(tgt, backbone, cfg, labels=False)
+    out = gam_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "gam_params": cfg.model_dump(), "layers": layers, "num_classes": source_model.num_classes}
-    monitor = experiment_target_monitor(params, args.experiment, source_model.num_classes, device)  # curves only
+    monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate,
+                                        source_model.num_classes, device)  # curves only
     model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out,
                                       params_hash(meta), desc=f"gam {args.variant} {args.experiment}/seed{args.seed}",
                                       monitor=monitor)

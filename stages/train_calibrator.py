@@ -16,9 +16,13 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import sample_images, train_set, translated_set
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.calibrator import amplitude_spectra, train_calibrator
+from pipeline_lib.methods.calibrator_spec import VARIANTS, calibrator_model, fourier_png, frozen_model
+from pipeline_lib.methods.cycada_spec import translated_dataset
+from pipeline_lib.registry import Experiment
 from pipeline_lib.models import load_task_model
 from pipeline_lib.models.calibrator import parameter_count
 from pipeline_lib.plots import fourier_plot
@@ -27,21 +31,23 @@ from pipeline_lib.runtime import resolve_device, seed_everything
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).calibrator
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
+    backbone, cfg = params.backbones[exp.backbone], params.section("calibrator", exp.backbone)
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    frozen_path = paths.calibrator_frozen_model(params, args.experiment, args.variant, args.seed)
+    frozen_path = frozen_model(Experiment(params, args.experiment), args.variant, args.seed)
     model, upstream = load_task_model(frozen_path, backbone)
     if args.variant == "raw":
-        source = train_set(params, exp.source, exp.backbone, cfg)
+        source = train_set(src, backbone, cfg)
     else:
-        source, _ = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
-    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
-    out = paths.calibrator_model(args.experiment, args.variant, args.seed)
+        source, _ = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
+    target = train_set(tgt, backbone, cfg, labels=False)
+    out = calibrator_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "calibrator_params": cfg.model_dump(), "frozen_model": str(frozen_path),
             "num_classes": model.num_classes}
-    monitor = experiment_target_monitor(params, args.experiment, model.num_classes, device)  # curves only
+    monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, model.num_classes,
+                                        device)  # curves only
     calibrator, result = train_calibrator(model, source, target, cfg, device, args.seed, out, params_hash(meta),
                                           desc=f"calibrator {args.variant} {args.experiment}/seed{args.seed}",
                                           monitor=monitor)
@@ -53,7 +59,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
         "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "device": str(device)})
     finish_training(out, result)
-    images = sample_images(params, exp.target, exp.backbone, cfg.fourier_images, getattr(cfg, "max_width", None))
+    images = sample_images(tgt, backbone, cfg.fourier_images, cfg.max_width)
     spectra = amplitude_spectra(calibrator, images, device)
     with torch.no_grad():
         shown = images[:8]
@@ -62,12 +68,12 @@ def main(args: argparse.Namespace, params: Params) -> None:
     fourier_plot(spectra, [(f"{exp.target} test images", to_uint8_images(shown)),
                            ("calibrated", to_uint8_images(calibrated.clamp(-1, 1))),
                            ("perturbation / bound (mid-grey = 0)", to_uint8_images(scaled.clamp(-1, 1)))],
-                 paths.fourier_png(args.experiment, args.variant, args.seed),
+                 fourier_png(args.experiment, args.variant, args.seed),
                  f"{args.experiment}: calibrator ({args.variant}), seed {args.seed}, L-inf bound {cfg.linf}")
     print(f"calibrator -> {out}: {n_cal:,} parameters, {100 * n_cal / n_model:.2f}% of the frozen model's "
           f"{n_model:,}; {len(result.history)} epoch(s), {result.seconds:.1f}s")
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, experiment=True, seed=True, variants=paths.CALIBRATOR_VARIANTS.values())
+    parser = stage_parser(__doc__, experiment=True, seed=True, variants=VARIANTS.values())
     raise SystemExit(run_stage(parser, main))

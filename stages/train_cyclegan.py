@@ -9,21 +9,24 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.methods.cycada import CycleGAN, train_cyclegan
+from pipeline_lib.methods.cycada_spec import cyclegan_model
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).cycada.cyclegan
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
+    backbone, cfg = params.backbones[exp.backbone], params.section("cycada", exp.backbone).cyclegan
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    source = train_set(params, exp.source, exp.backbone, cfg)
-    target = train_set(params, exp.target, exp.backbone, cfg, labels=False)
+    source = train_set(src, backbone, cfg)
+    target = train_set(tgt, backbone, cfg, labels=False)
     source_model, _ = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
     net = CycleGAN.build(backbone.channels, cfg)
-    out = paths.cyclegan_model(args.experiment, args.seed)
+    out = cyclegan_model(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
             "channels": backbone.channels, "cyclegan_params": cfg.model_dump()}
     result = train_cyclegan(net, source_model, source, target, cfg, device, args.seed, out,

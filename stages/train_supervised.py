@@ -9,6 +9,7 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import finish_training, params_hash, require, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import num_classes, train_set
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.models import build_backbone
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import train_supervised
@@ -17,12 +18,13 @@ from pipeline_lib.training import train_supervised
 def main(args: argparse.Namespace, params: Params) -> None:
     require(args.backbone, params.backbones, "backbone")
     require(args.domain, params.known_domains(), "domain")
+    domain = resolve_domain(params, args.domain)
     backbone, cfg = params.backbones[args.backbone], params.track(args.backbone).train_supervised
     out = paths.supervised_model(args.domain, args.backbone, args.seed)
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
-    data = train_set(params, args.domain, args.backbone, cfg)
-    model = build_backbone(backbone, num_classes=num_classes(params, args.domain))
+    data = train_set(domain, backbone, cfg)
+    model = build_backbone(backbone, num_classes=num_classes(domain))
     meta = {"domain": args.domain, "backbone": args.backbone, "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
     meta["resume_key"] = params_hash(meta)

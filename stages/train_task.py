@@ -9,6 +9,7 @@ from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import translated_set
+from pipeline_lib.methods.cycada_spec import pixel_model, translated_dataset
 from pipeline_lib.models import load_task_model
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import train_supervised
@@ -17,12 +18,12 @@ from pipeline_lib.training import train_supervised
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
     backbone, track = params.backbones[exp.backbone], params.track(exp.backbone)
-    cfg = track.cycada.train_task
+    cfg = params.section("cycada", exp.backbone).train_task
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
-    data, manifest = translated_set(params, args.experiment, args.seed, exp.backbone, cfg)
+    data, manifest = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
     model, source_meta = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
-    out = paths.pixel_model(args.experiment, args.seed)
+    out = pixel_model(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
     result = train_supervised(model, data, cfg, device, generator, out,

@@ -6,29 +6,31 @@ import argparse
 
 import torch
 
-from pipeline_lib import paths
 from pipeline_lib.artifacts import ShardWriter, load_checkpoint
 from pipeline_lib.cli import experiment, params_hash, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import frames_for_translation
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.methods.cycada import CycleGAN, translate, translate_dataset
+from pipeline_lib.methods.cycada_spec import cyclegan_model, translated_dataset, translation_grid
 from pipeline_lib.plots import image_rows
 from pipeline_lib.runtime import resolve_device
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
-    backbone, track = params.backbones[exp.backbone], params.track(exp.backbone)
-    cfg = track.cycada.translate
+    src = resolve_domain(params, exp.source)
+    backbone, cycada = params.backbones[exp.backbone], params.section("cycada", exp.backbone)
+    cfg = cycada.translate
     device = resolve_device(params.device)
-    ckpt = load_checkpoint(paths.cyclegan_model(args.experiment, args.seed))
-    net = CycleGAN.build(backbone.channels, track.cycada.cyclegan)
+    ckpt = load_checkpoint(cyclegan_model(args.experiment, args.seed))
+    net = CycleGAN.build(backbone.channels, cycada.cyclegan)
     net.load_state_dict(ckpt["state"])
-    source = frames_for_translation(params, exp.source, exp.backbone, getattr(cfg, "max_width", None))
-    out = paths.translated_dataset(args.experiment, args.seed)
+    source = frames_for_translation(src, backbone, cfg.max_width)
+    out = translated_dataset(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "source": exp.source, "target": exp.target,
-            "params_hash": params_hash(track.cycada.cyclegan.model_dump(), cfg.model_dump(), backbone.model_dump()),
+            "params_hash": params_hash(cycada.cyclegan.model_dump(), cfg.model_dump(), backbone.model_dump()),
             "cyclegan_code_version": ckpt["meta"]["code_version"], "cyclegan_seconds": ckpt["meta"]["train_seconds"]}
     sample: list[torch.Tensor] = []  # the first frames, translated, for the grid
 
@@ -38,14 +40,14 @@ def main(args: argparse.Namespace, params: Params) -> None:
             sample.extend(images[: cfg.grid_samples - len(sample)])
 
     with ShardWriter(out, cfg.shard_size, meta) as writer:
-        translate_dataset(net.g_st, source, device, cfg.batch_size, store, getattr(cfg, "num_workers", 0))
+        translate_dataset(net.g_st, source, device, cfg.batch_size, store, cfg.num_workers)
         manifest = writer.close()
     translated = torch.stack(sample)
     originals = torch.stack([source[i][0] for i in range(len(sample))])
     reconstructed = translate(net.g_ts, translated, device, cfg.batch_size)
     image_rows([("source", to_uint8_images(originals)), ("translated", to_uint8_images(translated)),
                 ("reconstructed", to_uint8_images(reconstructed))],
-               paths.translation_grid(args.experiment, args.seed),
+               translation_grid(args.experiment, args.seed),
                f"{args.experiment} seed {args.seed}: {exp.source} -> {exp.target} -> {exp.source}")
     print(f"translated {manifest['count']} images into {len(manifest['shards'])} shard(s) at {out}")
 

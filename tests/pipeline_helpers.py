@@ -28,9 +28,10 @@ def env_for(project: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env_for(cwd), capture_output=True, text=True, timeout=timeout,
-                          shell=isinstance(cmd, str))
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: int = 900,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env={**env_for(cwd), **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, shell=isinstance(cmd, str))
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -68,3 +69,55 @@ def snakemake_plan(project: Path, *targets: str, force: bool = False) -> dict[st
             current["cmd"] = line.removeprefix("Shell command: ").split(" 2>&1 | tee ")[0]
     jobs.pop("all", None)
     return jobs
+
+
+def record_modules(project: Path) -> dict[str, str]:
+    """Environment that makes every stage record the project modules it loads (see pipeline_lib.cli)."""
+    return {"PIPELINE_RECORD_MODULES": str(project / ".modules")}
+
+
+def undeclared_modules(project: Path) -> dict[str, list[str]]:
+    """Per stage run in ``project`` with :func:`record_modules`: loaded project modules missing from its deps."""
+    import json
+
+    from pipeline_lib.codedeps import module_file
+    from pipeline_lib.config import load_params
+    from pipeline_lib.dag import build_stages
+
+    stages = {s.cmd: s for s in build_stages(load_params(project / "params.yaml"))}
+    missing: dict[str, list[str]] = {}
+    records = sorted((project / ".modules").glob("*.json"))
+    assert records, "no stage recorded its modules"
+    for record in records:
+        seen = json.loads(record.read_text())
+        stage = stages[seen["cmd"]]
+        files = {module_file(m).relative_to(ROOT).as_posix() for m in seen["modules"] if module_file(m)}
+        if files - set(stage.deps):
+            missing[stage.name] = sorted(files - set(stage.deps))
+    return missing
+
+
+def stages_using(project: Path, source_file: str) -> set[str]:
+    """Stages (of the dvc_experiments) that list ``source_file`` among their code dependencies."""
+    from pipeline_lib.config import load_params
+    from pipeline_lib.dag import build_stages
+
+    params = load_params(project / "params.yaml")
+    return {s.name for s in build_stages(params, params.dvc_experiments) if source_file in s.deps}
+
+
+def downstream(project: Path, names: set[str]) -> set[str]:
+    """``names`` and every stage of the dvc_experiments that (transitively) reads their outputs."""
+    from pipeline_lib.config import load_params
+    from pipeline_lib.dag import build_stages
+
+    params = load_params(project / "params.yaml")
+    stages = build_stages(params, params.dvc_experiments)
+    found = set(names)
+    changed = True
+    while changed:
+        outs = {o for s in stages if s.name in found for o in s.outs}
+        more = {s.name for s in stages if s.name not in found and outs & set(s.deps)}
+        found |= more
+        changed = bool(more)
+    return found

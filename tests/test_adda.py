@@ -1,9 +1,9 @@
 import torch
 from torch.utils.data import TensorDataset
 
-from pipeline_lib.config import AdaptFeaturesParams
+from pipeline_lib.methods.cycada_params import AdaptFeaturesParams
 from pipeline_lib.methods.adda import AccuracyGate, adapt_features, encoder_parameter_names
-from pipeline_lib.models import LeNet
+from pipeline_lib.models.lenet import LeNet
 
 CFG = AdaptFeaturesParams(lr=1e-3, batch_size=16, max_epochs=3)
 

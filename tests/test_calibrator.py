@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from pipeline_lib.config import CalibratorParams
+from pipeline_lib.methods.calibrator_params import CalibratorParams
 from pipeline_lib.losses import group_accuracy, group_loss
 from pipeline_lib.methods.calibrator import GROUPS, amplitude_spectra, shuffled_patches, train_calibrator
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator, parameter_count, trace_deployed

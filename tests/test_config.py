@@ -105,6 +105,10 @@ def test_segmentation_track_sections_and_experiment_seeds(tiny_raw):
     params = parse_params(tiny_raw)
     seg, cls = params.track("street"), params.track("lenet")
     assert seg.prefix == "segmentation." and cls.prefix == ""
-    assert seg.cycada.cyclegan.semantic_loss == "off" and seg.cycada.cyclegan.crop == (64, 64)
+    cyclegan = params.section("cycada", "street").cyclegan
+    assert cyclegan.semantic_loss == "off" and cyclegan.crop == (64, 64)
+    assert not hasattr(params.section("cycada", "lenet").cyclegan, "crop")
+    with pytest.raises(PipelineError, match="no section segmentation.nope"):
+        params.section("nope", "street")
     assert cls.train_supervised.epochs == 1 and not hasattr(cls.train_supervised, "crop")
     assert params.experiment_seeds("scenes") == (3, 4) and params.experiment_seeds("mnist_usps") == (0,)

@@ -3,12 +3,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from pipeline_lib.artifacts import read_shards, write_shards
-from pipeline_lib.config import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
+from pipeline_lib.methods.cycada_params import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
 from pipeline_lib.domains.transforms import to_model_tensor, to_uint8_images
 from pipeline_lib.errors import PipelineError
 import pipeline_lib.methods.cycada as cycada
 from pipeline_lib.methods.cycada import CycleGAN, ImagePool, train_cyclegan, translate
-from pipeline_lib.models import LeNet
+from pipeline_lib.models.lenet import LeNet
 
 
 def _params(**kw):
@@ -72,6 +72,59 @@ def test_cyclegan_resumes_from_its_partial_checkpoint(tmp_path, monkeypatch):
     assert result.resumed_from_epoch == 1
     for k, v in full.g_st.state_dict().items():
         torch.testing.assert_close(again.g_st.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("semantic, update", [("frozen", "generator"), ("joint", "classifier")])
+def test_a_nan_batch_stops_the_cyclegan_before_its_first_step(tmp_path, semantic, update):
+    torch.manual_seed(0)
+    params = _params(semantic_loss=semantic)
+    net = CycleGAN.build(1, params)
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in net.modules().items()}
+    source, target = _domains()
+    xs, ys = source.tensors
+    poisoned = TensorDataset(torch.full_like(xs, float("nan")), ys)
+    with pytest.raises(PipelineError, match=rf"^loss became nan at epoch 1 step 1 \({update} update\): "
+                                            r"lower \[segmentation\.\]cycada\.cyclegan\.lr in params\.yaml$"):
+        train_cyclegan(net, LeNet(), poisoned, target, params, torch.device("cpu"), 0, tmp_path / "c.pt", None)
+    for name, m in net.modules().items():  # checked before the step: no weight was touched
+        for k, v in m.state_dict().items():
+            torch.testing.assert_close(v, before[name][k], rtol=0, atol=0, msg=f"{name}.{k}")
+
+
+def test_a_non_finite_discriminator_loss_names_the_discriminator_update(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    params = _params()
+    net = CycleGAN.build(1, params)
+    d_before = {k: v.clone() for k, v in net.d_t.state_dict().items()}
+    monkeypatch.setattr(cycada, "discriminator_loss", lambda real, fake, mode: (real + fake).mean() * float("inf"))
+    with pytest.raises(PipelineError, match=r"^loss became (-?inf|nan) at epoch 1 step 1 \(discriminator update\): "
+                                            r"lower \[segmentation\.\]cycada\.cyclegan\.lr"):
+        train_cyclegan(net, LeNet(), *_domains(), params, torch.device("cpu"), 0, tmp_path / "c.pt", None)
+    for k, v in net.d_t.state_dict().items():
+        torch.testing.assert_close(v, d_before[k], rtol=0, atol=0, msg=k)
+
+
+def test_cyclegan_step_updates_classifier_then_generators_then_discriminators_once_each(tmp_path, monkeypatch):
+    """The shared ``descend`` runs each update exactly once per iteration, in the original order, and a
+    normal run is not stopped by the finiteness checks."""
+    calls = []
+    real_descend = cycada.descend
+
+    def spy(opt, loss, where, hint):
+        calls.append((where, [id(p) for g in opt.param_groups for p in g["params"]]))
+        real_descend(opt, loss, where, hint)
+
+    monkeypatch.setattr(cycada, "descend", spy)
+    torch.manual_seed(0)
+    params = _params(semantic_loss="joint", max_steps_per_epoch=2)
+    net = CycleGAN.build(1, params)
+    result = train_cyclegan(net, LeNet(), *_domains(), params, torch.device("cpu"), 0, tmp_path / "c.pt", None)
+    assert [w for w, _ in calls] == [f"epoch 1 step {s} ({u} update)" for s in (1, 2)
+                                     for u in ("classifier", "generator", "discriminator")]
+    g_ids = [id(p) for p in (*net.g_st.parameters(), *net.g_ts.parameters())]
+    d_ids = [id(p) for p in (*net.d_s.parameters(), *net.d_t.parameters())]
+    assert calls[1][1] == g_ids and calls[2][1] == d_ids  # same parameters, same order as before
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.history[0].values())
 
 
 def test_image_pool_returns_history_images():

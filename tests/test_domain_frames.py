@@ -17,11 +17,11 @@ from pipeline_lib.domains.frames import (
     ArrayFrames,
     ShardFrames,
     build_index,
-    domain_classes,
     frame_transform,
     open_frames,
     write_index,
 )
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
 
 
@@ -113,21 +113,22 @@ def test_real_dataset_index_holds_out_the_last_frames_relative_to_its_root(tiny_
     index = build_index(params, "gta5")
     assert index["counts"] == {"train": 3, "test": 2}
     assert index["splits"]["test"][0] == ["images/00003.png", "labels/00003.png"]
-    write_index(paths.domain_artifact(params, "gta5"), index)
-    test = open_frames(params, "gta5", "test", frame_transform(None, train=False))
+    gta5 = resolve_domain(params, "gta5")
+    write_index(gta5.artifact, index)
+    test = open_frames(gta5, "test", frame_transform(None, train=False))
     assert len(test) == 2
     x, y = test[0]
     assert x.shape == (3, 6, 10) and (y == 0).all()  # label id 7 -> train id 0 (road)
-    assert domain_classes(params, "gta5")[0][0] == "road"
+    assert gta5.classes[0] == "road" and index["classes"] == list(gta5.classes)
     # the dataset moved: the same index works from the new root in params
     (tmp_path / "gta").rename(tmp_path / "moved")
     moved = _params(tiny_raw, tmp_path, gta5=tmp_path / "moved")
-    assert len(open_frames(moved, "gta5", "train", None)) == 3
+    assert len(open_frames(resolve_domain(moved, "gta5"), "train", None)) == 3
     # a frame deleted after indexing: one line naming the fix
     (tmp_path / "moved" / "images" / "00001.png").unlink()
     (tmp_path / "moved" / "labels" / "00001.png").unlink()
     with pytest.raises(PipelineError, match="indexed frame.*gone.*rerun its prepare stage"):
-        open_frames(moved, "gta5", "train", None)
+        open_frames(resolve_domain(moved, "gta5"), "train", None)
 
 
 def test_missing_dataset_names_layout_and_params_key(tiny_raw, tmp_path):
@@ -151,9 +152,13 @@ def test_folder_domain_from_params(tiny_raw, tmp_path, monkeypatch):
     params = parse_params(tiny_raw)
     index = build_index(params, "mine")
     assert index["counts"] == {"train": 3, "test": 2} and index["classes"] == ["a", "b"]
-    write_index(paths.domain_artifact(params, "mine"), index)
-    _, y = open_frames(params, "mine", "train", None)[0]
+    write_index(resolve_domain(params, "mine").artifact, index)
+    _, y = open_frames(resolve_domain(params, "mine"), "train", None)[0]
     assert y[0].tolist() == [0, 1, 255, 255]
+    # the class list changed in params.yaml after indexing: one line asking to re-prepare
+    tiny_raw["data"]["folders"]["mine"]["classes"] = ["b", "a"]
+    with pytest.raises(PipelineError, match="indexed with 2 classes.*rerun its prepare stage"):
+        open_frames(resolve_domain(parse_params(tiny_raw), "mine"), "train", None)
 
 
 def test_frames_for_translation_share_one_size_and_odd_batches_name_the_fix(tiny_raw, tmp_path, monkeypatch):
@@ -164,14 +169,81 @@ def test_frames_for_translation_share_one_size_and_odd_batches_name_the_fix(tiny
     Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "gta/images/00001.png")  # an odd-sized frame
     Image.fromarray(np.full((8, 12), 7, np.uint8)).save(tmp_path / "gta/labels/00001.png")
     params = _params(tiny_raw, tmp_path, gta5=tmp_path / "gta")
-    write_index(paths.domain_artifact(params, "gta5"), build_index(params, "gta5"))
-    data = frames_for_translation(params, "gta5", "street", max_width=None)
+    gta5 = resolve_domain(params, "gta5")
+    write_index(gta5.artifact, build_index(params, "gta5"))
+    data = frames_for_translation(gta5, params.backbones["street"], max_width=None)
     assert {tuple(data[i][0].shape) for i in range(len(data))} == {(3, 6, 10)}
     assert {tuple(data[i][1].shape) for i in range(len(data))} == {(6, 10)}
-    raw = open_frames(params, "gta5", "train", frame_transform(None, train=True))
+    raw = open_frames(gta5, "train", frame_transform(None, train=True))
     with pytest.raises(PipelineError, match="different sizes.*crop"):
         list(shuffled_loader(raw, 2, torch.Generator().manual_seed(0)))
     with ShardWriter(tmp_path / "s", 4, {}) as writer:
         writer.add(np.zeros((1, 6, 10, 3), np.uint8), np.zeros((1, 6, 10), np.uint8))
         with pytest.raises(ValueError, match="one size"):
             writer.add(np.zeros((1, 8, 12, 3), np.uint8), np.zeros((1, 8, 12), np.uint8))
+
+
+def _folder(root: Path, stems: list[str]) -> None:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for stem in stems:
+        Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / "labels" / f"{stem}.png")
+
+
+SEQUENCES = [f"seq{s:02d}_{i:03d}" for s in (1, 7, 3) for i in range(3)]  # 9 frames, 3 sequences
+
+
+def _folder_params(tiny_raw: dict, root: Path, **split: object):
+    _folder(root, SEQUENCES)
+    tiny_raw["data"]["folders"] = {"mine": {"root": str(root), "classes": ["a", "b"], **split}}
+    return parse_params(tiny_raw)
+
+
+def _test_stems(index: dict) -> list[str]:
+    return [Path(image).stem for image, _ in index["splits"]["test"]]
+
+
+def test_folder_split_by_fraction_holds_out_the_last_frames_by_name(tiny_raw, tmp_path):
+    params = _folder_params(tiny_raw, tmp_path / "mine", test_fraction=0.34)
+    index = build_index(params, "mine")
+    assert index["counts"] == {"train": 6, "test": 3}
+    assert _test_stems(index) == ["seq07_000", "seq07_001", "seq07_002"]  # sorted by name: seq01, seq03, seq07
+
+
+def test_folder_split_by_stems_holds_out_exactly_those_frames(tiny_raw, tmp_path):
+    params = _folder_params(tiny_raw, tmp_path / "mine", test_stems=["seq03_001", "seq01_000"])
+    index = build_index(params, "mine")
+    assert _test_stems(index) == ["seq01_000", "seq03_001"] and index["counts"] == {"train": 7, "test": 2}
+    assert not {"seq01_000", "seq03_001"} & {Path(i).stem for i, _ in index["splits"]["train"]}
+
+
+def test_folder_split_by_glob_holds_out_a_whole_sequence(tiny_raw, tmp_path):
+    params = _folder_params(tiny_raw, tmp_path / "mine", test_glob="seq03_*")
+    index = build_index(params, "mine")
+    assert _test_stems(index) == ["seq03_000", "seq03_001", "seq03_002"] and index["counts"]["train"] == 6
+
+
+@pytest.mark.parametrize("split, match", [
+    ({"test_stems": ["seq01_000", "nope"]}, r"mine: data\.folders\.mine\.test_stems names 1 stem\(s\) with no frame"
+                                            r".*'nope'.*without their extension"),
+    ({"test_glob": "seq99_*"}, r"mine: data\.folders\.mine\.test_glob 'seq99_\*' matches no frame.*fix the pattern"),
+    ({"test_glob": "seq*"}, r"mine: data\.folders\.mine\.test_glob 'seq\*' holds out all 9 frames.*fewer frames"),
+    ({"test_stems": SEQUENCES}, r"test_stems holds out all 9 frames, leaving none to train on"),
+    ({"test_fraction": 0.01}, r"9 frame\(s\) cannot be split into train and test by .*test_fraction 0\.01"),
+])
+def test_folder_split_errors_name_the_domain_and_the_fix(tiny_raw, tmp_path, split, match):
+    params = _folder_params(tiny_raw, tmp_path / "mine", **split)
+    with pytest.raises(PipelineError, match=match) as excinfo:
+        build_index(params, "mine")
+    assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("split", [{"test_stems": ["seq01_000"], "test_glob": "seq07_*"},
+                                   {"test_fraction": 0.3, "test_glob": "seq07_*"}])
+def test_folder_split_takes_one_rule_only(tiny_raw, tmp_path, split):
+    tiny_raw["data"]["folders"] = {"mine": {"root": str(tmp_path), "classes": ["a"], **split}}
+    with pytest.raises(PipelineError, match=r"data\.folders\.mine: .* are given, but each chooses the test split on "
+                                            r"its own; keep only one of them") as excinfo:
+        parse_params(tiny_raw)
+    assert "\n" not in str(excinfo.value)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline_lib.domains import segmentation
 from pipeline_lib.domains.scenes import (
     CITYSCAPES_CLASSES,
     CITYSCAPES_PALETTE,
     IGNORE_LABEL,
     build_scenes,
-    colorize_mask,
     render_game,
     render_photo,
     sample_layout,
@@ -45,10 +45,10 @@ def test_class_names_and_palette():
     assert len(CITYSCAPES_CLASSES) == 19 == len(CITYSCAPES_PALETTE)
     assert CITYSCAPES_CLASSES[ROAD] == "road" and CITYSCAPES_CLASSES[SKY] == "sky"
     assert CITYSCAPES_CLASSES[CAR] == "car" and CITYSCAPES_CLASSES[18] == "bicycle"
-    mask = np.array([[0, 10, IGNORE_LABEL]], np.uint8)
-    coloured = colorize_mask(mask)
-    assert coloured.shape == (1, 3, 3) and coloured.dtype == np.uint8
-    assert coloured[0, 1].tolist() == CITYSCAPES_PALETTE[10].tolist() and coloured[0, 2].tolist() == [0, 0, 0]
+    # one label table: the scenes use the names and colours of the segmentation datasets
+    assert CITYSCAPES_CLASSES == segmentation.CITYSCAPES_CLASSES and IGNORE_LABEL == segmentation.IGNORE_INDEX
+    assert CITYSCAPES_PALETTE.dtype == np.uint8 and CITYSCAPES_PALETTE.shape == (19, 3)
+    assert CITYSCAPES_PALETTE.tolist() == [list(c) for c in segmentation.CITYSCAPES_PALETTE]
 
 
 def test_shapes_and_dtypes(game, photo):

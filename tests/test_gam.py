@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from pipeline_lib.config import MatchActivationsParams
+from pipeline_lib.methods.gam_params import MatchActivationsParams
 from pipeline_lib.losses import weight_drift
 from pipeline_lib.methods.gam import _active_layers, activation_stats, gaussian_match, match_activations
-from pipeline_lib.models import LeNet
+from pipeline_lib.models.lenet import LeNet
 from pipeline_lib.models.segmenters import lraspp_mobilenet_v3
 
 CPU = torch.device("cpu")

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from pipeline_lib.config import BackboneParams
-from pipeline_lib.models import LeNet, build_backbone
+from pipeline_lib.models import build_backbone
+from pipeline_lib.models.lenet import LeNet
 
 
 @pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])

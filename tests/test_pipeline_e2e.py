@@ -9,6 +9,7 @@ teammate who only ran `make pull` has nothing to recompute.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline_helpers import BIN, copy_project, run, snakemake_plan
+from pipeline_lib import registry
+from pipeline_helpers import (BIN, copy_project, downstream, record_modules, run, snakemake_plan, stages_using,
+                              undeclared_modules)
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +36,7 @@ def _jobs(stage: str, names: tuple[str, ...]) -> set[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
-    run(["snakemake", "--cores", "2", REPORT], project)
+    run(["snakemake", "--cores", "2", REPORT], project, env=record_modules(project))
     return project
 
 
@@ -46,19 +49,17 @@ def _metrics(project: Path) -> dict[str, dict]:
     return out
 
 
-METHODS = ("source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg",
-           "gam_noreg", "gam", "calibrator", "cycada_calibrator", "oracle")
+#: every row of the classification track, from the registry: a new method's rows are built and checked too
+METHODS = registry.default_rows("classification")
 
 
 def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
     table = pd.read_csv(built / REPORT)
-    assert list(table["method"]) == ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)",
-                                     "CyCADA pixel+feat", "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser",
-                                     "GAM, no regulariser", "GAM full", "light-weight calibrator (frozen source model)",
-                                     "CycleGAN + calibrator (frozen pixel-only model)", "target oracle"]
+    assert list(table["method"]) == [registry.row(m).label for m in METHODS]
+    assert METHODS[0] == "source_only" and METHODS[-1] == "oracle" and len(METHODS) >= 11
     assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {1}
     assert set(table["seeds"].astype(str)) == {"0"}
-    assert list(table["uses_target_labels"]) == [False] * 10 + [True]
+    assert list(table["uses_target_labels"]) == [m == "oracle" for m in METHODS]
     calibrated = table[table["method"].str.contains("calibrator")]
     assert calibrated["calibrator_share_pct"].between(0.1, 100).all()  # LeNet 657k vs calibrator at ngf 4
     assert table["calibrator_share_pct"].isna().sum() == len(table) - 2
@@ -95,6 +96,45 @@ def _plan_after(built: Path, section: str, key: str, value) -> set[str]:
         return set(snakemake_plan(built, REPORT))
     finally:
         params_file.write_text(original)
+
+
+def test_every_stage_declares_every_project_module_it_loaded(built):
+    """Code deps come from the import closure: each stage kind ran once above and recorded sys.modules."""
+    assert undeclared_modules(built) == {}
+
+
+DISCRIMINATORS = "pipeline_lib/models/discriminators.py"
+
+
+def _edit_code(project: Path, rel: str) -> tuple[str, os.stat_result]:
+    path = project / rel
+    original, stat = path.read_text(), path.stat()
+    path.write_text(original + "\n# an edit\n")
+    return original, stat
+
+
+def _restore_code(project: Path, rel: str, original: str, stat: os.stat_result) -> None:
+    (project / rel).write_text(original)
+    os.utime(project / rel, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # Snakemake judges by mtime
+
+
+def test_editing_the_discriminators_reruns_exactly_the_stages_that_use_them(built):
+    users = stages_using(built, DISCRIMINATORS)
+    assert _jobs("adapt_features", ("feat", "pixel_feat", "feat_reg")) <= users  # ADDA's discriminator
+    assert not any(u.startswith(("train_supervised", "evaluate", "translate", "prepare")) for u in users)
+    original, stat = _edit_code(built, DISCRIMINATORS)
+    try:
+        assert set(snakemake_plan(built, REPORT)) == downstream(built, users)
+    finally:
+        _restore_code(built, DISCRIMINATORS, original, stat)
+    assert snakemake_plan(built, REPORT) == {}
+
+
+def test_unrelated_params_rerun_nothing(built):
+    """Another dataset's root, or a new folder domain, is nothing the digits stages read."""
+    raw = yaml.safe_load((built / "params.yaml").read_text())
+    assert _plan_after(built, "data", "roots", {**raw["data"]["roots"], "cityscapes": "/elsewhere"}) == set()
+    assert _plan_after(built, "data", "folders", {"mine": {"root": "/data/mine", "classes": ["a", "b"]}}) == set()
 
 
 def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
@@ -145,6 +185,17 @@ def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, tmp_path):
     again = run(["dvc", "repro"], project).stdout
     assert "Running stage" not in again
     assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"
+    # an unrelated params key changes nothing; a code edit marks exactly the stages that import that file
+    params = project / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["data"]["roots"]["cityscapes"] = "/elsewhere"
+    raw["data"]["folders"] = {"mine": {"root": "/data/mine", "classes": ["a", "b"]}}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run([sys.executable, "-m", "pipeline_lib.dag"], project)
+    assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"
+    _edit_code(project, DISCRIMINATORS)
+    changed = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert set(changed) == stages_using(project, DISCRIMINATORS)
 
 
 def test_share_then_pull_in_a_fresh_clone_plans_nothing(built, tmp_path):

@@ -12,21 +12,24 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline_helpers import copy_project, run, snakemake_plan
+from pipeline_lib import registry
+from pipeline_helpers import copy_project, record_modules, run, snakemake_plan, undeclared_modules
 
 pytestmark = pytest.mark.slow
 
-ROWS = ["source only", "CyCADA pixel only", "CyCADA feat only (ADDA)", "CyCADA pixel+feat",
-        "GAM i.i.d. Gaussian matching", "ADDA + weight regulariser", "GAM, no regulariser", "GAM full",
-        "light-weight calibrator (frozen source model)", "CycleGAN + calibrator (frozen pixel-only model)",
-        "target oracle", "label-distribution oracle bound"]
+#: every row of the segmentation track, from the registry (a new method's rows are built and checked too)
+ROWS = [registry.row(m).label for m in registry.default_rows("segmentation")]
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("scenes"), profile="tiny")
-    run(["snakemake", "--cores", "2", "reports/scenes.csv"], project)
+    run(["snakemake", "--cores", "2", "reports/scenes.csv"], project, env=record_modules(project))
     return project
+
+
+def test_every_segmentation_stage_declares_every_project_module_it_loaded(scenes):
+    assert undeclared_modules(scenes) == {}
 
 
 def test_scenes_report_has_segmentation_rows_and_pictures(scenes):

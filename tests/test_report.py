@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from pipeline_lib import paths
+from pipeline_lib import paths, registry
 from pipeline_lib.config import parse_params
+from pipeline_lib.methods.calibrator_spec import deployment_json
+from pipeline_lib.methods.gam_spec import label_bound_json
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.report import build_report
 
@@ -110,7 +112,7 @@ def test_label_bound_row_is_marked_as_using_target_labels(tmp_path, monkeypatch,
     tiny_raw["experiments"]["gta_cityscapes"]["methods"] = ["label_bound"]
     params = parse_params(tiny_raw)
     counts_s, counts_t = [60, 40] + [0] * 17, [30, 50] + [20] + [0] * 16
-    path = paths.label_bound_json("gta_cityscapes")
+    path = label_bound_json("gta_cityscapes")
     path.parent.mkdir(parents=True, exist_ok=True)
     from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES
     path.write_text(json.dumps({"classes": list(CITYSCAPES_CLASSES), "eval_classes": list(range(19)),
@@ -129,7 +131,7 @@ def test_calibrator_rows_carry_calibrator_table1_and_the_deployment_share(tmp_pa
     for method in methods:
         _write_metrics("usps_mnist", method, 0, 0.9, 0.95)
     for variant, n in (("raw", 1000), ("cycada", 2000)):
-        path = paths.deployment_json("usps_mnist", variant, 0)
+        path = deployment_json("usps_mnist", variant, 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"calibrator_parameters": n, "model_parameters": 40_000, "ratio": n / 40_000}))
     table, _ = build_report(params, "usps_mnist")
@@ -142,8 +144,41 @@ def test_calibrator_rows_carry_calibrator_table1_and_the_deployment_share(tmp_pa
 
 
 def test_calibrator_table2_sits_beside_the_drn26_cycleGAN_calibrator_row():
-    from pipeline_lib.paper_numbers import paper_segmentation
-    row = paper_segmentation("gta5", "cityscapes", "cycada_calibrator", "drn26")
-    assert row is not None and (row.miou, row.fwiou, row.pixel_acc) == (40.5, 75.1, 84.0)
+    (row,) = registry.row("cycada_calibrator").paper_values("gta5", "cityscapes", "drn26")
+    assert (row.miou, row.fwiou, row.pixel_acc) == (40.5, 75.1, 84.0)
     assert row.per_class[13] == 81.8 and "Calibrator Table 2" in row.table  # car
-    assert paper_segmentation("gta5", "cityscapes", "calibrator", "drn26") is None  # the paper has no such row
+    assert registry.row("calibrator").paper_values("gta5", "cityscapes", "drn26") == ()  # the paper has no such row
+
+
+def test_own_classes_drive_the_confusion_plots_and_the_prediction_grid(tmp_path, monkeypatch, tiny_raw):
+    """An 11-class folder experiment: per-class IoU columns, plots and the grid use the folder's classes."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline_lib.metrics import segmentation_scores
+    from pipeline_lib.report import write_report
+    monkeypatch.chdir(tmp_path)
+    classes = ["road", "lane", "curb", "grass", "tree", "house", "sky", "car", "bike", "person", "traffic sign"]
+    folder = {"classes": classes, "test_glob": "seq07_*"}
+    tiny_raw["data"]["folders"] = {"own_a": {"root": "a", **folder}, "own_b": {"root": "b", **folder}}
+    tiny_raw["experiments"] = {"own": {"source": "own_a", "target": "own_b", "backbone": "street",
+                                       "methods": ["source_only", "oracle"]}}
+    tiny_raw["dvc_experiments"] = ["own"]
+    params = parse_params(tiny_raw)
+    rng = np.random.default_rng(0)
+    for method in ("source_only", "oracle"):
+        conf = rng.integers(0, 50, (11, 11)) + 200 * np.eye(11, dtype=int)
+        result = {"experiment": "own", "method": method, "seed": 0, "train_seconds": 1.0}
+        for role in ("target", "source"):
+            result[role] = {"domain": role, "classes": classes, "eval_classes": list(range(11)),
+                            **segmentation_scores(conf), "confusion": conf.tolist()}
+        paths.metrics_json("own", method, 0).parent.mkdir(parents=True, exist_ok=True)
+        paths.metrics_json("own", method, 0).write_text(json.dumps(result))
+        labels = rng.integers(0, 11, (2, 16, 24)).astype(np.uint8)
+        np.savez(paths.predictions_preview("own", method, 0), images=rng.integers(0, 256, (2, 16, 24, 3), np.uint8),
+                 predictions=labels, labels=labels)
+    table = write_report(params, "own")
+    assert [c for c in table if c.startswith("iou_")] == [f"iou_{c}" for c in classes]
+    for png in (paths.predictions_png("own"), paths.confusion_png("own", "oracle")):
+        with Image.open(png) as im:
+            assert im.format == "PNG"

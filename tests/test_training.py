@@ -5,7 +5,7 @@ from torch.utils.data import TensorDataset
 from pipeline_lib import training
 from pipeline_lib.config import TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.models import LeNet
+from pipeline_lib.models.lenet import LeNet
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 CFG = TrainSupervisedParams(lr=1e-3, batch_size=16, epochs=2)

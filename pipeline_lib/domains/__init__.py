@@ -1,42 +1,47 @@
-"""Domains: the embedded digit sets built offline, and the real ones read through torchvision.
+"""Domains: the embedded digit sets built offline, the real ones read through torchvision, street scenes.
 
-``build_domain(name, params, inputs)`` returns a :class:`DomainData`; the ``prepare`` stage
-stores it as ``data/domains/<name>.npz``. ``mnistm`` is built from an already prepared
-digits domain (``inputs``), so the DAG records that dependency.
+:func:`~pipeline_lib.domains.resolve.resolve_domain` says everything about a domain name (kind,
+artifact, inputs, classes, ...); ``build_domain(name, params, inputs)`` builds an in-memory domain
+as a :class:`DomainData`, which the ``prepare`` stage stores as ``data/domains/<name>.npz``
+(:mod:`pipeline_lib.domains.store`). ``mnistm`` and derived domains are built from already prepared
+domains (``inputs``), so the DAG records that dependency.
+
+Importing this package is light (numpy and the builders load on first use): the DAG builder imports it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
-
-from pipeline_lib.config import DIGIT_DOMAINS, Params
-from pipeline_lib.domains.base import DomainData, Split
+from pipeline_lib.config import Params
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline_lib.domains.base import DomainData, Split
 
 __all__ = ["DomainData", "Split", "build_domain", "domain_inputs"]
 
 
+def __getattr__(name: str) -> Any:
+    """``DomainData`` and ``Split`` load numpy; import them on first use only."""
+    if name in ("DomainData", "Split"):
+        from pipeline_lib.domains import base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def domain_inputs(name: str, params: Params) -> list[str]:
-    """Names of prepared domains that ``name`` is built from."""
-    if name in params.data.derived:
-        return [params.data.derived[name].base]
-    return [params.prepare.mnistm.digits] if name == "mnistm" else []
-
-
-def thin_classes(split: Split, classes: tuple[int, ...], keep: float, seed: int) -> Split:
-    """Keep a seeded ``keep`` fraction of the images of ``classes`` (all other images stay)."""
-    rng = np.random.default_rng(seed)
-    drop = np.zeros(len(split), bool)
-    for c in classes:
-        idx = np.flatnonzero(split.labels == c)
-        drop[rng.permutation(idx)[round(len(idx) * keep):]] = True
-    return Split(split.images[~drop], split.labels[~drop])
+    """Names of prepared domains that ``name`` is built from (see :attr:`Domain.inputs`)."""
+    return list(resolve_domain(params, name).inputs)
 
 
 def _cap(split: Split, limit: int | None, seed: int) -> Split:
+    """A seeded subset of at most ``limit`` items (in their original order)."""
+    import numpy as np
+
+    from pipeline_lib.domains.base import Split
+
     if limit is None or len(split) <= limit:
         return split
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
@@ -44,11 +49,16 @@ def _cap(split: Split, limit: int | None, seed: int) -> Split:
 
 
 def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) -> DomainData:
-    prep = params.prepare
-    if name in params.data.derived:
-        d = params.data.derived[name]
-        base = inputs[d.base]
-        return DomainData(name, thin_classes(base.train, d.classes, d.keep, prep.seed), base.test, base.classes)
+    """Build the in-memory domain ``name`` (digits, derived, embedded scenes); ``inputs`` holds the
+    prepared domains it is built from. A streamed domain (real scenes, a folder) is indexed instead
+    (:func:`pipeline_lib.domains.frames.build_index`)."""
+    from pipeline_lib.domains.base import DomainData, Split
+
+    domain, prep = resolve_domain(params, name), params.prepare
+    if domain.kind == "derived":
+        from pipeline_lib.domains.derived import build_derived
+        spec = params.data.derived[name]
+        return build_derived(name, spec, inputs[spec.base], prep.seed)
     if name == "mnist5k":
         from pipeline_lib.domains.mnist5k import build_mnist5k
         return build_mnist5k(seed=prep.seed, test_fraction=prep.mnist5k.test_fraction)
@@ -63,20 +73,19 @@ def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) ->
         from pipeline_lib.domains.optdigits import build_optdigits
         c = prep.optdigits
         return build_optdigits(seed=prep.seed, test_fraction=c.test_fraction, size=c.size)
-    if name in ("mnist", "usps", "svhn"):
+    if domain.kind == "real_digits":
         from pipeline_lib.domains import torchvision_digits as tv
-        root = params.data.roots.get(name, Path("data/raw") / name)
         loader = {"mnist": tv.load_mnist, "usps": tv.load_usps, "svhn": tv.load_svhn}[name]
-        dom = loader(root, download=params.data.download, cache_dir=params.data.cache_dir)
+        dom = loader(domain.root, download=params.data.download, cache_dir=params.data.cache_dir)
         cap = prep.real
         return DomainData(dom.name, _cap(dom.train, cap.max_train, prep.seed),
                           _cap(dom.test, cap.max_test, prep.seed), dom.classes)
-    if name in ("scenes_game", "scenes_photo"):
+    if domain.kind == "embedded_scenes":
         from pipeline_lib.domains.scenes import build_scenes
-        from pipeline_lib.domains.segmentation import CITYSCAPES_CLASSES
         c = prep.scenes
-        train_x, train_y, test_x, test_y = build_scenes(name.removeprefix("scenes_"), c.n_train, c.n_test,  # type: ignore[arg-type]
-                                                        prep.seed, c.height, c.width)
-        return DomainData(name, Split(train_x, train_y), Split(test_x, test_y), CITYSCAPES_CLASSES)
-    raise PipelineError(f"unknown domain {name!r}: known domains are {', '.join(DIGIT_DOMAINS)}, scenes_game, "
-                        "scenes_photo")
+        style = name.removeprefix("scenes_")
+        train_x, train_y, test_x, test_y = build_scenes(style, c.n_train, c.n_test, prep.seed,  # type: ignore[arg-type]
+                                                        c.height, c.width)
+        return DomainData(name, Split(train_x, train_y), Split(test_x, test_y), domain.classes)
+    raise PipelineError(f"{name}: a {domain.kind} domain is streamed from its folder, not built in memory; "
+                        f"index it with its prepare stage (python -m stages.prepare --domain {name})")

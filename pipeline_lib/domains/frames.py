@@ -10,12 +10,20 @@ A prepared segmentation domain is one of:
   from disk one at a time by DataLoader workers: memory stays bounded for any frame count;
 - a translated source set (CyCADA): shards of frames + masks read through memory maps.
 
-:func:`open_frames` returns a :class:`torch.utils.data.Dataset` of ``(image, mask)`` with the
-image a float (3, H, W) tensor in [-1, 1] and the mask int64 (H, W) of train ids or 255.
+:func:`open_frames` takes the resolved :class:`~pipeline_lib.domains.resolve.Domain` and returns a
+:class:`torch.utils.data.Dataset` of ``(image, mask)`` with the image a float (3, H, W) tensor in
+[-1, 1] and the mask int64 (H, W) of train ids or 255.
+
+How the test split of a dataset without an official one is chosen (:func:`build_index`): GTA5 and
+SYNTHIA hold out their last ``prepare.<name>.test_frames`` frames sorted by file name; a folder
+domain holds out exactly one of: the last ``test_fraction`` of its frames sorted by file name (the
+default), the frames whose stems are listed in ``test_stems``, or those whose stems match the glob
+``test_glob`` (e.g. ``seq07_*`` holds out a whole sequence).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -27,12 +35,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from pipeline_lib import paths
-from pipeline_lib.artifacts import ShardReader, atomic_path, load_domain
-from pipeline_lib.config import EMBEDDED_SCENE_DOMAINS, FrameParams, Params
+from pipeline_lib.artifacts import ShardReader, atomic_path
+from pipeline_lib.config import FrameParams, Params
 from pipeline_lib.domains import segmentation as seg
+from pipeline_lib.domains.classes import IGNORE_INDEX
+from pipeline_lib.domains.resolve import Domain, resolve_domain
+from pipeline_lib.domains.store import load_domain
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.metrics import IGNORE_INDEX
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[torch.Tensor, torch.Tensor]]
 
@@ -116,48 +125,85 @@ class ShardFrames(ArrayFrames):
 # --------------------------------------------------------------------------------------
 
 
-def _open_dataset(params: Params, domain: str, split: str) -> seg.SegmentationDataset:
+def _open_dataset(domain: Domain, split: str) -> seg.SegmentationDataset:
     """The on-disk dataset behind ``domain`` (listing and pairing its files, errors naming the layout)."""
-    if domain in params.data.folders:
-        f = params.data.folders[domain]
-        ids = f.ids if f.ids is not None else tuple(range(len(f.classes)))
-        return seg.FolderSegmentationDataset(f.root, f.classes, dict(zip(ids, range(len(ids)))), f.ignore_id,
-                                             name=domain)
-    root = params.data.roots.get(domain, Path("data/raw") / domain)
-    if domain == "cityscapes":
+    root = domain.root
+    if root is not None and domain.kind == "folder":
+        mapping = dict(zip(domain.label_ids, range(domain.num_classes)))
+        return seg.FolderSegmentationDataset(root, domain.classes, mapping, domain.ignore_id, palette=domain.palette,
+                                             name=domain.name)
+    if root is not None and domain.name == "cityscapes":
         return seg.CityscapesDataset(root, split="val" if split == "test" else "train")
-    if domain == "gta5":
+    if root is not None and domain.name == "gta5":
         return seg.GTA5Dataset(root)
-    if domain == "synthia":
+    if root is not None and domain.name == "synthia":
         return seg.SynthiaDataset(root)
-    raise PipelineError(f"unknown segmentation domain {domain!r}")
+    raise PipelineError(f"{domain.name}: a {domain.kind} domain has no dataset folder to stream frames from; "
+                        "only real street-scene datasets and data.folders domains are indexed")
 
 
-def _held_out(params: Params, domain: str) -> int | float:
-    if domain in params.data.folders:
-        return params.data.folders[domain].test_fraction
-    return {"gta5": params.prepare.gta5.test_frames, "synthia": params.prepare.synthia.test_frames}[domain]
+def _stem(pair: tuple[Path, Path]) -> str:
+    return Path(pair[0]).stem
 
 
-def build_index(params: Params, domain: str) -> dict[str, Any]:
-    """Check a real dataset's layout and list its train/test frames (relative to its root)."""
-    splits: dict[str, list[tuple[Path, Path]]] = {}
-    if domain == "cityscapes":
-        train, test = _open_dataset(params, domain, "train"), _open_dataset(params, domain, "test")
+def _test_mask(params: Params, domain: Domain, samples: list[tuple[Path, Path]]) -> list[bool]:
+    """Which frames (sorted by file name) form the test split of a dataset without an official one."""
+    name, n = domain.name, len(samples)
+    if domain.kind == "folder":
+        f, key = params.data.folders[name], f"data.folders.{name}"
+        stems = [_stem(s) for s in samples]
+        if f.test_stems is not None:
+            unknown = sorted(set(f.test_stems) - set(stems))
+            if unknown:
+                raise PipelineError(f"{name}: {key}.test_stems names {len(unknown)} stem(s) with no frame in "
+                                    f"{domain.root}/images (e.g. {unknown[0]!r}); list file names without their "
+                                    "extension, as they are in that folder")
+            wanted = set(f.test_stems)
+            mask, rule = [s in wanted for s in stems], f"{key}.test_stems"
+        elif f.test_glob is not None:
+            mask, rule = [fnmatch.fnmatchcase(s, f.test_glob) for s in stems], f"{key}.test_glob {f.test_glob!r}"
+            if not any(mask):
+                raise PipelineError(f"{name}: {rule} matches no frame in {domain.root}/images (e.g. "
+                                    f"{stems[0]!r}); fix the pattern, which is matched against file stems "
+                                    "(e.g. 'seq07_*')")
+        else:
+            n_test = round(n * f.test_fraction)
+            mask, rule = [i >= n - n_test for i in range(n)], f"{key}.test_fraction {f.test_fraction}"
+            if not 1 <= n_test < n:
+                raise PipelineError(f"{name}: {n} frame(s) cannot be split into train and test by {rule}; add "
+                                    "frames or change the fraction (or hold out frames with test_stems/test_glob)")
+        if all(mask):
+            raise PipelineError(f"{name}: {rule} holds out all {n} frames, leaving none to train on; hold out "
+                                "fewer frames")
+        return mask
+    held = {"gta5": params.prepare.gta5.test_frames, "synthia": params.prepare.synthia.test_frames}[name]
+    n_test = min(int(held), n - 1)
+    if n_test < 1:
+        raise PipelineError(f"{name}: {n} frame(s) cannot be split into train and test; add frames to "
+                            f"{domain.root} or lower prepare.{name}.test_frames in params.yaml")
+    return [i >= n - n_test for i in range(n)]
+
+
+def build_index(params: Params, name: str) -> dict[str, Any]:
+    """Check a real dataset's layout and list its train/test frames (relative to its root).
+
+    Cityscapes keeps its official train/val splits (val is the test split); any other dataset
+    holds out frames as the module docstring says.
+    """
+    domain = resolve_domain(params, name)
+    if domain.name == "cityscapes":
+        train, test = _open_dataset(domain, "train"), _open_dataset(domain, "test")
         splits = {"train": list(train.samples), "test": list(test.samples)}
+        root = Path(train.root)  # type: ignore[attr-defined]
     else:
-        data = _open_dataset(params, domain, "train")
-        held = _held_out(params, domain)
-        n_test = round(len(data) * held) if isinstance(held, float) else min(int(held), len(data) - 1)
-        if n_test < 1 or n_test >= len(data):
-            raise PipelineError(f"{domain}: {len(data)} frames cannot be split into train and test; "
-                                "add frames or lower the held-out count in params.yaml")
-        splits = {"train": list(data.samples[:-n_test]), "test": list(data.samples[-n_test:])}
-    root = Path(data.root if domain != "cityscapes" else train.root)
+        data = _open_dataset(domain, "train")
+        samples = list(data.samples)
+        mask = _test_mask(params, domain, samples)
+        splits = {"train": [s for s, t in zip(samples, mask) if not t], "test": [s for s, t in zip(samples, mask) if t]}
+        root = Path(data.root)  # type: ignore[attr-defined]
     rel = {k: [[str(Path(i).relative_to(root)), str(Path(lab).relative_to(root))] for i, lab in v]
            for k, v in splits.items()}
-    ref = train if domain == "cityscapes" else data
-    return {"domain": domain, "classes": list(ref.classes), "eval_classes": list(ref.eval_classes),
+    return {"domain": name, "classes": list(domain.classes), "eval_classes": list(domain.eval_classes),
             "counts": {k: len(v) for k, v in rel.items()}, "splits": rel}
 
 
@@ -166,34 +212,39 @@ def write_index(path: Path, index: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(index, indent=1) + "\n")
 
 
-def _read_index(params: Params, domain: str) -> dict[str, Any]:
-    path = paths.domain_artifact(params, domain)
+def _read_index(domain: Domain) -> dict[str, Any]:
+    path = domain.artifact
     if not path.is_file():
         raise PipelineError(f"{path}: prepared domain not found; run its prepare stage first")
-    return json.loads(path.read_text())
+    try:
+        index = json.loads(path.read_text())
+        classes, splits = index["classes"], index["splits"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise PipelineError(f"{path}: not a frame index; delete it and rerun its prepare stage") from None
+    if tuple(classes) != domain.classes:
+        raise PipelineError(f"{path}: indexed with {len(classes)} classes but params.yaml now lists "
+                            f"{domain.num_classes} for {domain.name!r} (or another order); rerun its prepare stage")
+    if not isinstance(splits, dict) or not {"train", "test"} <= set(splits):
+        raise PipelineError(f"{path}: not a frame index; delete it and rerun its prepare stage")
+    return index
 
 
-def open_frames(params: Params, domain: str, split: str, transform: Transform | None) -> Dataset:
+def open_frames(domain: Domain, split: str, transform: Transform | None) -> Dataset:
     """The ``split`` ("train" or "test") of a prepared segmentation domain, streamed."""
-    if domain in EMBEDDED_SCENE_DOMAINS:
-        data = getattr(load_domain(paths.domain_artifact(params, domain)), split)
+    if domain.task != "segmentation":
+        raise PipelineError(f"{domain.name} is a {domain.task} domain, not a segmentation one; use a segmentation "
+                            "domain with a segmentation backbone")
+    if domain.in_memory:
+        data = getattr(load_domain(domain.artifact), split)
         return ArrayFrames(data.images, data.labels, transform)
-    index = _read_index(params, domain)
-    dataset = _open_dataset(params, domain, split)
-    root = Path(dataset.root)
+    index = _read_index(domain)
+    dataset = _open_dataset(domain, split)
+    root = Path(dataset.root)  # type: ignore[attr-defined]
     wanted = [(root / i, root / lab) for i, lab in index["splits"][split]]
     missing = sorted(set(wanted) - set(dataset.samples))
     if missing:
-        raise PipelineError(f"{domain}: {len(missing)} indexed frame(s) are gone from {root} (e.g. {missing[0][0]}); "
-                            "restore the dataset or rerun its prepare stage")
+        raise PipelineError(f"{domain.name}: {len(missing)} indexed frame(s) are gone from {root} (e.g. "
+                            f"{missing[0][0]}); restore the dataset or rerun its prepare stage")
     dataset.samples = tuple(wanted)
     dataset.transforms = transform
     return dataset
-
-
-def domain_classes(params: Params, domain: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """(class names, evaluated train ids) of a prepared segmentation domain."""
-    if domain in EMBEDDED_SCENE_DOMAINS:
-        return seg.CITYSCAPES_CLASSES, tuple(range(len(seg.CITYSCAPES_CLASSES)))
-    index = _read_index(params, domain)
-    return tuple(index["classes"]), tuple(index["eval_classes"])

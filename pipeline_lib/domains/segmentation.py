@@ -48,14 +48,25 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_png
 
+from pipeline_lib.domains.classes import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_PALETTE,
+    IGNORE_INDEX,
+    NUM_CITYSCAPES_CLASSES,
+    SYNTHIA_EVAL_CLASSES,
+    SYNTHIA_TO_TRAIN_ID,
+    Color,
+    default_palette,
+    palette_for,
+)
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.metrics import IGNORE_INDEX
 
 __all__ = [
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_LABEL_TO_TRAIN_ID",
     "CITYSCAPES_PALETTE",
     "IGNORE_INDEX",
+    "NUM_CITYSCAPES_CLASSES",
     "SYNTHIA_EVAL_CLASSES",
     "SYNTHIA_TO_TRAIN_ID",
     "CityscapesDataset",
@@ -64,9 +75,9 @@ __all__ = [
     "SegmentationDataset",
     "SynthiaDataset",
     "default_palette",
+    "palette_for",
 ]
 
-Color = tuple[int, int, int]
 Transforms = Callable[[tv_tensors.Image, tv_tensors.Mask], object]
 
 # --------------------------------------------------------------------------------------
@@ -74,58 +85,25 @@ Transforms = Callable[[tv_tensors.Image, tv_tensors.Mask], object]
 # --------------------------------------------------------------------------------------
 
 
-def _cityscapes_tables() -> tuple[np.ndarray, tuple[str, ...], tuple[Color, ...]]:
-    """Label id -> train id lookup table, class names and colours, from cityscapesscripts.
+def _cityscapes_lut() -> np.ndarray:
+    """Label id -> train id lookup table from cityscapesscripts.
 
     The table lists 34 label ids (0..33) plus "license plate" with id -1 and trainId -1;
     ids outside 0..255 cannot occur in a labelIds PNG and are skipped, and every train id
-    of -1 or 255 (and every id the table does not list) maps to the ignore index.
+    of -1 or 255 (and every id the table does not list) maps to the ignore index. Names and
+    colours live in :mod:`pipeline_lib.domains.classes` (light to import).
     """
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    by_train_id: dict[int, object] = {}
     for label in _CITYSCAPES_LABELS:
         if not 0 <= label.id <= 255 or label.trainId in (-1, IGNORE_INDEX):
             continue
         lut[label.id] = label.trainId
-        by_train_id.setdefault(label.trainId, label)
-    if sorted(by_train_id) != list(range(19)):  # the package's table changed shape
-        raise RuntimeError(f"cityscapesscripts lists train ids {sorted(by_train_id)}, expected 0..18")
-    ordered = [by_train_id[t] for t in range(19)]
-    names = tuple(label.name for label in ordered)  # type: ignore[attr-defined]
-    colors = tuple(tuple(int(c) for c in label.color) for label in ordered)  # type: ignore[attr-defined]
     lut.setflags(write=False)
-    return lut, names, colors  # type: ignore[return-value]
+    return lut
 
 
 #: uint8 (256,) table: Cityscapes label id -> train id (0..18) or 255.
-CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE = _cityscapes_tables()
-NUM_CITYSCAPES_CLASSES = len(CITYSCAPES_CLASSES)
-
-#: SYNTHIA-RAND-CITYSCAPES class id -> Cityscapes train id: the 16-class mapping used by
-#: common SYNTHIA->Cityscapes code (e.g. AdaptSegNet/ADVENT; DAFormer's convert script
-#: uses the same pairs). SYNTHIA ids 0 void, 13 parking-slot, 14 road-work, 16 terrain,
-#: 18 truck, 20 train and 22 lane-marking are ignored.
-SYNTHIA_TO_TRAIN_ID: dict[int, int] = {
-    3: 0,  # road
-    4: 1,  # sidewalk
-    2: 2,  # building
-    21: 3,  # wall
-    5: 4,  # fence
-    7: 5,  # pole
-    15: 6,  # traffic light
-    9: 7,  # traffic sign
-    6: 8,  # vegetation
-    1: 10,  # sky
-    10: 11,  # person (SYNTHIA "pedestrian")
-    17: 12,  # rider
-    8: 13,  # car
-    19: 15,  # bus
-    12: 17,  # motorcycle
-    11: 18,  # bicycle
-}
-
-#: The 16 Cityscapes train ids scored for SYNTHIA -> Cityscapes (no terrain 9, truck 14, train 16).
-SYNTHIA_EVAL_CLASSES: tuple[int, ...] = tuple(sorted(SYNTHIA_TO_TRAIN_ID.values()))
+CITYSCAPES_LABEL_TO_TRAIN_ID = _cityscapes_lut()
 
 
 def _lut_from_mapping(mapping: Mapping[int, int], size: int) -> np.ndarray:
@@ -137,21 +115,6 @@ def _lut_from_mapping(mapping: Mapping[int, int], size: int) -> np.ndarray:
 
 
 _SYNTHIA_LUT = _lut_from_mapping(SYNTHIA_TO_TRAIN_ID, 1 << 16)
-
-
-def default_palette(num_classes: int) -> tuple[Color, ...]:
-    """Distinct deterministic colours (the PASCAL VOC bit-interleaving scheme)."""
-    colors = []
-    for i in range(num_classes):
-        r = g = b = 0
-        c = i + 1  # skip black, which reads as "nothing"
-        for shift in range(7, -1, -1):
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        colors.append((r, g, b))
-    return tuple(colors)
 
 
 # --------------------------------------------------------------------------------------
@@ -501,7 +464,7 @@ class FolderSegmentationDataset(SegmentationDataset):
         if not samples:
             raise _layout_error(name, f"no images in {root / 'images'}", layout, fix)
         if palette is None:
-            palette = CITYSCAPES_PALETTE if classes == CITYSCAPES_CLASSES else default_palette(len(classes))
+            palette = palette_for(classes)
         elif len(palette) != len(classes):
             raise PipelineError(f"{name}: palette has {len(palette)} colours for {len(classes)} classes; "
                                 "give one (r, g, b) per class or leave it out")

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from pipeline_lib.artifacts import load_domain, read_shards
+from pipeline_lib.artifacts import read_shards
 from pipeline_lib.config import BackboneParams
+from pipeline_lib.domains.store import load_domain
 from pipeline_lib.domains.transforms import to_model_tensor
 
 

@@ -28,14 +28,14 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from pipeline_lib.config import AdaptFeaturesParams
+from pipeline_lib.methods.cycada_params import AdaptFeaturesParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, descend, epoch_bar, paired_batches, step_bar,
-                                   steps_per_epoch)
+from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, descend, epoch_bar, paired_batches,
+                                   step_bar, steps_per_epoch)
 
 
 class AccuracyGate:
@@ -90,12 +90,6 @@ def encoder_parameter_names(model: TaskModel, layer: str | None = None,
     return [n for (n, _), g in zip(params.items(), grads) if g is not None]
 
 
-def _optimizer(params: AdaptFeaturesParams, parameters) -> torch.optim.Optimizer:
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum)
-    return torch.optim.Adam(parameters, lr=params.lr, betas=(params.beta1, 0.999))
-
-
 def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                    params: AdaptFeaturesParams, device: torch.device, seed: int, out,
                    resume_key: str | None, desc: str = "adapt",
@@ -117,8 +111,10 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
     with torch.no_grad():
         feat_channels = _features(source_model, sample, layer).shape[1]
     disc = FeatureDiscriminator(feat_channels, params.disc_hidden, params.disc_layers).to(device)
-    opt_e = _optimizer(params, [p for p in target_model.parameters() if p.requires_grad])
-    opt_d = _optimizer(params, disc.parameters())
+    betas = (params.beta1, 0.999)
+    opt_e = build_optimizer(params.optimizer, target_model.parameters(), params.lr, momentum=params.momentum,
+                            betas=betas)
+    opt_d = build_optimizer(params.optimizer, disc.parameters(), params.lr, momentum=params.momentum, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d},
                       {"source": gen_s, "target": gen_t})
@@ -130,7 +126,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
         target_model.train()
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
         steps = updates = 0
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, getattr(params, "num_workers", 0))
+        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
         total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
         for (xs, *_), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:

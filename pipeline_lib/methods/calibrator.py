@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline_lib.config import CalibratorParams
+from pipeline_lib.methods.calibrator_params import CalibratorParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.losses import group_accuracy, group_loss
 from pipeline_lib.methods.adda import resolve_layer
@@ -30,8 +30,8 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, cycled_pairs, descend, epoch_bar, paired_batches,
-                                   step_bar, steps_per_epoch)
+from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, cycled_pairs, descend, epoch_bar,
+                                   paired_batches, step_bar, steps_per_epoch)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 
@@ -73,8 +73,8 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
     calibrator = Calibrator(sample.shape[1], params.ngf, params.n_down, params.n_blocks, params.linf).to(device)
     discs = GroupDiscriminators(feat_channels, sample.shape[1], params).to(device)
     betas = (params.beta1, 0.999)
-    opt_c = torch.optim.Adam(calibrator.parameters(), lr=params.lr, betas=betas)
-    opt_d = torch.optim.Adam(discs.parameters(), lr=params.lr, betas=betas)
+    opt_c = build_optimizer("adam", calibrator.parameters(), params.lr, betas=betas)
+    opt_d = build_optimizer("adam", discs.parameters(), params.lr, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     gen_p = torch.Generator().manual_seed(seed + 2)
     state = Resumable(out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d},

@@ -28,13 +28,13 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from pipeline_lib.config import CycleGANParams
+from pipeline_lib.methods.cycada_params import CycleGANParams
 from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, check_finite, epoch_bar, in_order_batches, paired_batches,
-                                   step_bar, steps_per_epoch)
+from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, descend, epoch_bar, in_order_batches,
+                                   paired_batches, step_bar, steps_per_epoch)
 
 
 class ImagePool:
@@ -123,12 +123,12 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
         for p in classifier.parameters():
             p.requires_grad_(True)
     betas = (params.beta1, 0.999)
-    opt_g = torch.optim.Adam([*net.g_st.parameters(), *net.g_ts.parameters()], lr=params.lr, betas=betas)
-    opt_d = torch.optim.Adam([*net.d_s.parameters(), *net.d_t.parameters()], lr=params.lr, betas=betas)
+    opt_g = build_optimizer("adam", [*net.g_st.parameters(), *net.g_ts.parameters()], params.lr, betas=betas)
+    opt_d = build_optimizer("adam", [*net.d_s.parameters(), *net.d_t.parameters()], params.lr, betas=betas)
     parts: dict[str, Any] = {**net.modules(), "opt_g": opt_g, "opt_d": opt_d}
     opt_c = None
     if classifier is not None:
-        opt_c = torch.optim.Adam(classifier.parameters(), lr=params.lr, betas=betas)
+        opt_c = build_optimizer("adam", classifier.parameters(), params.lr, betas=betas)
         parts.update(classifier=classifier, opt_c=opt_c)
     pool_s, pool_t = ImagePool(params.pool_size, seed + 2), ImagePool(params.pool_size, seed + 3)
     parts.update(pool_s=pool_s, pool_t=pool_t)
@@ -142,15 +142,14 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
             m.train()
         sums: dict[str, float] = {}
         steps = 0
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, getattr(params, "num_workers", 0))
+        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
         total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
         for (xs, ys), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
             xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
             logs = _cyclegan_step(net, labeller, classifier, opt_g, opt_d, opt_c, pool_s, pool_t,
-                                  xs, ys, xt, params, device)
-            check_finite(torch.tensor(logs["loss_g"]), f"epoch {epoch + 1} step {steps + 1}", hint)
+                                  xs, ys, xt, params, device, f"epoch {epoch + 1} step {steps + 1}", hint)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
@@ -164,15 +163,15 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
 def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | None,
                    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, opt_c: torch.optim.Optimizer | None,
                    pool_s: ImagePool, pool_t: ImagePool, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor,
-                   p: CycleGANParams, device: torch.device) -> dict[str, float]:
+                   p: CycleGANParams, device: torch.device, where: str, hint: str) -> dict[str, float]:
+    """One CycleGAN iteration: classifier (joint), then generators, then discriminators, each one
+    optimiser step; a non-finite loss stops the stage before its step, naming ``where`` and the update."""
     logs: dict[str, float] = {}
     sem_model: nn.Module | None = labeller if p.semantic_loss == "frozen" else None
     if classifier is not None and opt_c is not None:
         with autocast(device):
             ce = F.cross_entropy(classifier(xs).float(), ys)
-        opt_c.zero_grad(set_to_none=True)
-        ce.backward()
-        opt_c.step()
+        descend(opt_c, ce, f"{where} (classifier update)", hint)
         logs["classifier_ce"] = ce.item()
         if ce.item() <= p.joint_ce_threshold:
             sem_model = classifier
@@ -199,9 +198,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
             loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
             loss = loss + p.lambda_identity * loss_idt
             logs["loss_idt"] = loss_idt.item()
-    opt_g.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_g.step()
+    descend(opt_g, loss, f"{where} (generator update)", hint)
     for m in frozen_now:
         m.requires_grad_(True)
     # discriminators: real vs (pooled) translated
@@ -209,9 +206,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
         real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
         real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
         loss_d = discriminator_loss(real_t, fake_t_scores, p.gan_mode) + discriminator_loss(real_s, fake_s_scores, p.gan_mode)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    descend(opt_d, loss_d, f"{where} (discriminator update)", hint)
     logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
                 acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
                 acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))

@@ -24,13 +24,13 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from pipeline_lib.config import GamParams
+from pipeline_lib.methods.gam_params import GamParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, cycled_pairs, descend, epoch_bar, in_order_batches,
-                                   paired_batches, step_bar)
+from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, cycled_pairs, descend, epoch_bar,
+                                   in_order_batches, paired_batches, step_bar)
 from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
 
@@ -114,9 +114,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     discs = torch.nn.ModuleDict({n: FeatureDiscriminator(sample[n].shape[1], params.disc_hidden, params.disc_layers)
                                  for n in order}).to(device)
     betas = (params.beta1, 0.999)
-    opt_t = (torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum) if params.optimizer == "sgd"
-             else torch.optim.Adam(model.parameters(), lr=params.lr, betas=betas))
-    opt_d = torch.optim.Adam(discs.parameters(), lr=params.disc_lr or params.lr, betas=betas)
+    opt_t = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum, betas=betas)
+    opt_d = build_optimizer("adam", discs.parameters(), params.disc_lr or params.lr, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     state = Resumable(out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d},
                       {"source": gen_s, "target": gen_t})

@@ -1,22 +1,24 @@
-"""Task models (backbones) behind the :class:`TaskModel` interface."""
+"""Task models (backbones) behind the :class:`TaskModel` interface.
+
+:func:`build_backbone` imports the one backbone module it builds (``lenet``, ``segmenters`` and the
+architecture's own module), so a stage depends only on the code of its backbone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
-
 from pipeline_lib.artifacts import load_checkpoint
 from pipeline_lib.config import BackboneParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import TaskModel
-from pipeline_lib.models.lenet import LeNet
 
-__all__ = ["TaskModel", "LeNet", "build_backbone", "load_calibrated_model", "load_task_model"]
+__all__ = ["TaskModel", "build_backbone", "load_task_model"]
 
 
 def build_backbone(params: BackboneParams, num_classes: int) -> TaskModel:
     if params.arch == "lenet":
+        from pipeline_lib.models.lenet import LeNet
         assert params.size is not None  # validated in config
         return LeNet(num_classes=num_classes, in_channels=params.channels, image_size=params.size)
     from pipeline_lib.models.segmenters import SEGMENTERS
@@ -36,15 +38,3 @@ def load_task_model(path: str | Path, params: BackboneParams) -> tuple[TaskModel
     model.add_matchers(ckpt["meta"].get("matchers", {}))  # GAM's explicit per-channel affines
     model.load_state_dict(ckpt["state"])
     return model, ckpt["meta"]
-
-
-def load_calibrated_model(path: str | Path, params: BackboneParams) -> tuple[nn.Module, dict]:
-    """A calibrator checkpoint with the frozen model it was trained for (named in its meta):
-    the deployed ``F_s o G_c``; returns (model, meta)."""
-    from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
-    ckpt = load_checkpoint(path)
-    meta = ckpt["meta"]
-    calibrator = Calibrator(**meta["calibrator"])
-    calibrator.load_state_dict(ckpt["state"])
-    frozen, _ = load_task_model(meta["frozen_model"], params)
-    return CalibratedModel(calibrator, frozen), meta

@@ -12,11 +12,15 @@ for Unsupervised Domain Adaptation", CVPR 2020, sections 3 and 5.3).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline_lib.artifacts import load_checkpoint
+from pipeline_lib.config import BackboneParams
+from pipeline_lib.models import load_task_model
 from pipeline_lib.models.cyclegan import ResidualBlock
 
 
@@ -83,3 +87,14 @@ def trace_deployed(model: CalibratedModel, example: torch.Tensor) -> torch.jit.S
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about shape arithmetic and deprecation
         return torch.jit.trace(model, example, check_trace=False)
+
+
+def load_calibrated_model(path: str | Path, params: BackboneParams) -> tuple[CalibratedModel, dict]:
+    """A calibrator checkpoint with the frozen model it was trained for (named in its meta):
+    the deployed ``F_s o G_c``; returns (model, meta)."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    calibrator = Calibrator(**meta["calibrator"])
+    calibrator.load_state_dict(ckpt["state"])
+    frozen, _ = load_task_model(meta["frozen_model"], params)
+    return CalibratedModel(calibrator, frozen), meta

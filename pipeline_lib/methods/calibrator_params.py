@@ -1,0 +1,51 @@
+"""The light-weight calibrator's params.yaml section, ``calibrator`` and ``segmentation.calibrator``
+(both optional: the defaults are the paper's settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from pipeline_lib.config import FrameParams, LoaderParams
+
+
+class CalibratorParams(LoaderParams):
+    """Light-weight calibrator (Ye et al. 3.2, 4): G_c = I + G'_c against a frozen source model, trained
+    to make calibrated source (G3) and calibrated target (G4) look like source (G1) to a 4-way feature
+    discriminator on M_s features and a 4-way pixel discriminator on shuffled random patches."""
+
+    ngf: int = Field(16, gt=0, description="width of G'_c (digits 16 ~ 0.19M parameters, the paper's 0.18M)")
+    n_down: int = Field(2, ge=1, le=4)
+    n_blocks: int = Field(2, ge=0)
+    linf: float = Field(0.1, gt=0, le=1, description="L-infinity bound of the perturbation, in units of the [0, 1] "
+                        "pixel range (the paper's best segmentation setting: 0.01)")
+    layer: str = Field("encoder", description="the M_s layer the feature discriminator sees (encoder, logits or "
+                       "any named layer)")
+    patch: int = Field(16, gt=0, description="side of the random patches the pixel discriminator sees (their "
+                       "pixels are shuffled)")
+    disc_hidden: int = Field(500, gt=0, description="both discriminators: two fully connected layers")
+    lambda_feat: float = Field(1.0, ge=0)
+    lambda_pixel: float = Field(1.0, ge=0)
+    lr: float = Field(1e-4, gt=0, description="Adam, for the calibrator and both discriminators")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    batch_size: int = Field(128, gt=0, description="images per domain per step")
+    epochs: int = Field(10, gt=0)
+    steps_per_epoch: int | None = Field(None, gt=0, description="null: one pass over the source split")
+    checkpoint_every: int = Field(1, gt=0)
+    fourier_images: int = Field(64, gt=0, description="target test images behind the Fourier plot (section 5.1)")
+
+    @model_validator(mode="after")
+    def _has_a_discriminator(self) -> "CalibratorParams":
+        if self.lambda_feat == 0 and self.lambda_pixel == 0:
+            raise ValueError("calibrator: lambda_feat and lambda_pixel are both 0, so nothing trains the calibrator")
+        return self
+
+
+class SegCalibratorParams(CalibratorParams, FrameParams):
+    """Ye et al. 4: batch 6 on DRN-26, Adam 1e-4, L-infinity 0.01."""
+
+
+SECTION = "calibrator"
+PARAMS = CalibratorParams
+SEG_PARAMS = SegCalibratorParams
+DEFAULT = CalibratorParams
+SEG_DEFAULT = lambda: SegCalibratorParams(batch_size=6, linf=0.01, patch=64)  # noqa: E731

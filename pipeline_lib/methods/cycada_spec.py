@@ -1,0 +1,152 @@
+"""CyCADA (Hoffman et al., "CyCADA: Cycle-Consistent Adversarial Domain Adaptation", ICML 2018).
+
+Stages per seed: ``train_cyclegan`` (pixel level, with the semantic-consistency loss) ->
+``translate`` (the source training set through G_S->T, sharded) -> ``train_task`` (the task net on
+translated source: "pixel only") -> ``adapt_features`` (ADDA on raw source: "feat only", or on
+translated source: "pixel+feat"). Algorithms: :mod:`pipeline_lib.methods.cycada` and
+:mod:`pipeline_lib.methods.adda`; params: :mod:`pipeline_lib.methods.cycada_params`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline_lib import paths
+from pipeline_lib.paper_numbers import PaperValue, digits, merge, segmentation_row
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+
+#: feature-level rows -> the ``adapt_features`` variant that makes them
+FEATURE_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
+#: ``cycada_pixel`` and the rows that build on the pixel-only model and the translated set
+PIXEL_ROW = "cycada_pixel"
+
+CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
+                   ("loss_d", "discriminator loss"))
+ADDA_SELECTION = "last ADDA epoch; no target labels"
+
+
+# ---- artifacts --------------------------------------------------------------------------------
+
+def cycada_dir(experiment: str, seed: int) -> Path:
+    return Path("models/cycada") / experiment / f"seed{seed}"
+
+
+def cyclegan_model(experiment: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / "cyclegan.pt"
+
+
+def translated_dataset(experiment: str, seed: int) -> Path:
+    """Directory: ``shard-NNNNN.images.npy`` / ``shard-NNNNN.labels.npy`` pairs + ``manifest.json``."""
+    return Path("data/translated") / experiment / f"seed{seed}"
+
+
+def translation_grid(experiment: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"translation_seed{seed}.png"
+
+
+def pixel_model(experiment: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / "pixel.pt"
+
+
+def adapted_model(experiment: str, variant: str, seed: int) -> Path:
+    return cycada_dir(experiment, seed) / f"{variant}.pt"
+
+
+# ---- stages -----------------------------------------------------------------------------------
+
+def monitor_curves(exp: Experiment, label: str, seed: int, csv: Path) -> tuple[Curve, ...]:
+    """The per-epoch target metric every feature-level stage logs (GAM Fig. 5; monitoring only)."""
+    metric = "accuracy" if exp.task == "classification" else "mIoU"
+    return (Curve(f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
+                  f"{label}, seed {seed}", "target_metric", str(csv)),)
+
+
+def adapt_features(exp: Experiment, row: str, variant: str, seed: int, start: tuple[str, ...], out: Path,
+                   extra_keys: tuple[str, ...] = (), extra_curves: tuple[Curve, ...] = ()) -> StageSpec:
+    """One ``adapt_features`` stage (ADDA) from the models/data in ``start`` to ``out``."""
+    label = ROWS[row].label if row in ROWS else row
+    csv = paths.history(out)
+    return StageSpec(
+        name=f"adapt_features__{exp.name}__{variant}__s{seed}", module="adapt_features",
+        args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
+        deps=start + (exp.data[1],), outs=(str(out), str(csv)),
+        params=exp.keys + (exp.key("cycada.adapt_features"), exp.key("evaluate")) + extra_keys,
+        domains=(exp.source, exp.target), backbone=exp.backbone,
+        curves=(Curve(f"{label}: discriminator accuracy", f"seed {seed}", "acc_d", str(csv)),
+                *monitor_curves(exp, label, seed, csv), *extra_curves))
+
+
+def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
+    src, tgt = exp.data
+    f_s = str(exp.source_model(seed))
+    cyclegan, translated = cyclegan_model(exp.name, seed), translated_dataset(exp.name, seed)
+    pixel, grid = pixel_model(exp.name, seed), translation_grid(exp.name, seed)
+    stages: list[StageSpec] = []
+    if exp.wants(PIXEL_ROW, "cycada_pixel_feat"):
+        run = (("experiment", exp.name), ("seed", seed))
+        csv = paths.history(cyclegan)
+        stages += [
+            StageSpec(name=f"train_cyclegan__{exp.name}__s{seed}", module="train_cyclegan", args=run,
+                      deps=(src, tgt, f_s), outs=(str(cyclegan), str(csv)),
+                      params=exp.keys + (exp.key("cycada.cyclegan"),), domains=(exp.source, exp.target),
+                      backbone=exp.backbone,
+                      curves=tuple(Curve(f"CycleGAN {name}", f"seed {seed}", col, str(csv))
+                                   for col, name in CYCLEGAN_CURVES)),
+            StageSpec(name=f"translate__{exp.name}__s{seed}", module="translate", args=run,
+                      deps=(str(cyclegan), src), outs=(str(translated), str(grid)),
+                      params=exp.keys + (exp.key("cycada.cyclegan"), exp.key("cycada.translate")),
+                      domains=(exp.source,), backbone=exp.backbone, dir_outs=(str(translated),),
+                      report_outs=(str(grid),), report_category=exp.name),
+            StageSpec(name=f"train_task__{exp.name}__s{seed}", module="train_task", args=run,
+                      deps=(str(translated), f_s), outs=(str(pixel), str(paths.history(pixel))),
+                      params=exp.keys + (exp.key("cycada.train_task"),), backbone=exp.backbone),
+        ]
+    for row, variant in FEATURE_VARIANTS.items():
+        if exp.wants(row):
+            start = (f_s, src) if variant == "feat" else (str(pixel), str(translated))
+            stages.append(adapt_features(exp, row, variant, seed, start, adapted_model(exp.name, variant, seed)))
+    return stages
+
+
+# ---- rows -------------------------------------------------------------------------------------
+
+_T4 = {  # CyCADA Table 4, GTA5 -> Cityscapes val: 19 per-class IoUs, mIoU, fwIoU, pixel accuracy
+    ("fcn8s_vgg16", "cycada_feat"): "85.6 30.7 74.7 14.4 13.0 17.6 13.7 5.8 74.6 15.8 69.9 38.2 3.5 72.3 16.0 5.0 0.1 3.6 "
+                                    "0.0 29.2 71.5 82.5",
+    ("fcn8s_vgg16", "cycada_pixel"): "83.5 38.3 76.4 20.6 16.5 22.2 26.2 21.9 80.4 28.7 65.7 49.4 4.2 74.6 16.0 26.6 2.0 "
+                                     "8.0 0.0 34.8 73.1 82.8",
+    ("fcn8s_vgg16", "cycada_pixel_feat"): "85.2 37.2 76.5 21.8 15.0 23.8 22.9 21.5 80.5 31.3 60.7 50.5 9.0 76.9 17.1 28.2 "
+                                          "4.5 9.8 0.0 35.4 73.8 83.6",
+    ("drn26", "cycada_feat"): "78.1 31.1 71.2 10.3 14.1 29.8 28.1 20.9 74.0 16.8 51.9 53.6 6.1 65.4 8.2 20.9 1.8 13.9 5.9 "
+                              "31.7 67.4 78.4",
+    ("drn26", "cycada_pixel"): "63.7 24.7 69.3 21.2 17.0 30.3 33.0 32.0 80.5 25.3 62.3 62.0 15.1 73.1 19.8 23.6 5.5 16.2 "
+                               "28.7 37.0 63.8 75.4",
+    ("drn26", "cycada_pixel_feat"): "79.1 33.1 77.9 23.4 17.3 32.1 33.3 31.8 81.5 26.7 69.0 62.8 14.7 74.5 20.9 25.6 6.9 "
+                                    "18.8 20.4 39.5 72.4 82.3",
+}
+
+
+def _paper(row: str, *tables: dict) -> dict:
+    return merge(*tables, {("gta5", "cityscapes", arch): (segmentation_row(v, "CyCADA Table 4"),)
+                           for (arch, name), v in _T4.items() if name == row})
+
+
+ROWS = {
+    "cycada_pixel": Row(
+        "cycada_pixel", "CyCADA pixel only", "last epoch; no target labels",
+        checkpoint=lambda exp, seed: pixel_model(exp.name, seed),
+        paper=_paper("cycada_pixel", digits("CyCADA Table 2", "95.6 ± 0.2", "96.4 ± 0.1", "70.3 ± 0.2"))),
+    "cycada_feat": Row(
+        "cycada_feat", "CyCADA feat only (ADDA)", ADDA_SELECTION,
+        checkpoint=lambda exp, seed: adapted_model(exp.name, "feat", seed),
+        paper=_paper("cycada_feat", digits("CyCADA Table 2 (ADDA)", "89.4 ± 0.2", "90.1 ± 0.8", "76.0 ± 1.8"),
+                     digits("GAM Table 1 (ADDA)", "90.2 ± 0.9", "97.2 ± 0.4", "72.0 ± 0.6"),
+                     {("gta5", "cityscapes", "erfnet_encoder"): (PaperValue("28.6", "GAM Table 3 (IoU, ERFNet)"),)})),
+    "cycada_pixel_feat": Row(
+        "cycada_pixel_feat", "CyCADA pixel+feat", ADDA_SELECTION,
+        checkpoint=lambda exp, seed: adapted_model(exp.name, "pixel_feat", seed),
+        paper=_paper("cycada_pixel_feat", digits("CyCADA Table 2", "95.6 ± 0.2", "96.5 ± 0.1", "90.4 ± 0.4"))),
+}
+
+METHOD = Method(name="cycada", paper="Hoffman et al., CyCADA, ICML 2018", order=10, rows=tuple(ROWS.values()),
+                seed_stages=_seed_stages)

@@ -1,0 +1,146 @@
+"""GAM (Huang, Huang and Krähenbühl, "Domain transfer through deep activation matching", ECCV 2018).
+
+Stages per seed: ``gaussian_match`` (4.1, closed form) -> ``match_activations`` (4.2, with the
+weight-drift regulariser: "full", or without: "noreg"); "ADDA + weight regulariser" is CyCADA's
+``adapt_features`` stage with the regulariser on. Per experiment: ``label_bound`` (5.3, the
+label-distribution oracle bound, segmentation only). Algorithm: :mod:`pipeline_lib.methods.gam`;
+params: :mod:`pipeline_lib.methods.gam_params`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline_lib import paths
+from pipeline_lib.config import Params
+from pipeline_lib.methods.cycada_spec import adapt_features, monitor_curves
+from pipeline_lib.paper_numbers import PaperValue, digits, merge
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+
+LAST = "last epoch; no target labels"
+#: rows -> the checkpoint variant that holds them
+VARIANTS = {"gam_gaussian": "gaussian", "adda_reg": "adda_reg", "gam_noreg": "noreg", "gam": "full"}
+#: the ``match_activations`` variants and their rows
+MATCH_VARIANTS = {"gam": "full", "gam_noreg": "noreg"}
+
+
+# ---- artifacts --------------------------------------------------------------------------------
+
+def gam_model(experiment: str, variant: str, seed: int) -> Path:
+    """GAM's checkpoints: gaussian (4.1), full / noreg (4.2), adda_reg (ADDA + the regulariser)."""
+    return Path("models/gam") / experiment / f"seed{seed}" / f"{variant}.pt"
+
+
+def source_or_not_png(experiment: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"source_or_not_seed{seed}.png"
+
+
+def label_bound_json(experiment: str) -> Path:
+    """GAM 5.3's label-distribution bound (no model, no seed)."""
+    return Path("metrics") / experiment / "label_bound.json"
+
+
+# ---- stages -----------------------------------------------------------------------------------
+
+def _drift_curve(label: str, seed: int, csv: Path) -> Curve:
+    return Curve(f"{label}: weight drift ||theta_s - theta_t||^2", f"seed {seed}", "drift", str(csv))
+
+
+def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
+    f_s = str(exp.source_model(seed))
+    init = exp.section("gam").match_activations.init
+    gaussian, picture = gam_model(exp.name, "gaussian", seed), source_or_not_png(exp.name, seed)
+    stages: list[StageSpec] = []
+    if exp.wants("gam_gaussian") or (exp.wants(*MATCH_VARIANTS) and init == "gaussian"):
+        stages.append(StageSpec(
+            name=f"gaussian_match__{exp.name}__s{seed}", module="gaussian_match",
+            args=(("experiment", exp.name), ("seed", seed)), deps=(f_s, *exp.data),
+            outs=(str(gaussian), str(picture)), params=exp.keys + (exp.key("gam.gaussian_match"),),
+            domains=(exp.source, exp.target), backbone=exp.backbone,
+            report_outs=(str(picture),), report_category=exp.name))
+    for row, variant in MATCH_VARIANTS.items():
+        if not exp.wants(row):
+            continue
+        model = gam_model(exp.name, variant, seed)
+        csv, label = paths.history(model), ROWS[row].label
+        curves = (Curve(f"{label}: discriminator accuracy", f"seed {seed}", "acc_d", str(csv)),
+                  *monitor_curves(exp, label, seed, csv)) + ((_drift_curve(label, seed, csv),) if row == "gam" else ())
+        stages.append(StageSpec(
+            name=f"match_activations__{exp.name}__{variant}__s{seed}", module="match_activations",
+            args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
+            deps=((str(gaussian),) if init == "gaussian" else ()) + (f_s, *exp.data),
+            outs=(str(model), str(csv)), params=exp.keys + (exp.key("gam.match_activations"), exp.key("evaluate")),
+            domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
+    if exp.wants("adda_reg"):
+        model = gam_model(exp.name, "adda_reg", seed)
+        stages.append(adapt_features(
+            exp, "adda_reg", "feat_reg", seed, (f_s, exp.data[0]), model,
+            extra_keys=(exp.key("gam.adda_weight_reg"), exp.key("gam.match_activations.drift_reduction")),
+            extra_curves=(_drift_curve(ROWS["adda_reg"].label, seed, paths.history(model)),)))
+    return stages
+
+
+def _experiment_stages(exp: Experiment) -> list[StageSpec]:
+    if not exp.wants("label_bound"):
+        return []
+    return [StageSpec(
+        name=f"label_bound__{exp.name}", module="label_bound", args=(("experiment", exp.name),),
+        deps=exp.data, outs=(str(label_bound_json(exp.name)),),
+        params=(f"experiments.{exp.name}.source", f"experiments.{exp.name}.target",
+                f"experiments.{exp.name}.backbone", exp.key("evaluate")),
+        domains=(exp.source, exp.target))]
+
+
+def _check(params: Params, experiment: str) -> str | None:
+    exp = Experiment(params, experiment)
+    if exp.wants("gam_gaussian", "gam_noreg", "gam") and not params.backbones[exp.backbone].gam_layers:
+        return f"GAM rows need backbones.{exp.backbone}.gam_layers (the named layers to match)"
+    return None
+
+
+# ---- rows -------------------------------------------------------------------------------------
+
+def _label_bound_summary(exp: Experiment) -> dict[str, object]:
+    from pipeline_lib.artifacts import read_json  # the report's job; the DAG never calls this
+    bound = read_json(label_bound_json(exp.name))
+    row: dict[str, object] = {
+        "metric": "mIoU %", "target_miou": f"{100 * bound['miou']:.1f}",
+        "target_pixel_acc": f"{100 * bound['pixel_acc']:.1f}", "target_class_acc": f"{100 * bound['class_acc']:.1f}",
+        "target_mean": round(100 * bound["miou"], 2)}
+    for pos, cls in enumerate(bound["eval_classes"]):
+        iou = bound["iou"][pos]
+        row[f"iou_{bound['classes'][cls]}"] = None if iou is None else round(100 * iou, 1)
+    return row
+
+
+def _erfnet(value: str) -> dict:
+    return {("gta5", "cityscapes", "erfnet_encoder"): (PaperValue(value, "GAM Table 3 (IoU, ERFNet)"),)}
+
+
+def _checkpoint(variant: str):
+    return lambda exp, seed: gam_model(exp.name, variant, seed)
+
+
+ROWS = {
+    "gam_gaussian": Row("gam_gaussian", "GAM i.i.d. Gaussian matching", "closed form; no target labels",
+                        checkpoint=_checkpoint("gaussian"), paper=_erfnet("28.0")),
+    "adda_reg": Row("adda_reg", "ADDA + weight regulariser", "last ADDA epoch; no target labels",
+                    checkpoint=_checkpoint("adda_reg"),
+                    paper=merge(digits("GAM Table 1", "90.5 ± 0.5", "97.4 ± 0.6", "73.5 ± 0.8"), _erfnet("30.5"))),
+    "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, checkpoint=_checkpoint("noreg"),
+                     paper=digits("GAM Table 1", "95.6 ± 0.6", "97.8 ± 0.6", "73.6 ± 0.6")),
+    "gam": Row("gam", "GAM full", LAST, checkpoint=_checkpoint("full"),
+               paper=merge(digits("GAM Table 1", "95.7 ± 0.5", "98.0 ± 0.5", "74.6 ± 1.1"), _erfnet("31.3"))),
+    "label_bound": Row(
+        "label_bound", "label-distribution oracle bound",
+        "no model: best scores of any model that follows the source label distribution (GAM 5.3), from "
+        "source-train and target-test pixel counts", uses_target_labels=True, tasks=("segmentation",),
+        reference=True, needs_source_model=False,
+        paper={("gta5", "cityscapes", "*"): (PaperValue("55 (IoU); 82 (pixel acc); 72 (class acc)",
+                                                        "GAM Table 3 (oracle, source distribution)"),)},
+        report_inputs=lambda exp: (label_bound_json(exp.name),), summary=_label_bound_summary),
+}
+
+METHOD = Method(name="gam", paper="Huang et al., Domain transfer through deep activation matching, ECCV 2018",
+                order=20, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages,
+                check=_check)

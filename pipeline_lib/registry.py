@@ -1,0 +1,286 @@
+"""The method registry: every method declares itself once, next to its code.
+
+A method is three modules in ``pipeline_lib/methods/``: ``<name>.py`` holds the algorithm (torch),
+``<name>_params.py`` its params.yaml section (pydantic classes, found by :func:`pipeline_lib.config.params_model`)
+and ``<name>_spec.py`` its declaration, a light module with one :class:`Method` called ``METHOD``:
+
+- its report rows (:class:`Row`: label, whether it reads target labels, the model-selection note,
+  the checkpoint ``evaluate`` scores and the function that loads it, the papers' numbers);
+- its stages per seed (:class:`StageSpec`: command, artifact inputs and outputs, params keys,
+  the domains it reads, the training curves its history holds) and any per-experiment stages;
+- its artifact paths, and a check of an experiment's params.
+
+The DAG (:mod:`pipeline_lib.dag`), the report, ``evaluate`` and the params validation iterate over
+:func:`methods`; none of them names a method. Modules are found by name (``*_spec.py``,
+``*_params.py``), so a new method adds files and edits none.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pipeline_lib import paths
+from pipeline_lib.config import ExperimentParams, Params, Task
+from pipeline_lib.domains.resolve import resolve_domain
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.paper_numbers import PaperValue
+
+TASKS: tuple[Task, ...] = ("classification", "segmentation")
+#: params keys every training or evaluation stage reads (the resolved values depend on them)
+RUN_KEYS = ("profile", "device", "threads_per_job")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of params.yaml, as the stage builders see it."""
+
+    params: Params
+    name: str
+
+    @property
+    def spec(self) -> ExperimentParams:
+        return self.params.experiments[self.name]
+
+    @property
+    def source(self) -> str:
+        return self.spec.source
+
+    @property
+    def target(self) -> str:
+        return self.spec.target
+
+    @property
+    def backbone(self) -> str:
+        return self.spec.backbone
+
+    @property
+    def task(self) -> Task:
+        return self.params.backbones[self.backbone].task
+
+    @property
+    def arch(self) -> str:
+        return self.params.backbones[self.backbone].arch
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.params.experiment_seeds(self.name)
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The report rows (params ``methods``; left out: every row of the track)."""
+        return self.spec.methods if self.spec.methods is not None else default_rows(self.task)
+
+    def wants(self, *names: str) -> bool:
+        """Whether the experiment reports any of ``names``, or a row that builds on one of them."""
+        needed = set(self.rows)
+        for name in self.rows:
+            needed |= set(rows()[name].requires) if name in rows() else set()
+        return bool(set(names) & needed)
+
+    def section(self, name: str) -> Any:
+        """The params section ``name`` of this experiment's track."""
+        return self.params.section(name, self.backbone)
+
+    def key(self, section: str) -> str:
+        """The params.yaml key of a section on this experiment's track (``gam`` or ``segmentation.gam``)."""
+        return self.params.track(self.backbone).prefix + section
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Params keys every model stage of the experiment reads."""
+        return RUN_KEYS + (f"experiments.{self.name}.source", f"experiments.{self.name}.target",
+                           f"experiments.{self.name}.backbone", f"backbones.{self.backbone}")
+
+    def artifact(self, domain: str) -> str:
+        """What ``prepare`` writes for ``domain`` (an .npz, or the .json index of a streamed dataset)."""
+        return str(resolve_domain(self.params, domain).artifact)
+
+    @property
+    def data(self) -> tuple[str, str]:
+        """The prepared source and target domains (artifact paths)."""
+        return self.artifact(self.source), self.artifact(self.target)
+
+    def source_model(self, seed: int) -> Path:
+        return paths.supervised_model(self.source, self.backbone, seed)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of the report's training-curve figure: a column of a stage's history CSV."""
+
+    panel: str
+    series: str
+    column: str
+    csv: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as a method declares it; the DAG adds its code and domain dependencies.
+
+    ``module`` is the CLI in ``stages/`` (run as ``python3 -m stages.<module>``: ``python3`` exists wherever
+    Python 3 does, and ``stages/__init__.py`` switches to the project's ``.venv`` when needed) with ``args``;
+    ``deps`` are artifacts only; ``params`` the keys it reads beyond those of its domains;
+    ``domains`` the domains whose data it opens; ``modules`` project modules it imports by name.
+    """
+
+    name: str
+    module: str
+    args: tuple[tuple[str, Any], ...]
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+    params: tuple[str, ...]
+    domains: tuple[str, ...] = ()
+    backbone: str | None = None
+    modules: tuple[str, ...] = ()
+    dir_outs: tuple[str, ...] = ()
+    report_outs: tuple[str, ...] = ()
+    report_category: str = ""
+    curves: tuple[Curve, ...] = ()
+
+    @property
+    def cmd(self) -> str:
+        return " ".join([f"python3 -m stages.{self.module}",
+                         *(f"--{k.replace('_', '-')} {v}" for k, v in self.args)])
+
+
+def _no_paths(exp: Experiment, seed: int) -> tuple[Path, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One report row (a value of ``experiments.<name>.methods``)."""
+
+    name: str
+    label: str
+    selection: str
+    uses_target_labels: bool = False
+    tasks: tuple[Task, ...] = TASKS
+    #: the checkpoint ``evaluate`` scores; None for a row without a model (it gives ``summary``)
+    checkpoint: Callable[[Experiment, int], Path] | None = None
+    #: further files ``evaluate`` reads for it (e.g. the frozen model behind a calibrator)
+    eval_inputs: Callable[[Experiment, int], tuple[Path, ...]] = _no_paths
+    #: "module:function" that loads the checkpoint: (path, BackboneParams) -> (model, meta)
+    loader: str = "pipeline_lib.models:load_task_model"
+    #: an upper bound (listed after the adapted rows)
+    reference: bool = False
+    #: rows of other methods whose stages this row builds on (e.g. CycleGAN + calibrator on CyCADA's pixel-only model)
+    requires: tuple[str, ...] = ()
+    #: needs the supervised source model of the experiment
+    needs_source_model: bool = True
+    #: the papers' values: (source, target, backbone arch or "*") -> values
+    paper: Mapping[tuple[str, str, str], tuple[PaperValue, ...]] = field(default_factory=dict)
+    #: files the report reads for the row beyond its metrics (e.g. the calibrator's export record)
+    report_inputs: Callable[[Experiment], tuple[Path, ...]] = lambda exp: ()
+    #: extra report columns
+    columns: Callable[[Experiment], dict[str, object]] = lambda exp: {}
+    #: the metric columns of a row without a model
+    summary: Callable[[Experiment], dict[str, object]] | None = None
+
+    def paper_values(self, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
+        return self.paper.get((source, target, arch), ()) or self.paper.get((source, target, "*"), ())
+
+
+def _no_stages(*_: Any) -> list[StageSpec]:
+    return []
+
+
+def _no_problem(params: Params, experiment: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A paper's method: its rows, its params section and its stages."""
+
+    name: str
+    paper: str
+    order: int
+    rows: tuple[Row, ...]
+    seed_stages: Callable[[Experiment, int], list[StageSpec]] = _no_stages
+    experiment_stages: Callable[[Experiment], list[StageSpec]] = _no_stages
+    #: a problem with an experiment's params for this method (one line), or None
+    check: Callable[[Params, str], str | None] = _no_problem
+
+
+@functools.cache
+def methods() -> tuple[Method, ...]:
+    """Every declared method (``pipeline_lib/methods/*_spec.py``), in their declared order."""
+    from pipeline_lib import methods as package
+    found = [importlib.import_module(f"{package.__name__}.{info.name}").METHOD
+             for info in pkgutil.iter_modules(package.__path__) if info.name.endswith("_spec")]
+    return tuple(sorted(found, key=lambda m: (m.order, m.name)))
+
+
+@functools.cache
+def rows() -> dict[str, Row]:
+    """Every report row: the methods' rows in method order, upper bounds last."""
+    ordered = [r for m in methods() for r in m.rows if not r.reference] + \
+        [r for m in methods() for r in m.rows if r.reference]
+    names = [r.name for r in ordered]
+    if len(set(names)) != len(names):
+        raise RuntimeError(f"two methods declare the same row: {sorted(n for n in names if names.count(n) > 1)}")
+    return {r.name: r for r in ordered}
+
+
+def row(name: str) -> Row:
+    if name not in rows():
+        raise PipelineError(f"unknown method {name!r} (known: {', '.join(rows())})")
+    return rows()[name]
+
+
+def default_rows(task: Task) -> tuple[str, ...]:
+    """The rows an experiment reports when params.yaml lists none: every row of its track."""
+    return tuple(name for name, r in rows().items() if task in r.tasks)
+
+
+def check_params(params: Params) -> None:
+    """Raise a one-line PipelineError for rows an experiment cannot have (unknown, wrong task, missing settings)."""
+    for name, spec in params.experiments.items():
+        exp = Experiment(params, name)
+        for method in exp.rows:
+            if method not in rows():
+                raise PipelineError(f"params.yaml: experiments.{name}.methods: unknown method {method!r} "
+                                    f"(known: {', '.join(rows())})")
+            if exp.task not in rows()[method].tasks:
+                raise PipelineError(f"params.yaml: experiments.{name}.methods: {method} is for "
+                                    f"{' and '.join(rows()[method].tasks)} experiments, this one is {exp.task}")
+        for m in methods():
+            if {r.name for r in m.rows} & set(exp.rows):
+                problem = m.check(params, name)
+                if problem:
+                    raise PipelineError(f"params.yaml: experiments.{name}: {problem}")
+
+
+def method_stages(exp: Experiment) -> list[StageSpec]:
+    """Every method stage of an experiment: the per-experiment ones, then seed by seed."""
+    out: list[StageSpec] = []
+    for m in methods():
+        out += m.experiment_stages(exp)
+    for seed in exp.seeds:
+        for m in methods():
+            out += m.seed_stages(exp, seed)
+    return out
+
+
+def curves(exp: Experiment) -> list[Curve]:
+    """The training curves the report draws: those declared by the experiment's stages."""
+    seen: set[str] = set()
+    out: list[Curve] = []
+    for stage in method_stages(exp):
+        if stage.name not in seen:
+            seen.add(stage.name)
+            out += stage.curves
+    return out
+
+
+def load_model(name: str, checkpoint: Path, backbone: Any) -> tuple[Any, dict]:
+    """Load a row's checkpoint with the loader it declares."""
+    module, function = row(name).loader.split(":")
+    return getattr(importlib.import_module(module), function)(checkpoint, backbone)

@@ -1,0 +1,86 @@
+"""A user's own data end to end on the tiny profile: two folder domains with 11 classes of their own
+(images + label PNGs + a class list in params.yaml, a held-out sequence chosen by glob), an experiment
+between them, and the report with per-class IoUs, confusion plots and the prediction grid in those
+classes and colours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline_helpers import copy_project, run
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["road", "lane marking", "curb", "grass", "tree", "house", "sky", "car", "bike", "person", "sign"]
+IDS = list(range(10, 21))  # label-PNG value of each class; 0 is unlabelled
+SEQUENCES = ("seq01", "seq02", "seq07")
+METHODS = ["source_only", "cycada_feat", "oracle"]
+
+
+def _frame(rng: np.random.Generator, tint: np.ndarray, h: int = 64, w: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal bands of the 11 classes in a random order, a few unlabelled pixels, class colours + ``tint``."""
+    order = rng.permutation(len(CLASSES))
+    bands = np.linspace(0, h, len(CLASSES) + 1).astype(int)
+    train_ids = np.zeros((h, w), np.int64)
+    for k, cls in enumerate(order):
+        train_ids[bands[k]:bands[k + 1]] = cls
+    labels = np.asarray(IDS, np.uint8)[train_ids]
+    labels[:, :2] = 0  # unlabelled border
+    base = np.stack([(train_ids * 23) % 256, (train_ids * 71) % 256, (train_ids * 131) % 256], -1)
+    image = np.clip(base + tint + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    return image, labels
+
+
+def _write_domain(root: Path, tint: tuple[int, int, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir(parents=True)
+    for seq in SEQUENCES:
+        for i in range(4):
+            image, labels = _frame(rng, np.asarray(tint))
+            Image.fromarray(image).save(root / "images" / f"{seq}_{i:03d}.png")
+            Image.fromarray(labels).save(root / "labels" / f"{seq}_{i:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("own")
+    project = copy_project(tmp / "p", profile="tiny")
+    _write_domain(tmp / "data/own_a", (0, 0, 0), seed=1)
+    _write_domain(tmp / "data/own_b", (60, -40, 30), seed=2)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seeds"] = [0]
+    folder = {"classes": CLASSES, "ids": IDS, "ignore_id": 0, "test_glob": "seq07_*"}
+    params["data"]["folders"] = {"own_a": {"root": str(tmp / "data/own_a"), **folder},
+                                 "own_b": {"root": str(tmp / "data/own_b"), **folder}}
+    params["experiments"]["own"] = {"source": "own_a", "target": "own_b", "backbone": "street", "methods": METHODS}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["snakemake", "--cores", "2", "reports/own.csv"], project)
+    return project
+
+
+def test_folder_domains_hold_out_the_glob_sequence(own):
+    for name in ("own_a", "own_b"):
+        index = json.loads((own / f"data/domains/{name}.json").read_text())
+        assert index["counts"] == {"train": 8, "test": 4} and index["classes"] == CLASSES
+        assert {Path(image).stem[:5] for image, _ in index["splits"]["test"]} == {"seq07"}
+        assert (own / f"data/domains/{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_scores_the_domains_own_classes(own):
+    table = pd.read_csv(own / "reports/own.csv")
+    assert len(table) == len(METHODS) and set(table["metric"]) == {"mIoU %"}
+    assert [c for c in table if c.startswith("iou_")] == [f"iou_{c}" for c in CLASSES]
+    assert table["target_miou"].astype(float).between(0, 100).all()
+    metrics = json.loads((own / "metrics/own/source_only/seed0.json").read_text())
+    assert metrics["target"]["classes"] == CLASSES and np.asarray(metrics["target"]["confusion"]).shape == (11, 11)
+    assert np.asarray(metrics["target"]["confusion"]).sum() == 4 * 64 * 94  # 4 test frames, 2 columns ignored
+    for png in ["predictions.png", *(f"confusion_{m}.png" for m in METHODS)]:
+        assert (own / "reports/own" / png).read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,50 @@
+"""Report figures render for any class count (a user's folder domain can have any classes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline_lib.domains.classes import default_palette
+from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid
+
+
+def _names(k: int) -> list[str]:
+    return [f"class number {i}" if i % 3 else f"c{i}" for i in range(k)]
+
+
+@pytest.mark.parametrize("k", [2, 11, 40])
+def test_confusion_plot_renders_for_any_class_count(tmp_path, k):
+    rng = np.random.default_rng(k)
+    conf = rng.integers(0, 5_000_000, (k, k))
+    out = tmp_path / f"confusion_{k}.png"
+    confusion_plot(conf, _names(k), out, f"experiment: a {k}-class confusion matrix with a rather long title " * 2)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and min(im.size) > 100
+    if k == 40:  # grows with the classes, up to a cap
+        with Image.open(tmp_path / "confusion_40.png") as big:
+            assert max(big.size) < 18 * 110 * 1.5
+
+
+def test_confusion_plot_rejects_a_mismatched_class_list(tmp_path):
+    with pytest.raises(ValueError, match="shape .* for 3 class names"):
+        confusion_plot(np.zeros((4, 4)), ["a", "b", "c"], tmp_path / "c.png", "t")
+
+
+@pytest.mark.parametrize("k", [2, 11, 40])
+def test_prediction_grid_with_a_legend_for_any_class_count(tmp_path, k):
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, k, (3, 16, 24)).astype(np.uint8)
+    masks[:, 0] = 255  # ignored pixels are black
+    palette = default_palette(k)
+    images = rng.integers(0, 256, (3, 16, 24, 3), dtype=np.uint8)
+    coloured = colorize(masks, palette)
+    assert (coloured[:, 0] == 0).all() and tuple(coloured[0, 1, 0]) == palette[masks[0, 1, 0]]
+    out = tmp_path / f"grid_{k}.png"
+    segmentation_grid([("image", images), ("prediction", coloured), ("ground truth", coloured)], out,
+                      f"{k} classes", legend=list(zip(_names(k), palette)))
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        width, height = im.size
+    assert width < 1200  # the legend wraps into rows instead of widening the figure

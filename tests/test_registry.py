@@ -1,0 +1,80 @@
+"""The method registry: every method declared once, and everything else iterating over it."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+
+from pipeline_lib import registry
+from pipeline_lib.codedeps import ROOT
+from pipeline_lib.config import parse_params, section_modules
+from pipeline_lib.dag import build_stages
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.registry import Experiment
+
+
+def test_rows_keep_their_order_with_the_upper_bounds_last():
+    assert list(registry.rows()) == [
+        "source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg", "gam_noreg",
+        "gam", "calibrator", "cycada_calibrator", "oracle", "label_bound"]
+    assert "label_bound" not in registry.default_rows("classification")
+    assert registry.default_rows("segmentation")[-2:] == ("oracle", "label_bound")
+
+
+def test_every_params_section_is_found_and_validated(tiny_raw):
+    assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator"}
+    params = parse_params(tiny_raw)
+    assert params.section("gam", "lenet").match_activations.lr > 0
+    bad = copy.deepcopy(tiny_raw)
+    bad["gam"]["match_activations"]["lr"] = -1
+    with pytest.raises(PipelineError, match=r"gam\.match_activations\.lr"):
+        parse_params(bad)
+
+
+@pytest.mark.parametrize("methods, message", [
+    (["source_only", "cyclegan"], "unknown method 'cyclegan'"),
+    (["label_bound"], "label_bound is for segmentation experiments"),
+])
+def test_an_experiment_cannot_have_rows_the_registry_lacks_or_its_track_cannot_run(tiny_raw, methods, message):
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = methods
+    with pytest.raises(PipelineError, match=message):
+        build_stages(parse_params(tiny_raw))
+
+
+def test_gam_rows_need_the_layers_to_match(tiny_raw):
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["gam"]
+    del tiny_raw["backbones"]["lenet"]["gam_layers"]
+    with pytest.raises(PipelineError, match="GAM rows need backbones.lenet.gam_layers"):
+        registry.check_params(parse_params(tiny_raw))
+
+
+def test_a_row_that_builds_on_another_methods_stages_gets_them_and_their_curves(tiny_raw):
+    """CycleGAN + calibrator alone still trains CyCADA's CycleGAN and pixel-only model, and the report
+    draws that CycleGAN's curves (they were missing before the registry)."""
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["cycada_calibrator"]
+    exp = Experiment(parse_params(tiny_raw), "mnist_usps")
+    names = [s.name for s in registry.method_stages(exp)]
+    assert {"train_cyclegan__mnist_usps__s0", "translate__mnist_usps__s0", "train_task__mnist_usps__s0",
+            "train_calibrator__mnist_usps__cycada__s0"} <= set(names)
+    panels = {c.panel for c in registry.curves(exp)}
+    assert "CycleGAN cycle loss" in panels and any("calibrator" in p for p in panels)
+
+
+def test_no_shared_module_names_a_method():
+    """dag, paths, report, evaluate and config iterate over the registry: no row or section name in them."""
+    names = set(registry.rows()) | {"cycada", "gam", "calibrator", "cyclegan", "translated", "adda"}
+    for file in ("pipeline_lib/dag.py", "pipeline_lib/paths.py", "pipeline_lib/report.py", "stages/evaluate.py",
+                 "pipeline_lib/config.py"):
+        code = re.sub(r'"""(.|\n)*?"""|#.*', "", (ROOT / file).read_text())  # docstrings and comments may
+        strings = set(re.findall(r'"([a-z_]+)"', code))
+        assert not strings & names, (file, strings & names)
+
+
+def test_paper_numbers_follow_the_backbone(tiny_params):
+    row = registry.row("source_only")
+    assert [p.table for p in row.paper_values("mnist", "usps", "lenet")] == ["CyCADA Table 2", "GAM Table 1"]
+    assert row.paper_values("mnist", "usps", "drn26") == ()
+    assert row.paper_values("gta5", "cityscapes", "drn26")[0].miou == 21.7
+    assert registry.row("label_bound").paper_values("gta5", "cityscapes", "lraspp_mobilenet_v3")[0].value.startswith("55")
