@@ -12,6 +12,7 @@ import sys
 from pipeline_lib.config import load_params
 from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.locks import claim_workspace, find_runner
 from pipeline_lib import paths
 
 try:
@@ -28,6 +29,16 @@ if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != DVC_TEXT:
 # jobs run `python3 -m stages.<name>`: the interpreter running Snakemake (the project's .venv) comes first,
 # so `.venv/bin/snakemake ...` works without activating the environment
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+# one runner per workspace (pipeline_lib/locks.py): claim it before any job starts, so that a Snakemake started
+# while `dvc repro` works here stops before it deletes a single output (every stage checks again itself)
+onstart:
+    _runner = find_runner()
+    if _runner is not None:
+        try:
+            claim_workspace(Path.cwd(), _runner)
+        except PipelineError as err:
+            sys.exit(f"error: {err}")
 
 report: "reports/workflow.rst"
 

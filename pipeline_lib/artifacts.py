@@ -13,10 +13,11 @@ import json
 import os
 import shutil
 import pickle
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,21 +28,65 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+#: ``hook(temp, True)`` when a temporary sibling appears, ``hook(temp, False)`` once it is gone (renamed
+#: or removed); :func:`pipeline_lib.cli.run_stage` records the live ones in the stage's lock file, so
+#: the next run of a stage that was killed removes what it left (:mod:`pipeline_lib.locks`)
+TempHook = Callable[[Path, bool], None]
+_temp_hook: TempHook | None = None
+
+
+def set_temp_hook(hook: TempHook | None) -> TempHook | None:
+    """Install ``hook`` (None: none) for the temporary siblings of artifacts; returns the previous one."""
+    global _temp_hook
+    previous, _temp_hook = _temp_hook, hook
+    return previous
+
+
+def _temp_event(tmp: Path, alive: bool) -> None:
+    if _temp_hook is not None:
+        _temp_hook(tmp, alive)
+
+
+def _blame(err: OSError, path: Path, tmp: Path | None = None) -> None:
+    """Make an I/O error that hit ``path``'s temporary sibling (or no file at all) name ``path``.
+
+    A full disk surfaces in a ``write`` that names no file, a read-only folder in ``mkstemp`` with a
+    random hidden name: the user should see the artifact that could not be written (for a file inside
+    a temporary folder, the same file inside ``path``).
+    """
+    if not isinstance(err.filename, (str, os.PathLike)):
+        err.filename, err.filename2 = str(path), None
+        return
+    hit = Path(os.path.abspath(os.fsdecode(err.filename)))  # mkstemp and mkdtemp name absolute paths
+    if hit.parent == Path(os.path.abspath(path.parent)) and hit.name.startswith(f".{path.name}."):
+        err.filename, err.filename2 = str(path), None
+    elif tmp is not None and hit.is_relative_to(os.path.abspath(tmp)):
+        err.filename, err.filename2 = str(path / hit.relative_to(os.path.abspath(tmp))), None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        _blame(err, path)
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        _temp_event(tmp, True)
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; artifacts are shared
         os.replace(tmp, path)
+    except OSError as err:
+        _blame(err, path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+        _temp_event(tmp, False)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -85,8 +130,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise PipelineError(f"{path}: checkpoint not found; run the stage that trains it first")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and rerun its stage") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError,
+            struct.error) as err:
+        raise PipelineError(f"{path}: unreadable checkpoint ({type(err).__name__}); delete it and rerun its stage") \
+            from None
     if not isinstance(payload, dict) or "state" not in payload or "meta" not in payload:
         raise PipelineError(f"{path}: not a pipeline checkpoint; delete it and rerun its stage")
     return payload
@@ -96,16 +143,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        _blame(err, path)
+        raise
+    try:
+        _temp_event(tmp, True)
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as err:
+        _blame(err, path, tmp)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _temp_event(tmp, False)
 
 
 def _sha256(path: Path) -> str:
@@ -117,6 +173,10 @@ def _sha256(path: Path) -> str:
 
 
 MANIFEST = "manifest.json"
+
+
+class _Aborted(Exception):
+    """Thrown into a :class:`ShardWriter`'s ``atomic_dir`` to drop its temporary folder."""
 
 
 class ShardWriter:
@@ -190,18 +250,19 @@ class ShardWriter:
         self._ctx.__exit__(None, None, None)
         return manifest
 
-    def abort(self) -> None:
-        """Drop everything written so far (nothing appears at ``path``)."""
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Drop everything written so far (nothing appears at ``path``); ``exc``: the error that stopped it."""
         if not self._closed:
             self._closed = True
             self._open = []
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            stop = exc if exc is not None else _Aborted()
+            self._ctx.__exit__(type(stop), stop, stop.__traceback__)  # removes the temporary folder
 
     def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.abort()  # after close() a no-op; otherwise (an error, no close) nothing is left behind
+        self.abort(exc)  # after close() a no-op; otherwise (an error, no close) nothing is left behind
 
 
 def write_shards(path: str | Path, images: np.ndarray, labels: np.ndarray, shard_size: int,

@@ -1,25 +1,34 @@
 """Shared plumbing for the thin stage CLIs in ``stages/``.
 
-``run_stage(parser, main)`` loads and validates params.yaml, calls ``main(args, params)`` and
-turns a :class:`PipelineError` into one line on stderr and exit status 2.
+``run_stage(parser, main)`` takes the workspace's locks (:mod:`pipeline_lib.locks`: one runner per
+workspace, one process per stage invocation; debris of a killed earlier run of the stage is removed),
+loads and validates params.yaml and calls ``main(args, params)``. What can go wrong for a user becomes
+one line on stderr, never a traceback: a :class:`PipelineError` or an I/O error (permissions, a full
+disk: the line names the path and the fix) exits with status 2, Ctrl-C with 130, SIGTERM with 143.
+Outputs are written atomically (:mod:`pipeline_lib.artifacts`), so a stopped stage leaves none half-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
 
-from pipeline_lib.artifacts import atomic_path
+from pipeline_lib.artifacts import atomic_path, set_temp_hook
 from pipeline_lib.config import ExperimentParams, Params, load_params
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.locks import StageLock, claim_workspace, find_runner
 from pipeline_lib.paths import history
 from pipeline_lib.training import TrainResult, partial_path
 
@@ -57,17 +66,105 @@ def _record_modules(folder: str) -> None:
     out.write_text(json.dumps({"cmd": cmd, "modules": loaded}))
 
 
+#: exit statuses of a stage stopped by Ctrl-C (SIGINT) and by SIGTERM, as a shell reports those signals
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the stage's main thread so that ``finally`` blocks remove temporary files."""
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr; under ``... | tee log`` Ctrl-C may have closed the pipe already."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def io_error_line(err: OSError) -> str:
+    """One line for an I/O error: what failed on which path, and the fix."""
+    where = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes, os.PathLike)) else None
+    target = where or "an output (the path was not reported)"
+    folder = (os.path.dirname(where.rstrip(os.sep)) or ".") if where else "the output folders"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        fix = f"chmod u+rwx {shlex.quote(folder)}" if where else "chmod u+rwx <folder>"
+        return (f"permission denied on {target}; give your user write access to {folder} "
+                f"(e.g. {fix}, or fix its owner), then rerun")
+    if err.errno == errno.EROFS:
+        return f"cannot write {target}: read-only file system; run the pipeline in a writable workspace, then rerun"
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        what = "no space left on the device" if err.errno == errno.ENOSPC else "disk quota exceeded"
+        return (f"{what} while writing {target}; free space there (delete outputs you no longer need, "
+                "`dvc gc`) or move the workspace to a larger disk, then rerun")
+    code = errno.errorcode.get(err.errno or 0, "")
+    return f"{target}: {err.strerror or err}{f' ({code})' if code else ''}; fix that, then rerun"
+
+
+def _stage_module(main: Callable[..., Any]) -> str:
+    """``stages.<name>`` of the running stage (``main``'s module, or what ``python -m`` ran)."""
+    module = getattr(main, "__module__", None) or "__main__"
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = getattr(spec, "name", None) or Path(sys.argv[0]).stem or "stage"
+    return module
+
+
+def _on_sigterm(owner: int) -> Callable[[int, Any], None]:
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        if os.getpid() != owner:  # a forked helper (a DataLoader worker): die as without the handler
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+    return handler
+
+
 def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace, Params], None],
               argv: list[str] | None = None) -> int:
+    """Run one stage: locks, params, ``main(args, params)``; returns the exit status (see the module doc)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     args = parser.parse_args(argv)
+    module = _stage_module(main)
+    command = shlex.join(["python3", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    lock: StageLock | None = None
+    hooked, previous_hook = False, None
     try:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+        workspace = Path.cwd()
+        runner = find_runner()
+        if runner is not None:  # one runner per workspace; a stage run by hand takes only its stage lock
+            claim_workspace(workspace, runner)
+        lock = StageLock(workspace, module, vars(args), command, runner)
+        lock.acquire()  # also removes what a killed earlier run of this stage left
+        held = lock
+        previous_hook = set_temp_hook(lambda tmp, alive: held.temp_created(tmp) if alive else held.temp_gone(tmp))
+        hooked = True
         params = load_params(args.params)
         torch.set_num_threads(params.threads_per_job)  # same threads under both runners -> same numbers
         main(args, params)
     except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _say(f"error: {err}")
         return 2
+    except OSError as err:
+        _say(f"error: {io_error_line(err)}")
+        return 2
+    except KeyboardInterrupt:
+        _say("error: interrupted (Ctrl-C); unfinished outputs were discarded: rerun the stage to continue")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        _say("error: terminated (SIGTERM); unfinished outputs were discarded: rerun the stage to continue")
+        return EXIT_TERMINATED
+    finally:
+        if hooked:
+            set_temp_hook(previous_hook)
+        if lock is not None:
+            lock.release()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm if previous_sigterm is not None else signal.SIG_DFL)
     if os.environ.get(RECORD_MODULES):
         _record_modules(os.environ[RECORD_MODULES])
     return 0

@@ -6,8 +6,8 @@ it imports, found by parsing ``import`` statements (no module is executed):
 - every module-level import is followed, and so is every package whose ``__init__`` runs on the way;
 - a function-level import is followed too, except where a dispatcher in ``pipeline_lib.domains`` or
   ``pipeline_lib.models`` picks one *domain's* or *backbone's* module inside a function (``build_domain``,
-  ``build_backbone``): those modules are followed only where the stage asks for them (the domain it prepares, the backbone it trains), so
-  that editing the DRN code does not rerun the LeNet stages;
+  ``build_backbone``): those modules are followed only where the stage asks for them (the domain it
+  prepares, the backbone it trains), so that editing the DRN code does not rerun the LeNet stages;
 - imports under ``if TYPE_CHECKING:`` are skipped (they never run);
 - modules found by name at run time are added by who finds them: :mod:`pipeline_lib.config` loads
   every ``pipeline_lib/methods/*_params.py`` to validate params.yaml (so every stage that loads params
@@ -54,7 +54,8 @@ def _resolve(module: str, node: ast.ImportFrom) -> str | None:
     if node.level == 0:
         return node.module
     parts = module.split(".")
-    is_package = module_file(module) is not None and module_file(module).name == "__init__.py"  # type: ignore[union-attr]
+    own = module_file(module)
+    is_package = own is not None and own.name == "__init__.py"
     base = parts if is_package else parts[:-1]
     base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
@@ -139,5 +140,6 @@ def code_deps(roots: Iterable[str], wanted: Iterable[str] = ()) -> tuple[str, ..
 
 @functools.cache
 def _code_deps(roots: tuple[str, ...], wanted: tuple[str, ...]) -> tuple[str, ...]:
-    files = {module_file(name).relative_to(ROOT).as_posix() for name in closure(roots, wanted)}  # type: ignore[union-attr]
+    files = {module_file(name).relative_to(ROOT).as_posix()  # type: ignore[union-attr]
+             for name in closure(roots, wanted)}
     return tuple(sorted(files))

@@ -179,6 +179,23 @@ class PrepareParams(_Strict):
     scenes: ScenesParams = ScenesParams(n_train=600, n_test=200)
     gta5: HeldOutParams = HeldOutParams()
     synthia: HeldOutParams = HeldOutParams()
+    validate_frames: dict[str, bool] = Field(
+        default_factory=dict, description="prepare decodes every image and label of a real street dataset (gta5, "
+        "cityscapes, synthia) or data.folders domain with the readers training uses, and stops at the first bad file "
+        "(unreadable, RGB label, label id outside the class list, image/label size mismatch); `<domain>: false` "
+        "skips this for a dataset you trust (a bad file then stops training or evaluation instead); default true")
+    validate_workers: int = Field(2, ge=0, description="DataLoader worker processes that decode frames while prepare "
+                                  "validates a real or folder domain (0: in the stage's own process)")
+
+    @field_validator("validate_frames")
+    @classmethod
+    def _streamed_domains_only(cls, flags: dict[str, bool]) -> dict[str, bool]:
+        built = sorted(set(flags) & set(DIGIT_DOMAINS + EMBEDDED_SCENE_DOMAINS))
+        if built:
+            raise ValueError(f"{built[0]!r} has no dataset folder whose frames prepare could check: only real street "
+                             f"datasets ({', '.join(REAL_SCENE_DOMAINS)}) and data.folders domains are validated; "
+                             "remove it")
+        return flags
 
 
 class BackboneParams(_Strict):
@@ -240,6 +257,30 @@ class TrainSupervisedParams(LoaderParams):
     max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
 
 
+class DivergenceParams(_Strict):
+    """When a training stage stops as diverged, before it writes its checkpoint (a NaN or infinite loss
+    always stops it). Both tests are off when set to null.
+
+    - ``loss_growth``: a watched loss (supervised cross-entropy; the adversarial stages' generator, encoder,
+      target-net or calibrator loss and their discriminators') that exceeds this multiple of its start stops
+      the stage. The start is the mean of the loss's first few steps, each of them checked against the mean
+      of the ones before it, so a loss that explodes within the first steps is caught too. GAN losses move
+      legitimately, but by a factor of a few, not a thousand.
+    - ``chance_margin``: classification only: supervised training whose training accuracy stayed within this
+      margin of chance (1 / number of classes) in every epoch of the run stops at its end, once the run has
+      at least ``chance_min_steps`` optimiser steps (a short run, e.g. the tiny profile's one epoch, may
+      legitimately end near chance).
+    """
+
+    loss_growth: float | None = Field(1000.0, gt=1, description="stop when a watched finite loss exceeds this "
+                                      "multiple of its start (the mean of its first steps); null: never")
+    chance_margin: float | None = Field(0.02, ge=0, lt=1, description="classification: stop when the training "
+                                        "accuracy of every epoch stayed within this margin of 1 / classes; "
+                                        "null: never")
+    chance_min_steps: int = Field(100, gt=0, description="the chance test applies to runs of at least this many "
+                                  "optimiser steps")
+
+
 class EvaluateParams(_Strict):
     """How ``evaluate`` (and the per-epoch target monitor) run a model over a test split."""
 
@@ -280,6 +321,8 @@ class Params(_Strict):
     experiments: dict[str, ExperimentParams]
     dvc_experiments: tuple[str, ...] = Field(min_length=1)
     train_supervised: TrainSupervisedParams
+    divergence: DivergenceParams = Field(DivergenceParams(), description="when a training stage stops as "
+                                         "diverged (both tracks)")
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
     # every method's section (cycada, gam, ...) is added by params_model()
@@ -435,7 +478,22 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PipelineError(f"{path}: not valid YAML{line}: fix the syntax") from None
+        # one line: the parser's own problem text at its (1-based) line and column; for an unclosed bracket or
+        # quote PyYAML notices the problem on a later line, so the construct's start (the context mark) follows
+        def at(mark: Any) -> str:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"  # PyYAML's marks count from 0
+            text = getattr(mark, "buffer", None)
+            ended = isinstance(text, str) and mark.pointer >= len(text.rstrip("\0"))
+            return where + (" (the end of the file)" if ended else "")
+
+        def flat(text: Any) -> str:
+            return " ".join(str(text).split())
+
+        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        detail = flat(problem or err)
+        if context:
+            detail += f" ({flat(context)}" + (f" that starts at {at(context_mark)})" if context_mark else ")")
+        where = f" at {at(mark)}" if mark is not None else ""
+        raise PipelineError(f"{path}: not valid YAML{where}: {detail}; fix the syntax") from None
     return parse_params(raw, str(path))

@@ -173,8 +173,12 @@ def build_stages(params: Params, experiments: tuple[str, ...] | None = None) -> 
 
 
 def dvc_yaml_text(params: Params) -> str:
+    """dvc.yaml for the dvc_experiments. Outputs are ``persist``: DVC must not delete a stage's outputs
+    before running it (every stage replaces them atomically itself), so a stage that refuses to run
+    because another runner holds the workspace (``pipeline_lib/locks.py``) leaves them untouched."""
     stages = {
-        st.name: {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params), "outs": list(st.outs)}
+        st.name: {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params),
+                  "outs": [{out: {"persist": True}} for out in st.outs]}
         for st in build_stages(params, params.dvc_experiments)
     }
     return DVC_HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)

@@ -33,6 +33,8 @@ from pipeline_lib.paper_numbers import PaperValue
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
 #: params keys every training or evaluation stage reads (the resolved values depend on them)
 RUN_KEYS = ("profile", "device", "threads_per_job")
+#: params keys every training stage reads besides those (when it stops as diverged)
+TRAIN_KEYS = ("divergence",)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ class Experiment:
         """Params keys every model stage of the experiment reads."""
         return RUN_KEYS + (f"experiments.{self.name}.source", f"experiments.{self.name}.target",
                            f"experiments.{self.name}.backbone", f"backbones.{self.backbone}")
+
+    @property
+    def train_keys(self) -> tuple[str, ...]:
+        """Params keys every training stage of the experiment reads: :attr:`keys` and :data:`TRAIN_KEYS`."""
+        return self.keys + TRAIN_KEYS
 
     def artifact(self, domain: str) -> str:
         """What ``prepare`` writes for ``domain`` (an .npz, or the .json index of a streamed dataset)."""

@@ -2,16 +2,24 @@
 
 :class:`Resumable` saves modules, optimisers, RNG states and the per-epoch history to
 ``<out>.partial`` every ``checkpoint_every`` epochs; a rerun with the same ``resume_key``
-continues from there instead of restarting. Final artifacts are written atomically by
+(the stage's fingerprint of its inputs and params, :mod:`pipeline_lib.provenance`) continues
+from there instead of restarting. A partial made from other inputs or params, or one that does
+not fit the model, is discarded with one log line. Final artifacts are written atomically by
 the stage only when training completes.
+
+Divergence stops a run before its checkpoint is written: a non-finite loss (:func:`descend`),
+a watched loss that grows by ``divergence.loss_growth`` (:class:`LossGrowth`) and, for
+supervised classification, a training accuracy that stays at chance (:func:`check_chance`).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -19,12 +27,18 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
-from pipeline_lib.config import TrainSupervisedParams
+from pipeline_lib.config import DivergenceParams, TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import IGNORE_INDEX
 from pipeline_lib.runtime import autocast
 
-Stateful = nn.Module | torch.optim.Optimizer
+
+class Stateful(Protocol):
+    """What :class:`Resumable` saves: modules, optimisers, image pools, :class:`LossGrowth`."""
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any, /) -> Any: ...
 
 
 @dataclass
@@ -60,6 +74,65 @@ def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: st
     opt.step()
 
 
+#: a watched loss's start is the mean of its first this many values
+START_STEPS = 5
+
+
+class LossGrowth:
+    """Stops a run whose watched loss runs away: finite, but more than ``factor`` times its start.
+
+    The start is the mean of the loss's first :data:`START_STEPS` values; each of those is checked against
+    the mean of the ones before it, so a loss that explodes within the first steps (Adam at lr 1e6 does at
+    step 2) is caught and never becomes part of the start. A start of zero is never exceeded. Non-finite
+    values are left to :func:`check_finite`. ``factor`` None switches the test off. Its state is part of a
+    resumable checkpoint, so a resumed run keeps its start.
+    """
+
+    def __init__(self, factor: float | None, what: str) -> None:
+        self.factor = factor
+        self.what = what
+        self.total = 0.0
+        self.seen = 0
+
+    def check(self, loss: torch.Tensor | float, where: str, hint: str) -> None:
+        """Raise a one-line :class:`PipelineError` naming ``hint`` when ``loss`` exceeds ``factor`` x the start."""
+        if self.factor is None:
+            return
+        value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
+        if not math.isfinite(value):
+            return
+        if self.seen:
+            start = self.total / self.seen
+            if start > 0 and value > self.factor * start:
+                raise PipelineError(f"{self.what} grew from {start:.3g} to {value:.3g} by {where} (more than "
+                                    f"divergence.loss_growth = {self.factor:g}x its start): {hint}")
+        if self.seen < START_STEPS:
+            self.total += value
+            self.seen += 1
+
+    def state_dict(self) -> dict[str, float]:
+        return {"total": self.total, "seen": float(self.seen)}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.total, self.seen = float(state["total"]), int(state["seen"])
+
+
+def check_chance(history: list[dict[str, float]], num_classes: int | None, steps: int, params: DivergenceParams,
+                 what: str, hint: str) -> None:
+    """Stop a classification run whose training accuracy (``train_acc`` of each epoch in ``history``) stayed
+    within ``params.chance_margin`` of 1 / ``num_classes`` in every epoch, once it has ``params.chance_min_steps``
+    optimiser steps or more (``steps``)."""
+    if params.chance_margin is None or not num_classes or not history or steps < params.chance_min_steps:
+        return
+    chance = 1 / num_classes
+    accs = [row["train_acc"] for row in history]
+    if all(abs(acc - chance) <= params.chance_margin for acc in accs):
+        raise PipelineError(f"{what}: training accuracy stayed within divergence.chance_margin = "
+                            f"{params.chance_margin:g} of chance ({chance:.3g} for {num_classes} classes) in all "
+                            f"{len(accs)} epoch(s), {steps} steps (last {accs[-1]:.3f}): {hint}, or check that the "
+                            "labels match the images")
+
+
 class Resumable:
     """Epoch-level checkpointing of a training loop's whole state."""
 
@@ -74,19 +147,42 @@ class Resumable:
         self._t0 = time.perf_counter()
 
     def restore(self, desc: str) -> None:
+        """Continue from the partial checkpoint if it was made with this ``resume_key`` (the same inputs and
+        params) and fits the current parts; else delete it with one log line and start fresh."""
         if not self.path.is_file() or self.key is None:
             return
-        ckpt = load_checkpoint(self.path)
-        if ckpt["meta"].get("resume_key") != self.key:
-            return
-        for name, part in self.parts.items():
-            part.load_state_dict(ckpt["state"][name])
-        torch.set_rng_state(ckpt["state"]["__torch_rng"])
-        for name, gen in self.generators.items():
-            gen.set_state(ckpt["state"][f"__gen_{name}"])
-        self.history, self.start_epoch = ckpt["meta"]["history"], ckpt["meta"]["epoch"]
-        self._t0 = time.perf_counter() - ckpt["meta"]["seconds"]
+        try:  # a partial is only a cache: whatever keeps it from being read, it is dropped, never a traceback
+            ckpt = load_checkpoint(self.path)
+            key = ckpt["meta"].get("resume_key")
+        except Exception:  # noqa: BLE001 (torch.load raises many types on a cut or foreign file)
+            return self._discard("cannot be read")
+        if key != self.key:
+            return self._discard("made from other inputs or params")
+        saved_parts = {name: copy.deepcopy(part.state_dict()) for name, part in self.parts.items()}
+        saved_rng = torch.get_rng_state()
+        saved_gens = {name: gen.get_state() for name, gen in self.generators.items()}
+        try:
+            for name, part in self.parts.items():
+                part.load_state_dict(ckpt["state"][name])
+            torch.set_rng_state(ckpt["state"]["__torch_rng"])
+            for name, gen in self.generators.items():
+                gen.set_state(ckpt["state"][f"__gen_{name}"])
+            history, start_epoch = list(ckpt["meta"]["history"]), int(ckpt["meta"]["epoch"])
+            seconds = float(ckpt["meta"]["seconds"])
+        except Exception as err:  # noqa: BLE001 (size mismatches, missing or unexpected keys, other types)
+            for name, part in self.parts.items():  # undo what was loaded before the failure
+                part.load_state_dict(saved_parts[name])
+            torch.set_rng_state(saved_rng)
+            for name, gen in self.generators.items():
+                gen.set_state(saved_gens[name])
+            return self._discard(f"does not fit this model ({_one_line(err)})")
+        self.history, self.start_epoch = history, start_epoch
+        self._t0 = time.perf_counter() - seconds
         tqdm.write(f"resuming {desc} from epoch {self.start_epoch} ({self.path})")
+
+    def _discard(self, why: str) -> None:
+        self.path.unlink(missing_ok=True)
+        tqdm.write(f"discarding {self.path}: {why}; starting fresh")
 
     @property
     def seconds(self) -> float:
@@ -104,6 +200,11 @@ class Resumable:
 
     def result(self) -> TrainResult:
         return TrainResult(self.history, self.seconds, self.start_epoch)
+
+
+def _one_line(err: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def epoch_bar(start: int, total: int, desc: str) -> tqdm:
@@ -196,18 +297,29 @@ def build_optimizer(kind: Literal["adam", "sgd"], parameters: Iterable[nn.Parame
 
 def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervisedParams, device: torch.device,
                      generator: torch.Generator, out: Path, meta: dict[str, Any], desc: str = "train",
-                     hint: str = "lower train_supervised.lr in params.yaml or check the input data") -> TrainResult:
-    """Train ``model`` with cross-entropy on a dataset of (image, label); resumable via ``<out>.partial``.
+                     hint: str = "lower train_supervised.lr in params.yaml or check the input data",
+                     divergence: DivergenceParams = DivergenceParams()) -> TrainResult:
+    """Train ``model`` with cross-entropy on a dataset of (image, label); resumable via ``<out>.partial``
+    (keyed by ``meta["resume_key"]``).
 
     Labels are class indices (classification) or masks (segmentation), where 255 is not scored.
     Segmentation params may cap the steps per epoch and read frames with DataLoader workers.
+
+    Divergence (``divergence``) raises a one-line :class:`PipelineError` naming ``hint``, before the stage can
+    write its checkpoint: a loss above ``loss_growth`` x its start, at any step; and, for classification
+    only, a training accuracy within ``chance_margin`` of 1 / classes in every epoch of a long enough run,
+    at its end. Segmentation skips the chance test: a collapsed net scores the majority class's pixel
+    share, which depends on the dataset, the crops and the ignored pixels, so no fixed chance level fits;
+    a diverging segmentation run is caught by the loss test.
     """
     model.to(device)
     opt = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum,
                           weight_decay=params.weight_decay)
     max_steps = params.max_steps_per_epoch
     loader = shuffled_loader(dataset, params.batch_size, generator, params.num_workers)
-    state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt}, {"loader": generator})
+    growth = LossGrowth(divergence.loss_growth, f"{desc}: loss")
+    state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt, "divergence": growth},
+                      {"loader": generator})
     state.restore(desc)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
@@ -222,6 +334,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
             with autocast(device):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
+            growth.check(loss, f"epoch {epoch + 1} step {step + 1}", hint)
             descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint)
             scored = y != IGNORE_INDEX
             loss_sum += loss.item() * len(y)
@@ -231,4 +344,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
         row = {"loss": loss_sum / max(items, 1), "train_acc": correct / max(total, 1)}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    if getattr(model, "task", "classification") == "classification":
+        steps = steps_per_epoch(len(dataset), params.batch_size, max_steps) * len(state.history)
+        check_chance(state.history, getattr(model, "num_classes", None), steps, divergence, desc, hint)
     return state.result()

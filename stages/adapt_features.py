@@ -8,7 +8,7 @@ import argparse
 
 from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
-from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.cli import experiment, finish_training, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set, translated_set
 from pipeline_lib.domains.resolve import resolve_domain
@@ -17,6 +17,7 @@ from pipeline_lib.methods.adda import adapt_features
 from pipeline_lib.methods.cycada_spec import adapted_model, pixel_model, translated_dataset
 from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
+from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 
@@ -32,11 +33,12 @@ def main(args: argparse.Namespace, params: Params) -> None:
     seed_everything(args.seed)
     device = resolve_device(params.device)
     if args.variant in ("feat", "feat_reg"):
-        model_path = paths.supervised_model(exp.source, exp.backbone, args.seed)
+        model_path, source_data = paths.supervised_model(exp.source, exp.backbone, args.seed), src.artifact
         source = train_set(src, backbone, cfg)
     else:
         model_path = pixel_model(args.experiment, args.seed)
-        source, _ = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
+        source_data = translated_dataset(args.experiment, args.seed)
+        source, _ = translated_set(source_data, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
     model, upstream = load_task_model(model_path, backbone)
     out = gam_model(args.experiment, "adda_reg", args.seed) if args.variant == "feat_reg" \
@@ -44,8 +46,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
     monitor = experiment_target_monitor(src, tgt, backbone, track.evaluate, model.num_classes, device)  # curves only
-    adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, params_hash(meta),
-                                     desc=f"{args.variant} {args.experiment}/seed{args.seed}", monitor=monitor)
+    key = stage_fingerprint(params, exp.backbone, device, [model_path, source_data, tgt.artifact], **meta)
+    adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, key,
+                                     desc=f"{args.variant} {args.experiment}/seed{args.seed}", monitor=monitor,
+                                     divergence=params.divergence)
     save_checkpoint(out, adapted.cpu().state_dict(), {
         **meta, "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "epochs_run": len(result.history), "device": str(device)})

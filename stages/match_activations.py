@@ -7,7 +7,7 @@ import argparse
 
 from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
-from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.cli import experiment, finish_training, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import train_set
 from pipeline_lib.domains.resolve import resolve_domain
@@ -15,6 +15,7 @@ from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.gam import match_activations
 from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
+from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import check_layers
 
@@ -27,7 +28,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
         cfg = cfg.model_copy(update={"weight_reg": 0.0})
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    source_model, upstream = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
+    f_s = paths.supervised_model(exp.source, exp.backbone, args.seed)
+    source_model, upstream = load_task_model(f_s, backbone)
     init = gam_model(args.experiment, "gaussian", args.seed) if cfg.init == "gaussian" else None
     start = load_task_model(init, backbone)[0] if init else source_model
     layers = check_layers(source_model, backbone.gam_layers, f"backbones.{exp.backbone}.gam_layers")
@@ -38,9 +40,11 @@ def main(args: argparse.Namespace, params: Params) -> None:
             "gam_params": cfg.model_dump(), "layers": layers, "num_classes": source_model.num_classes}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate,
                                         source_model.num_classes, device)  # curves only
-    model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out,
-                                      params_hash(meta), desc=f"gam {args.variant} {args.experiment}/seed{args.seed}",
-                                      monitor=monitor)
+    key = stage_fingerprint(params, exp.backbone, device, [*([init] if init else []), f_s, src.artifact, tgt.artifact],
+                            **meta)
+    model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out, key,
+                                      desc=f"gam {args.variant} {args.experiment}/seed{args.seed}", monitor=monitor,
+                                      divergence=params.divergence)
     save_checkpoint(out, model.cpu().state_dict(), {
         **meta, "matchers": model.matched_layers(), "train_seconds": upstream["train_seconds"] + result.seconds,
         "stage_seconds": result.seconds, "device": str(device)})

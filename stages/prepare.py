@@ -2,7 +2,9 @@
 
 Digits and the embedded street scenes become ``<name>.npz``; a real segmentation dataset
 (GTA5, Cityscapes, SYNTHIA, a user's folder) stays where it is and gets a ``<name>.json``
-index of its train/test frames, which later stages stream from disk.
+index of its train/test frames, which later stages stream from disk. Every indexed frame is
+decoded once first, in ``prepare.validate_workers`` DataLoader workers (unless
+``prepare.validate_frames.<name>`` is false): a bad file stops here with one line naming it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pipeline_lib import paths
 from pipeline_lib.cli import require, run_stage, stage_parser
 from pipeline_lib.config import FrameParams, Params
 from pipeline_lib.domains import build_domain
-from pipeline_lib.domains.frames import build_index, frame_transform, open_frames, write_index
+from pipeline_lib.domains.frames import frame_transform, open_frames, prepare_index, write_index
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.store import load_domain, save_domain
 from pipeline_lib.domains.transforms import to_uint8_images
@@ -33,8 +35,14 @@ def main(args: argparse.Namespace, params: Params) -> None:
         save_domain(out, domain)
         counts = f"{len(domain.train)} train, {len(domain.test)} test, images {domain.train.images.shape[1:]}"
     else:
-        write_index(out, index := build_index(params, args.domain))
+        index, check = prepare_index(params, args.domain)
+        write_index(out, index)
         counts = f"{index['counts']['train']} train, {index['counts']['test']} test frames (streamed from disk)"
+        if check is None:
+            print(f"{args.domain}: frames not validated (prepare.validate_frames.{args.domain} is false)")
+        else:
+            print(f"{args.domain}: validated {check.frames} frames in {check.seconds:.1f} s "
+                  f"({check.frames_per_second:.1f} frames/s, {check.num_workers} workers)")
     title = f"{args.domain}: {counts}"
     if resolved.task == "classification":
         sample_grid(domain.train.images, domain.train.labels, paths.domain_samples_png(args.domain), title)

@@ -13,7 +13,7 @@ import torch
 
 from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
-from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.cli import experiment, finish_training, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import sample_images, train_set, translated_set
 from pipeline_lib.domains.resolve import resolve_domain
@@ -26,6 +26,7 @@ from pipeline_lib.registry import Experiment
 from pipeline_lib.models import load_task_model
 from pipeline_lib.models.calibrator import parameter_count
 from pipeline_lib.plots import fourier_plot
+from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 
@@ -38,9 +39,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
     frozen_path = frozen_model(Experiment(params, args.experiment), args.variant, args.seed)
     model, upstream = load_task_model(frozen_path, backbone)
     if args.variant == "raw":
-        source = train_set(src, backbone, cfg)
+        source, source_data = train_set(src, backbone, cfg), src.artifact
     else:
-        source, _ = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
+        source_data = translated_dataset(args.experiment, args.seed)
+        source, _ = translated_set(source_data, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
     out = calibrator_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
@@ -48,9 +50,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
             "num_classes": model.num_classes}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, model.num_classes,
                                         device)  # curves only
-    calibrator, result = train_calibrator(model, source, target, cfg, device, args.seed, out, params_hash(meta),
+    key = stage_fingerprint(params, exp.backbone, device, [frozen_path, source_data, tgt.artifact], **meta)
+    calibrator, result = train_calibrator(model, source, target, cfg, device, args.seed, out, key,
                                           desc=f"calibrator {args.variant} {args.experiment}/seed{args.seed}",
-                                          monitor=monitor)
+                                          monitor=monitor, divergence=params.divergence)
     n_cal, n_model = parameter_count(calibrator), parameter_count(model)
     save_checkpoint(out, calibrator.cpu().state_dict(), {
         **meta, "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,

@@ -6,11 +6,12 @@ import argparse
 
 from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
-from pipeline_lib.cli import finish_training, params_hash, require, run_stage, stage_parser
+from pipeline_lib.cli import finish_training, require, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import num_classes, train_set
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.models import build_backbone
+from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import train_supervised
 
@@ -27,10 +28,11 @@ def main(args: argparse.Namespace, params: Params) -> None:
     model = build_backbone(backbone, num_classes=num_classes(domain))
     meta = {"domain": args.domain, "backbone": args.backbone, "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
-    meta["resume_key"] = params_hash(meta)
+    meta["resume_key"] = stage_fingerprint(params, args.backbone, device, [domain.artifact], **meta)
     result = train_supervised(model, data, cfg, device, generator, out, meta,
                               desc=f"{args.domain}/{args.backbone}/seed{args.seed}",
-                              hint=f"lower {params.track(args.backbone).prefix}train_supervised.lr in params.yaml")
+                              hint=f"lower {params.track(args.backbone).prefix}train_supervised.lr in params.yaml",
+                              divergence=params.divergence)
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)
     last = result.history[-1]

@@ -6,11 +6,12 @@ import argparse
 
 from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
-from pipeline_lib.cli import experiment, finish_training, params_hash, run_stage, stage_parser
+from pipeline_lib.cli import experiment, finish_training, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import translated_set
 from pipeline_lib.methods.cycada_spec import pixel_model, translated_dataset
 from pipeline_lib.models import load_task_model
+from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
 from pipeline_lib.training import train_supervised
 
@@ -21,14 +22,18 @@ def main(args: argparse.Namespace, params: Params) -> None:
     cfg = params.section("cycada", exp.backbone).train_task
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
-    data, manifest = translated_set(translated_dataset(args.experiment, args.seed), backbone, cfg)
-    model, source_meta = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
+    translated = translated_dataset(args.experiment, args.seed)
+    f_s = paths.supervised_model(exp.source, exp.backbone, args.seed)
+    data, manifest = translated_set(translated, backbone, cfg)
+    model, source_meta = load_task_model(f_s, backbone)
     out = pixel_model(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
-    result = train_supervised(model, data, cfg, device, generator, out,
-                              {**meta, "resume_key": params_hash(meta)}, desc=f"pixel {args.experiment}/seed{args.seed}",
-                              hint=f"lower {track.prefix}cycada.train_task.lr in params.yaml")
+    key = stage_fingerprint(params, exp.backbone, device, [translated, f_s], **meta)
+    result = train_supervised(model, data, cfg, device, generator, out, {**meta, "resume_key": key},
+                              desc=f"pixel {args.experiment}/seed{args.seed}",
+                              hint=f"lower {track.prefix}cycada.train_task.lr in params.yaml",
+                              divergence=params.divergence)
     upstream = source_meta["train_seconds"] + manifest["cyclegan_seconds"]
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": upstream + result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})

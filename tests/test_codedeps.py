@@ -91,12 +91,16 @@ def test_unrelated_params_keys_change_no_stage_and_a_domains_own_keys_change_its
     unrelated["data"]["roots"]["mnist"] = "/elsewhere/mnist"
     after = _values(parse_params(unrelated))
     assert after == before  # another dataset's root, another folder domain: nothing of these experiments
-    split = copy.deepcopy(tiny_raw)
-    split["data"]["folders"]["mine"]["test_glob"] = "seq07_*"
-    after = _values(parse_params(split))
-    changed = {n for n in before if before[n] != after[n]}
-    # its own split: its prepare and every stage that opens its frames; not the other domain's prepare
-    assert {"prepare__mine", "train_supervised__mine__street__s0", "evaluate__own__source_only__s0",
-            "report__own"} <= changed
-    assert not {"prepare__theirs", "train_supervised__theirs__street__s0"} & changed
-    assert not any("mnist" in n for n in changed)
+    for key, value in (("test_glob", "seq07_*"), ("root", "/data/moved"), ("classes", list("abd"))):
+        own = copy.deepcopy(tiny_raw)
+        own["data"]["folders"]["mine"][key] = value
+        if key == "classes":  # source and target must agree
+            own["data"]["folders"]["theirs"][key] = value
+        after = _values(parse_params(own))
+        changed = {n for n in before if before[n] != after[n]}
+        # its own split, root or classes: its prepare and every stage that opens its frames
+        assert {"prepare__mine", "train_supervised__mine__street__s0", "evaluate__own__source_only__s0",
+                "report__own"} <= changed, key
+        assert not any("mnist" in n for n in changed), key
+        if key != "classes":
+            assert not {"prepare__theirs", "train_supervised__theirs__street__s0"} & changed, key

@@ -21,7 +21,8 @@ def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_output
     assert set(plan) == set(dvc)
     for name, stage in dvc.items():
         assert plan[name]["cmd"] == stage["cmd"], name
-        assert sorted(plan[name]["outputs"]) == sorted(stage["outs"]), name
+        assert sorted(plan[name]["outputs"]) == sorted(next(iter(o)) for o in stage["outs"]), name
+        assert all(o[next(iter(o))] == {"persist": True} for o in stage["outs"]), name
         assert sorted(plan[name]["inputs"]) == sorted(stage["deps"]), name
 
 
@@ -38,3 +39,17 @@ def test_domains_are_shared_between_experiments():
     names = [s.name for s in build_stages(params)]
     assert len(names) == len(set(names))
     assert names.count("prepare__mnist5k") == 1  # used by mnist5k_mnistm, syndigits_mnist5k, mnistm
+
+
+def test_source_and_target_class_lists_are_checked_when_the_dag_is_built(tiny_raw):
+    import pytest
+
+    from pipeline_lib.config import parse_params
+    from pipeline_lib.errors import PipelineError
+
+    tiny_raw["data"]["folders"] = {"mine": {"root": "/data/mine", "classes": ["road", "car", "sky"]},
+                                   "theirs": {"root": "/data/theirs", "classes": ["road", "sky", "car"]}}
+    tiny_raw["experiments"]["own"] = {"source": "mine", "target": "theirs", "backbone": "street"}
+    with pytest.raises(PipelineError, match="experiments.own.*different class lists") as err:
+        build_stages(parse_params(tiny_raw))
+    assert "\n" not in str(err.value)

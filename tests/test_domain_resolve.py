@@ -78,14 +78,19 @@ def test_embedded_scenes(params, name):
     assert d.eval_classes == tuple(range(19)) and d.in_memory
 
 
+STREAMED_MODULES = ("pipeline_lib.domains.segmentation", "pipeline_lib.domains.validation")
+VALIDATE = "prepare.validate_workers"
+
+
 @pytest.mark.parametrize("name, prepare_keys", [("cityscapes", ("data.roots.cityscapes",)),
                                                 ("gta5", ("data.roots.gta5", "prepare.gta5")),
                                                 ("synthia", ("data.roots.synthia", "prepare.synthia"))])
 def test_real_scenes_are_streamed_through_an_index(params, tmp_path, name, prepare_keys):
     d = resolve_domain(params, name)
     assert (d.task, d.kind, d.artifact) == ("segmentation", "real_scenes", Path(f"data/domains/{name}.json"))
-    assert d.streamed and d.inputs == () and d.modules == ("pipeline_lib.domains.segmentation",)
-    assert d.prepare_keys == prepare_keys and d.stream_keys == (f"data.roots.{name}",)
+    assert d.streamed and d.inputs == () and d.modules == STREAMED_MODULES
+    assert d.prepare_keys == (*prepare_keys, f"prepare.validate_frames.{name}", VALIDATE)
+    assert d.stream_keys == (f"data.roots.{name}",)
     assert d.classes == CITYSCAPES_CLASSES and d.palette == CITYSCAPES_PALETTE
     assert d.eval_classes == (SYNTHIA_EVAL_CLASSES if name == "synthia" else tuple(range(19)))
     assert len(d.eval_classes) == (16 if name == "synthia" else 19)
@@ -96,8 +101,8 @@ def test_folder_domain_has_its_own_classes_and_palette(params, tmp_path):
     d = resolve_domain(params, "mine")
     assert (d.task, d.kind, d.artifact, d.root) == ("segmentation", "folder", Path("data/domains/mine.json"),
                                                     tmp_path / "mine")
-    assert d.prepare_keys == ("data.folders.mine",) == d.stream_keys and d.inputs == ()
-    assert d.modules == ("pipeline_lib.domains.segmentation",)
+    assert d.prepare_keys == ("data.folders.mine", "prepare.validate_frames.mine", VALIDATE) and d.inputs == ()
+    assert d.stream_keys == ("data.folders.mine",) and d.modules == STREAMED_MODULES
     assert d.classes == ELEVEN and d.num_classes == 11 and d.eval_classes == tuple(range(11))
     assert d.palette == default_palette(11) and _distinct(d.palette)
     assert d.label_ids == tuple(range(10, 21)) and d.ignore_id == 0

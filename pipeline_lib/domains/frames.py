@@ -19,6 +19,10 @@ SYNTHIA hold out their last ``prepare.<name>.test_frames`` frames sorted by file
 domain holds out exactly one of: the last ``test_fraction`` of its frames sorted by file name (the
 default), the frames whose stems are listed in ``test_stems``, or those whose stems match the glob
 ``test_glob`` (e.g. ``seq07_*`` holds out a whole sequence).
+
+``prepare`` builds the index with :func:`prepare_index`, which also decodes every frame it lists
+once, with the readers training will use (:mod:`pipeline_lib.domains.validation`), so a corrupt or
+mismatched file stops ``prepare`` rather than a training run hours later.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -36,12 +40,15 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from pipeline_lib.artifacts import ShardReader, atomic_path
-from pipeline_lib.config import FrameParams, Params
+from pipeline_lib.config import REAL_SCENE_DOMAINS, FrameParams, Params
 from pipeline_lib.domains import segmentation as seg
 from pipeline_lib.domains.classes import IGNORE_INDEX
 from pipeline_lib.domains.resolve import Domain, resolve_domain
 from pipeline_lib.domains.store import load_domain
 from pipeline_lib.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline_lib.domains.validation import FrameCheck
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[torch.Tensor, torch.Tensor]]
 
@@ -237,7 +244,14 @@ def open_frames(domain: Domain, split: str, transform: Transform | None) -> Data
     if domain.in_memory:
         data = getattr(load_domain(domain.artifact), split)
         return ArrayFrames(data.images, data.labels, transform)
-    index = _read_index(domain)
+    dataset = indexed_frames(domain, _read_index(domain), split)
+    dataset.transforms = transform
+    return dataset
+
+
+def indexed_frames(domain: Domain, index: dict[str, Any], split: str) -> seg.SegmentationDataset:
+    """The frames ``index`` lists for ``split`` of a real or folder ``domain``, read by its dataset's own reader
+    (untransformed: uint8 images and train-id masks)."""
     dataset = _open_dataset(domain, split)
     root = Path(dataset.root)  # type: ignore[attr-defined]
     wanted = [(root / i, root / lab) for i, lab in index["splits"][split]]
@@ -246,5 +260,25 @@ def open_frames(domain: Domain, split: str, transform: Transform | None) -> Data
         raise PipelineError(f"{domain.name}: {len(missing)} indexed frame(s) are gone from {root} (e.g. "
                             f"{missing[0][0]}); restore the dataset or rerun its prepare stage")
     dataset.samples = tuple(wanted)
-    dataset.transforms = transform
     return dataset
+
+
+def prepare_index(params: Params, name: str) -> tuple[dict[str, Any], FrameCheck | None]:
+    """:func:`build_index`, then decode every frame it lists (:func:`~pipeline_lib.domains.validation.check_frames`)
+    unless ``prepare.validate_frames.<name>`` is false; the index records the result under ``"validated"``
+    (``False`` when skipped). A bad file stops here with one line naming it, before any index is written."""
+    # imported here, not at the top: only the prepare stage of a streamed domain runs the check, so the other
+    # stages that read frames do not depend on its code (it is in the Domain.modules of real and folder domains)
+    from pipeline_lib.domains.validation import check_frames
+
+    flags = params.prepare.validate_frames
+    unknown = sorted(set(flags) - set(REAL_SCENE_DOMAINS) - set(params.data.folders))
+    if unknown:  # a typo would silently leave a trusted dataset checked (or the wrong one unchecked)
+        names = ", ".join([*REAL_SCENE_DOMAINS, *params.data.folders])
+        raise PipelineError(f"prepare.validate_frames.{unknown[0]}: no real street dataset or data.folders domain is "
+                            f"called {unknown[0]!r} (these are: {names}); fix the name or remove the key")
+    index = build_index(params, name)
+    if not flags.get(name, True):
+        return {**index, "validated": False}, None
+    check = check_frames(resolve_domain(params, name), index, params.prepare.validate_workers)
+    return {**index, "validated": check.record}, check

@@ -53,6 +53,7 @@ _DIGIT_MODULES = {"mnist5k": "pipeline_lib.domains.mnist5k", "syndigits": "pipel
                   "mnist": "pipeline_lib.domains.torchvision_digits", "usps": "pipeline_lib.domains.torchvision_digits",
                   "svhn": "pipeline_lib.domains.torchvision_digits"}
 _SEGMENTATION_MODULE = "pipeline_lib.domains.segmentation"
+_VALIDATION_MODULE = "pipeline_lib.domains.validation"
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,16 @@ def _digits(name: str, kind: str, inputs: tuple[str, ...], prepare_keys: tuple[s
                   palette=palette_for(DIGIT_CLASSES), root=root)
 
 
+def _streamed(params: Params, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(modules, params keys) that ``prepare`` of a real or folder domain uses beyond its dataset's own: it decodes
+    every frame (:mod:`pipeline_lib.domains.validation`, ``prepare.validate_workers`` workers) unless
+    ``prepare.validate_frames.<name>`` is false. A per-domain key: trusting one dataset reruns no other's prepare."""
+    flag = f"prepare.validate_frames.{name}"
+    if params.prepare.validate_frames.get(name, True):
+        return (_SEGMENTATION_MODULE, _VALIDATION_MODULE), (flag, "prepare.validate_workers")
+    return (_SEGMENTATION_MODULE,), (flag,)
+
+
 def resolve_domain(params: Params, name: str) -> Domain:
     """The :class:`Domain` called ``name`` in ``params``; an unknown name is a one-line :class:`PipelineError`."""
     data = params.data
@@ -139,14 +150,16 @@ def resolve_domain(params: Params, name: str) -> Domain:
         root_key = f"data.roots.{name}"
         held_out = (f"prepare.{name}",) if name in ("gta5", "synthia") else ()  # cityscapes: its official splits
         eval_classes = SYNTHIA_EVAL_CLASSES if name == "synthia" else tuple(range(len(CITYSCAPES_CLASSES)))
+        modules, checks = _streamed(params, name)
         return Domain(name=name, task="segmentation", kind="real_scenes", artifact=_index(name), inputs=(),
-                      modules=(_SEGMENTATION_MODULE,), prepare_keys=(root_key, *held_out), stream_keys=(root_key,),
+                      modules=modules, prepare_keys=(root_key, *held_out, *checks), stream_keys=(root_key,),
                       classes=CITYSCAPES_CLASSES, eval_classes=eval_classes, palette=palette_for(CITYSCAPES_CLASSES),
                       root=data.roots.get(name, Path("data/raw") / name))
     if name in data.folders:
         f, key = data.folders[name], f"data.folders.{name}"
+        modules, checks = _streamed(params, name)
         return Domain(name=name, task="segmentation", kind="folder", artifact=_index(name), inputs=(),
-                      modules=(_SEGMENTATION_MODULE,), prepare_keys=(key,), stream_keys=(key,), classes=f.classes,
+                      modules=modules, prepare_keys=(key, *checks), stream_keys=(key,), classes=f.classes,
                       eval_classes=tuple(range(len(f.classes))), palette=palette_for(f.classes), root=f.root,
                       label_ids=f.ids if f.ids is not None else tuple(range(len(f.classes))), ignore_id=f.ignore_id)
     raise PipelineError(f"unknown domain {name!r} (known: {', '.join(params.known_domains())}); define your own "

@@ -153,8 +153,8 @@ def _read_label_ids(path: Path) -> np.ndarray:
         raise _unreadable(path, exc) from exc
     if ids is None:
         raise PipelineError(
-            f"label file {path} is a {mode} colour image, not label ids; use the single-channel or palette "
-            "label-id PNGs of the data set (not the colour-rendered ones)"
+            f"label file {path} is a {mode} colour image, not label ids; use the single-channel (grey) or palette "
+            "PNGs of label ids of the data set, not colour-rendered labels (convert colours to ids first)"
         )
     return ids
 
@@ -440,7 +440,8 @@ class FolderSegmentationDataset(SegmentationDataset):
         self._valid_ids = np.array(sorted(set(clean) | {self.ignore_id}), dtype=np.int64)
         self._lut = _lut_from_mapping({**clean, self.ignore_id: IGNORE_INDEX}, int(self._valid_ids.max()) + 1)
 
-        fix = f"put images in {root}/images and label PNGs with the same file stems in {root}/labels, and point {key} at {root}"
+        fix = (f"put images in {root}/images and label PNGs with the same file stems in {root}/labels, and point "
+               f"{key} at {root}")
         layout = f"{root}/images/<stem>.{{{','.join(s[1:] for s in IMAGE_SUFFIXES)}}} with {root}/labels/<stem>.png"
         if not root.is_dir():
             raise _layout_error(name, f"root folder {root} does not exist", layout, fix)
@@ -475,8 +476,9 @@ class FolderSegmentationDataset(SegmentationDataset):
         present = np.unique(ids)
         bad = present[~np.isin(present, self._valid_ids)]
         if bad.size:
+            where = f" (data.folders.{self.name}.ids)" if self.name != "folder" else ""
             raise PipelineError(
-                f"label file {label_path} holds ids {_fmt_ids(bad)} that are neither in the label mapping nor the "
-                f"ignore id {self.ignore_id}; add them to the mapping (label_id -> train_id) or fix the file"
+                f"label file {label_path} holds ids {_fmt_ids(bad)} that are neither in the label mapping{where} nor "
+                f"the ignore id {self.ignore_id}; add them to the mapping (label_id -> train_id) or fix the file"
             )
         return self._lut[ids]

@@ -28,14 +28,15 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.cycada_params import AdaptFeaturesParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, descend, epoch_bar, paired_batches,
-                                   step_bar, steps_per_epoch)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   paired_batches, step_bar, steps_per_epoch)
 
 
 class AccuracyGate:
@@ -93,10 +94,12 @@ def encoder_parameter_names(model: TaskModel, layer: str | None = None,
 def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                    params: AdaptFeaturesParams, device: torch.device, seed: int, out,
                    resume_key: str | None, desc: str = "adapt",
-                   monitor: Callable[[TaskModel], float] | None = None) -> tuple[TaskModel, TrainResult]:
+                   monitor: Callable[[TaskModel], float] | None = None,
+                   divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
     """Return the adapted target model (a copy of ``source_model`` with a new encoder).
 
     ``source`` yields (image, label) or (image,), ``target`` yields (image, ...): labels are never read.
+    The encoder's and the discriminator's losses stop the run when they grow by ``divergence.loss_growth``.
     """
     source_model = source_model.to(device).eval()
     for p in source_model.parameters():
@@ -116,8 +119,10 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                             betas=betas)
     opt_d = build_optimizer(params.optimizer, disc.parameters(), params.lr, momentum=params.momentum, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d},
-                      {"source": gen_s, "target": gen_t})
+    growth_e = LossGrowth(divergence.loss_growth, f"{desc}: encoder loss")
+    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
+    state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d,
+                                        "growth_e": growth_e, "growth_d": growth_d}, {"source": gen_s, "target": gen_t})
     state.restore(desc)
     gate = AccuracyGate(params.gate_accuracy, params.gate_window)
     hint = "lower [segmentation.]cycada.adapt_features.lr in params.yaml"
@@ -138,6 +143,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                 ht = _features(target_model, xt, layer)
                 real, fake = disc(hs).float(), disc(ht.detach()).float()
                 loss_d = discriminator_loss(real, fake, params.gan_mode)
+            growth_d.check(loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
             descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
             acc = discriminator_accuracy(real, fake, params.gan_mode)
             sums["loss_d"] += loss_d.item()
@@ -149,6 +155,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                     drift = (weight_drift(target_model, reference, params.drift_reduction) if params.weight_reg > 0
                              else torch.zeros(()))
                     loss = params.lambda_encoder * loss_e + params.weight_reg * drift
+                growth_e.check(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
                 descend(opt_e, loss, f"epoch {epoch + 1} step {steps + 1}", hint)
                 disc.requires_grad_(True)
                 sums["loss_e"] += loss_e.item()

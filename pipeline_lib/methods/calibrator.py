@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.calibrator_params import CalibratorParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.losses import group_accuracy, group_loss
@@ -30,8 +31,8 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, cycled_pairs, descend, epoch_bar,
-                                   paired_batches, step_bar, steps_per_epoch)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
+                                   epoch_bar, paired_batches, step_bar, steps_per_epoch)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 
@@ -63,8 +64,13 @@ class GroupDiscriminators(torch.nn.Module):
 
 def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params: CalibratorParams,
                      device: torch.device, seed: int, out, resume_key: str | None, desc: str = "calibrator",
-                     monitor: Callable[[torch.nn.Module], float] | None = None) -> tuple[Calibrator, TrainResult]:
-    """Train a calibrator for the frozen ``model`` (which is never updated: eval mode, no grads)."""
+                     monitor: Callable[[torch.nn.Module], float] | None = None,
+                     divergence: DivergenceParams = DivergenceParams()) -> tuple[Calibrator, TrainResult]:
+    """Train a calibrator for the frozen ``model`` (which is never updated: eval mode, no grads).
+
+    The calibrator's loss (eq. 7) and the discriminators' (eqs. 5, 6) stop the run when they grow by
+    ``divergence.loss_growth``; the discriminators' is the one that shows a too large lr first (the
+    calibrator's output is bounded, its first loss already follows a discriminator update)."""
     model = model.to(device).eval().requires_grad_(False)
     layer = resolve_layer(model, params.layer)
     sample = source[0][0][None].to(device)
@@ -77,7 +83,10 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
     opt_d = build_optimizer("adam", discs.parameters(), params.lr, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     gen_p = torch.Generator().manual_seed(seed + 2)
-    state = Resumable(out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d},
+    growth_c = LossGrowth(divergence.loss_growth, f"{desc}: calibrator loss")
+    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
+    state = Resumable(out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d,
+                                        "growth_c": growth_c, "growth_d": growth_d},
                       {"source": gen_s, "target": gen_t, "patches": gen_p})
     state.restore(desc)
     hint = "lower [segmentation.]calibrator.lr in params.yaml"
@@ -108,6 +117,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 loss_feat = sum(group_loss(lg, i) for i, lg in enumerate(f_logits)) / len(GROUPS)
                 loss_pixel = sum(group_loss(lg, i) for i, lg in enumerate(p_logits)) / len(GROUPS)
                 loss_d = params.lambda_feat * loss_feat + params.lambda_pixel * loss_pixel
+            growth_d.check(loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
             descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
             sums["loss_d_feat"] += loss_feat.item()
             sums["loss_d_pixel"] += loss_pixel.item()
@@ -119,6 +129,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 f_logits, p_logits = scores([cs, ct])
                 loss_c = sum(params.lambda_feat * group_loss(f, 0) + params.lambda_pixel * group_loss(p, 0)
                              for f, p in zip(f_logits, p_logits))
+            growth_c.check(loss_c, f"epoch {epoch + 1} step {step + 1}", hint)
             descend(opt_c, loss_c, f"epoch {epoch + 1} step {step + 1}", hint)
             discs.requires_grad_(True)
             sums["loss_c"] += loss_c.item()

@@ -69,14 +69,15 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         stages += [
             StageSpec(name=f"train_calibrator__{exp.name}__{variant}__s{seed}", module="train_calibrator", args=run,
                       deps=(frozen, source, tgt), outs=(str(model), str(csv), str(fourier)),
-                      params=exp.keys + (exp.key("calibrator"), exp.key("evaluate")),
+                      params=exp.train_keys + (exp.key("calibrator"), exp.key("evaluate")),
                       domains=(exp.source, exp.target), backbone=exp.backbone,
                       report_outs=(str(fourier),), report_category=exp.name,
                       curves=tuple(Curve(f"{label}: {name}", f"seed {seed}", col, str(csv)) for col, name in CURVES)
                       + monitor_curves(exp, label, seed, csv)),
             StageSpec(name=f"export__{exp.name}__{variant}__s{seed}", module="export", args=run,
                       deps=(str(model), frozen, tgt),
-                      outs=(str(deployed_model(exp.name, variant, seed)), str(deployment_json(exp.name, variant, seed))),
+                      outs=(str(deployed_model(exp.name, variant, seed)),
+                            str(deployment_json(exp.name, variant, seed))),
                       params=exp.keys + (exp.key("calibrator"),), domains=(exp.target,), backbone=exp.backbone),
         ]
     return stages

@@ -28,13 +28,14 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.cycada_params import CycleGANParams
 from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, descend, epoch_bar, in_order_batches,
-                                   paired_batches, step_bar, steps_per_epoch)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   in_order_batches, paired_batches, step_bar, steps_per_epoch)
 
 
 class ImagePool:
@@ -113,8 +114,11 @@ def frozen(model: nn.Module) -> nn.Module:
 
 def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, target: Dataset,
                    params: CycleGANParams, device: torch.device, seed: int, out, resume_key: str | None,
-                   desc: str = "cyclegan") -> TrainResult:
-    """Train the four networks of ``net`` (in place); ``source`` holds (image, label), ``target`` images."""
+                   desc: str = "cyclegan", divergence: DivergenceParams = DivergenceParams()) -> TrainResult:
+    """Train the four networks of ``net`` (in place); ``source`` holds (image, label), ``target`` images.
+
+    The generators' and the discriminators' losses stop the run when they grow by ``divergence.loss_growth``
+    (GAN losses move, but not by that factor)."""
     net.to(device)
     labeller = frozen(source_model.to(device))
     joint = params.semantic_loss == "joint"
@@ -131,7 +135,9 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
         opt_c = build_optimizer("adam", classifier.parameters(), params.lr, betas=betas)
         parts.update(classifier=classifier, opt_c=opt_c)
     pool_s, pool_t = ImagePool(params.pool_size, seed + 2), ImagePool(params.pool_size, seed + 3)
-    parts.update(pool_s=pool_s, pool_t=pool_t)
+    growth = (LossGrowth(divergence.loss_growth, f"{desc}: generator loss"),
+              LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
+    parts.update(pool_s=pool_s, pool_t=pool_t, growth_g=growth[0], growth_d=growth[1])
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     state = Resumable(out, resume_key, parts, {"source": gen_s, "target": gen_t})
     state.restore(desc)
@@ -149,7 +155,7 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
                 break
             xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
             logs = _cyclegan_step(net, labeller, classifier, opt_g, opt_d, opt_c, pool_s, pool_t,
-                                  xs, ys, xt, params, device, f"epoch {epoch + 1} step {steps + 1}", hint)
+                                  xs, ys, xt, params, device, f"epoch {epoch + 1} step {steps + 1}", hint, growth)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
@@ -163,9 +169,12 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
 def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | None,
                    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, opt_c: torch.optim.Optimizer | None,
                    pool_s: ImagePool, pool_t: ImagePool, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor,
-                   p: CycleGANParams, device: torch.device, where: str, hint: str) -> dict[str, float]:
+                   p: CycleGANParams, device: torch.device, where: str, hint: str,
+                   growth: tuple[LossGrowth, LossGrowth] | None = None) -> dict[str, float]:
     """One CycleGAN iteration: classifier (joint), then generators, then discriminators, each one
-    optimiser step; a non-finite loss stops the stage before its step, naming ``where`` and the update."""
+    optimiser step; a non-finite loss stops the stage before its step, naming ``where`` and the update,
+    and so does a generator or discriminator loss that ``growth`` (generators', discriminators') finds
+    has grown too much."""
     logs: dict[str, float] = {}
     sem_model: nn.Module | None = labeller if p.semantic_loss == "frozen" else None
     if classifier is not None and opt_c is not None:
@@ -198,6 +207,8 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
             loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
             loss = loss + p.lambda_identity * loss_idt
             logs["loss_idt"] = loss_idt.item()
+    if growth is not None:
+        growth[0].check(loss, f"{where} (generator update)", hint)
     descend(opt_g, loss, f"{where} (generator update)", hint)
     for m in frozen_now:
         m.requires_grad_(True)
@@ -206,6 +217,8 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
         real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
         real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
         loss_d = discriminator_loss(real_t, fake_t_scores, p.gan_mode) + discriminator_loss(real_s, fake_s_scores, p.gan_mode)
+    if growth is not None:
+        growth[1].check(loss_d, f"{where} (discriminator update)", hint)
     descend(opt_d, loss_d, f"{where} (discriminator update)", hint)
     logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
                 acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),

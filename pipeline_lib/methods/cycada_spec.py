@@ -70,7 +70,7 @@ def adapt_features(exp: Experiment, row: str, variant: str, seed: int, start: tu
         name=f"adapt_features__{exp.name}__{variant}__s{seed}", module="adapt_features",
         args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
         deps=start + (exp.data[1],), outs=(str(out), str(csv)),
-        params=exp.keys + (exp.key("cycada.adapt_features"), exp.key("evaluate")) + extra_keys,
+        params=exp.train_keys + (exp.key("cycada.adapt_features"), exp.key("evaluate")) + extra_keys,
         domains=(exp.source, exp.target), backbone=exp.backbone,
         curves=(Curve(f"{label}: discriminator accuracy", f"seed {seed}", "acc_d", str(csv)),
                 *monitor_curves(exp, label, seed, csv), *extra_curves))
@@ -88,7 +88,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         stages += [
             StageSpec(name=f"train_cyclegan__{exp.name}__s{seed}", module="train_cyclegan", args=run,
                       deps=(src, tgt, f_s), outs=(str(cyclegan), str(csv)),
-                      params=exp.keys + (exp.key("cycada.cyclegan"),), domains=(exp.source, exp.target),
+                      params=exp.train_keys + (exp.key("cycada.cyclegan"),), domains=(exp.source, exp.target),
                       backbone=exp.backbone,
                       curves=tuple(Curve(f"CycleGAN {name}", f"seed {seed}", col, str(csv))
                                    for col, name in CYCLEGAN_CURVES)),
@@ -99,7 +99,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
                       report_outs=(str(grid),), report_category=exp.name),
             StageSpec(name=f"train_task__{exp.name}__s{seed}", module="train_task", args=run,
                       deps=(str(translated), f_s), outs=(str(pixel), str(paths.history(pixel))),
-                      params=exp.keys + (exp.key("cycada.train_task"),), backbone=exp.backbone),
+                      params=exp.train_keys + (exp.key("cycada.train_task"),), backbone=exp.backbone),
         ]
     for row, variant in FEATURE_VARIANTS.items():
         if exp.wants(row):

@@ -24,13 +24,14 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.gam_params import GamParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (Resumable, TrainResult, build_optimizer, cycled_pairs, descend, epoch_bar,
-                                   in_order_batches, paired_batches, step_bar)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
+                                   epoch_bar, in_order_batches, paired_batches, step_bar)
 from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
 
@@ -102,8 +103,11 @@ def source_or_not(model: TaskModel, source: Dataset, target: Dataset, device: to
 def match_activations(target_model: TaskModel, source_model: TaskModel, source: Dataset, target: Dataset,
                       params: GamParams, layers: list[str], device: torch.device, seed: int, out,
                       resume_key: str | None, desc: str = "gam",
-                      monitor: Callable[[TaskModel], float] | None = None) -> tuple[TaskModel, TrainResult]:
-    """Train ``target_model`` (a copy is returned) by eq. 3 against per-layer discriminators."""
+                      monitor: Callable[[TaskModel], float] | None = None,
+                      divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
+    """Train ``target_model`` (a copy is returned) by eq. 3 against per-layer discriminators; the target
+    net's loss (regulariser + GAN terms) and the discriminators' stop the run when they grow by
+    ``divergence.loss_growth``."""
     source_model = source_model.to(device).eval().requires_grad_(False)
     model = copy.deepcopy(target_model).to(device).train().requires_grad_(True)
     reference = {n: p.detach().clone() for n, p in source_model.named_parameters()}
@@ -117,10 +121,13 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     opt_t = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum, betas=betas)
     opt_d = build_optimizer("adam", discs.parameters(), params.disc_lr or params.lr, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    state = Resumable(out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d},
-                      {"source": gen_s, "target": gen_t})
+    growth_t = LossGrowth(divergence.loss_growth, f"{desc}: target-net loss")
+    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
+    state = Resumable(out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d,
+                                        "growth_t": growth_t, "growth_d": growth_d}, {"source": gen_s, "target": gen_t})
     state.restore(desc)
     hint = "lower [segmentation.]gam.match_activations.lr in params.yaml"
+    hint_d = f"lower [segmentation.]gam.match_activations.{'disc_lr' if params.disc_lr else 'lr'} in params.yaml"
     steps_per_epoch = steps_per_epoch_of(len(source), params.batch_size, params.steps_per_epoch)
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
@@ -140,6 +147,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 ht = model.forward_features(xt, order)
                 loss_d = sum(discriminator_loss(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
                                                 params.gan_mode) for n in order)
+            growth_d.check(loss_d, f"epoch {epoch + 1} step {step + 1}", hint_d)
             descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
@@ -150,6 +158,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                     loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode) for n in active)
                     drift = weight_drift(model, reference, params.drift_reduction)
                     loss = params.weight_reg * drift + params.lambda_gan * loss_gan
+                growth_t.check(loss, f"epoch {epoch + 1} step {step + 1}", hint)
                 descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint)
                 discs.requires_grad_(True)
                 sums["loss_gan"] += loss_gan.item()

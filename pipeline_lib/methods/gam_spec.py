@@ -69,7 +69,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"match_activations__{exp.name}__{variant}__s{seed}", module="match_activations",
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
             deps=((str(gaussian),) if init == "gaussian" else ()) + (f_s, *exp.data),
-            outs=(str(model), str(csv)), params=exp.keys + (exp.key("gam.match_activations"), exp.key("evaluate")),
+            outs=(str(model), str(csv)),
+            params=exp.train_keys + (exp.key("gam.match_activations"), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
     if exp.wants("adda_reg"):
         model = gam_model(exp.name, "adda_reg", seed)

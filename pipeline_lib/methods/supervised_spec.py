@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline_lib import paths
 from pipeline_lib.paper_numbers import PaperValue, digits, merge, segmentation_row
-from pipeline_lib.registry import Experiment, Method, Row, StageSpec, rows
+from pipeline_lib.registry import RUN_KEYS, TRAIN_KEYS, Experiment, Method, Row, StageSpec, rows
 
 LAST = "last epoch; no target labels"
 
@@ -17,7 +17,7 @@ def train_supervised(exp: Experiment, domain: str, seed: int) -> StageSpec:
         name=f"train_supervised__{domain}__{exp.backbone}__s{seed}", module="train_supervised",
         args=(("domain", domain), ("backbone", exp.backbone), ("seed", seed)),
         deps=(exp.artifact(domain),), outs=(str(model), str(paths.history(model))),
-        params=("profile", "device", "threads_per_job", exp.key("train_supervised"), f"backbones.{exp.backbone}"),
+        params=RUN_KEYS + TRAIN_KEYS + (exp.key("train_supervised"), f"backbones.{exp.backbone}"),
         domains=(domain,), backbone=exp.backbone)
 
 
