@@ -163,8 +163,12 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
 
 
 def build_stages(params: Params, experiments: tuple[str, ...] | None = None) -> list[Stage]:
-    """Stages for the given experiments (default: all), each once, dependencies first."""
+    """Stages for the given experiments (default: all), each once, dependencies first. Every experiment
+    of params.yaml is checked (its rows, and that its source and target share one class list)."""
     registry.check_params(params)
+    for name, exp in params.experiments.items():
+        check_compatible(resolve_domain(params, exp.source), resolve_domain(params, exp.target),
+                         f"experiments.{name}")
     seen: dict[str, Stage] = {}
     for name in experiments if experiments is not None else tuple(params.experiments):
         for stage in experiment_stages(params, name):
