@@ -229,6 +229,12 @@ class ExperimentParams(_Strict):
     seeds: tuple[int, ...] | None = Field(None, min_length=1, description="overrides the top-level seeds")
 
 
+BATCHNORM_BATCHES_HELP = ("batches of this stage's training data run through the trained net (no gradients, train "
+                          "mode) at its end to re-estimate every batch-norm layer's running mean and variance as a "
+                          "plain average (a 'precise BN' pass); 0 keeps the running averages made during training, "
+                          "which lag a fast-changing net. Nets without batch norm (LeNet) are not touched")
+
+
 class LoaderParams(_Strict):
     """What every data-reading section has on both tracks."""
 
@@ -255,6 +261,7 @@ class TrainSupervisedParams(LoaderParams):
     epochs: int = Field(gt=0)
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
     max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
+    batchnorm_batches: int = Field(50, ge=0, description=BATCHNORM_BATCHES_HELP)
 
 
 class DivergenceParams(_Strict):

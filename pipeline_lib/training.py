@@ -7,6 +7,10 @@ from there instead of restarting. A partial made from other inputs or params, or
 not fit the model, is discarded with one log line. Final artifacts are written atomically by
 the stage only when training completes.
 
+Every stage that trains batch-norm layers ends with :func:`recompute_batchnorm` (a "precise BN" pass): the
+running statistics an exponential average gathered while the net changed fast describe an earlier net
+(torchvision's MobileNetV3 averages with momentum 0.01), so eval mode would score far below training.
+
 Divergence stops a run before its checkpoint is written: a non-finite loss (:func:`descend`),
 a watched loss that grows by ``divergence.loss_growth`` (:class:`LossGrowth`) and, for
 supervised classification, a training accuracy that stays at chance (:func:`check_chance`).
@@ -19,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -282,6 +286,56 @@ def cycled_pairs(batches: Iterable, source: Dataset, target: Dataset, batch_size
         batches = paired_batches(source, target, batch_size, gen_source, gen_target, num_workers)
 
 
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's batch-norm layers that keep running statistics."""
+    return [m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: nn.Module, batches: Iterable, device: torch.device, max_batches: int,
+                        forward: Callable[[torch.Tensor], Any] | None = None) -> int:
+    """Re-estimate the running mean and variance of every batch-norm layer of ``model`` from scratch.
+
+    Forward ``max_batches`` batches of ``batches`` (an image tensor, or a tuple whose first item is one)
+    through ``forward`` (default: the whole model; pass the forward that training ran, e.g. up to the
+    encoder layer) without gradients, batch-norm layers in train mode, with a cumulative average
+    (``momentum=None``), so each layer's statistics describe the final net on this data. Layers the pass
+    does not reach keep their statistics; weights, momenta and every module's train/eval mode are restored. A model without batch norm, or ``max_batches`` 0, is left untouched
+    (and ``batches`` is not read). Returns the number of batches used.
+    """
+    layers = batchnorm_layers(model)
+    if not layers or max_batches <= 0:
+        return 0
+    modes = {m: m.training for m in model.modules()}
+    momenta = [bn.momentum for bn in layers]
+    saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in layers]
+    for bn in layers:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.eval()
+    for bn in layers:
+        bn.train()
+    used = 0
+    try:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            with autocast(device):
+                (forward or model)(x.to(device, non_blocking=True))
+            used += 1
+            if used >= max_batches:
+                break
+    finally:
+        for bn, momentum in zip(layers, momenta):
+            bn.momentum = momentum
+        for m, training in modes.items():
+            m.train(training)
+    for bn, (mean, var, count) in zip(layers, saved):
+        if bn.num_batches_tracked.item() == 0:  # not reached (or no data): keep what training left
+            bn.running_mean.copy_(mean), bn.running_var.copy_(var), bn.num_batches_tracked.copy_(count)
+    return used
+
+
 def build_optimizer(kind: Literal["adam", "sgd"], parameters: Iterable[nn.Parameter], lr: float, *,
                     momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -344,6 +398,8 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
         row = {"loss": loss_sum / max(items, 1), "train_acc": correct / max(total, 1)}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    # the final net's statistics, on training batches (crops and flips as trained; measured to fit full frames)
+    recompute_batchnorm(model, loader, device, params.batchnorm_batches)
     if getattr(model, "task", "classification") == "classification":
         steps = steps_per_epoch(len(dataset), params.batch_size, max_steps) * len(state.history)
         check_chance(state.history, getattr(model, "num_classes", None), steps, divergence, desc, hint)

@@ -30,7 +30,7 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
+from pipeline_lib.training import (LossGrowth, recompute_batchnorm, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
                                    epoch_bar, in_order_batches, paired_batches, step_bar)
 from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
 
@@ -169,6 +169,11 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
             row["target_metric"] = monitor(model)
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", drift=f"{row['drift']:.3g}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    # the matched net's batch-norm statistics (the layers training ran), on the target frames
+    target_batches = (xt for _, (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
+                                                            params.num_workers))
+    recompute_batchnorm(model, target_batches, device, params.batchnorm_batches,
+                        forward=lambda x: model.forward_features(x, order))
     return model.eval(), state.result()
 
 

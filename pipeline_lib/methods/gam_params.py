@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline_lib.config import FrameParams, LoaderParams, _Strict
+from pipeline_lib.config import BATCHNORM_BATCHES_HELP, FrameParams, LoaderParams, _Strict
 from pipeline_lib.methods.cycada_params import DriftReduction
 
 
@@ -43,6 +43,7 @@ class MatchActivationsParams(LoaderParams):
     disc_hidden: int = Field(500, gt=0)
     disc_layers: int = Field(3, ge=2)
     checkpoint_every: int = Field(1, gt=0)
+    batchnorm_batches: int = Field(50, ge=0, description=BATCHNORM_BATCHES_HELP)
 
 
 class GamParams(_Strict):
