@@ -164,7 +164,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         _temp_event(tmp, False)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's contents, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -231,7 +232,7 @@ class ShardWriter:
                 kept = np.array(mm[:self._filled])
                 del mm
                 np.save(self._tmp / name, kept)
-            entry[kind] = {"file": name, "sha256": _sha256(self._tmp / name)}
+            entry[kind] = {"file": name, "sha256": file_sha256(self._tmp / name)}
         self._open, self._filled = [], 0
         self.shards.append(entry)
         self.count += entry["count"]
@@ -242,7 +243,7 @@ class ShardWriter:
         if not self.shards:  # an empty set still has one (empty) shard pair
             for kind in ("images", "labels"):
                 np.save(self._tmp / f"shard-00000.{kind}.npy", np.zeros((0,), np.uint8))
-            self.shards.append({"count": 0, **{k: {"file": f"shard-00000.{k}.npy", "sha256": _sha256(
+            self.shards.append({"count": 0, **{k: {"file": f"shard-00000.{k}.npy", "sha256": file_sha256(
                 self._tmp / f"shard-00000.{k}.npy")} for k in ("images", "labels")}})
         manifest = {"count": self.count, "image_shape": self.image_shape or [], "shards": self.shards, **self.meta}
         (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -289,7 +290,7 @@ class ShardReader:
             arrays = []
             for kind in ("images", "labels"):
                 file = self.path / shard[kind]["file"]
-                if not file.is_file() or (verify and _sha256(file) != shard[kind]["sha256"]):
+                if not file.is_file() or (verify and file_sha256(file) != shard[kind]["sha256"]):
                     raise PipelineError(f"{file}: missing or its checksum differs from {self.path / MANIFEST}; "
                                         "delete the folder and rerun the stage that writes it (or dvc pull)")
                 arrays.append(np.load(file, mmap_mode="r", allow_pickle=False))

@@ -46,20 +46,12 @@ def stage_parser(description: str | None, *, experiment: bool = False, seed: boo
     return parser
 
 
-def params_hash(*parts: Any) -> str:
-    """Stable hash of JSON-able values (decides whether a partial checkpoint may be resumed)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-#: set to a folder, every stage writes there which project modules it loaded (tests/test_codedeps.py)
+#: set to a folder, every stage writes there which project modules it loaded (the e2e tests check them)
 RECORD_MODULES = "PIPELINE_RECORD_MODULES"
 
 
-def _record_modules(folder: str) -> None:
+def _record_modules(folder: str, cmd: str) -> None:
     """Write ``{"cmd": <this stage's DAG command>, "modules": [...]}``: the project modules loaded."""
-    module = getattr(sys.modules["__main__"].__spec__, "name", None) if sys.modules.get("__main__") else None
-    cmd = " ".join(["python3 -m", str(module), *sys.argv[1:]])
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pipeline_lib", "stages"))
     out = Path(folder) / (hashlib.sha256(cmd.encode()).hexdigest()[:16] + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +118,8 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     args = parser.parse_args(argv)
     module = _stage_module(main)
-    command = shlex.join(["python3", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    words = ["python3", "-m", module, *(sys.argv[1:] if argv is None else argv)]
+    command = shlex.join(words)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     lock: StageLock | None = None
@@ -166,7 +159,7 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm if previous_sigterm is not None else signal.SIG_DFL)
     if os.environ.get(RECORD_MODULES):
-        _record_modules(os.environ[RECORD_MODULES])
+        _record_modules(os.environ[RECORD_MODULES], " ".join(words))  # as the DAG writes the command
     return 0
 
 

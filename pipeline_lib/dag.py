@@ -122,12 +122,12 @@ def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
         modules=(row.loader.split(":")[0], *codedeps.spec_modules()))
 
 
-def _report(exp: Experiment) -> StageSpec:
+def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     models = [r for r in exp.rows if registry.rows()[r].checkpoint is not None]
     seg = exp.task == "segmentation"
     pngs = tuple(str(paths.confusion_png(exp.name, m)) for m in models) + (str(paths.curves_png(exp.name)),)
     inputs = [str(paths.metrics_json(exp.name, m, s)) for m in models for s in exp.seeds]
-    inputs += dict.fromkeys(c.csv for c in registry.curves(exp))
+    inputs += dict.fromkeys(c.csv for c in registry.curves(exp, method_specs))
     if seg:
         pngs += (str(paths.predictions_png(exp.name)),)
         inputs += [str(paths.predictions_preview(exp.name, m, exp.seeds[0])) for m in models]
@@ -142,7 +142,8 @@ def _report(exp: Experiment) -> StageSpec:
 
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:
-    """Every stage the report of ``experiment`` needs, dependencies first."""
+    """Every stage the report of ``experiment`` needs, dependencies first (its class lists are checked
+    by :func:`build_stages`)."""
     exp = Experiment(params, experiment)
     domains: dict[str, Domain] = {}
 
@@ -154,11 +155,11 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
 
     add(exp.source)
     add(exp.target)
-    check_compatible(domains[exp.source], domains[exp.target], f"experiments.{experiment}")
     stages = [complete(params, _prepare(params, d), domains, prepare=d) for d in domains.values()]
-    specs = registry.method_stages(exp)
-    specs += [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].checkpoint is not None for s in exp.seeds]
-    specs.append(_report(exp))
+    method_specs = registry.method_stages(exp)
+    specs = method_specs + [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].checkpoint is not None
+                            for s in exp.seeds]
+    specs.append(_report(exp, method_specs))
     return stages + [complete(params, spec, domains) for spec in specs]
 
 

@@ -51,6 +51,11 @@ def digits(table: str, *values: str) -> dict[tuple[str, str, str], tuple[PaperVa
     return {(src, tgt, DIGITS_ARCH): (PaperValue(v, table),) for (src, tgt), v in zip(DIGIT_PAIRS, values)}
 
 
+def gam_table3(value: str) -> dict[tuple[str, str, str], tuple[PaperValue, ...]]:
+    """A GAM Table 3 value: GTA5 -> Cityscapes IoU with the ERFNet encoder (our ``erfnet_encoder``)."""
+    return {("gta5", "cityscapes", "erfnet_encoder"): (PaperValue(value, "GAM Table 3 (IoU, ERFNet)"),)}
+
+
 def merge(*tables: dict[tuple[str, str, str], tuple]) -> dict[tuple[str, str, str], tuple]:
     """Join several papers' values for one row (a setting reported twice keeps both, in order)."""
     out: dict[tuple[str, str, str], tuple] = {}

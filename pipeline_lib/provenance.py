@@ -19,10 +19,9 @@ from typing import Any, Iterable
 import torch
 from pydantic import BaseModel
 
-from pipeline_lib.artifacts import MANIFEST
+from pipeline_lib.artifacts import MANIFEST, file_sha256
 from pipeline_lib.config import Params
 
-_CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -32,11 +31,7 @@ def file_digest(path: str | Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_size)
     if key not in _digests:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                digest.update(chunk)
-        _digests[key] = digest.hexdigest()
+        _digests[key] = file_sha256(path)
     return _digests[key]
 
 

@@ -276,11 +276,12 @@ def method_stages(exp: Experiment) -> list[StageSpec]:
     return out
 
 
-def curves(exp: Experiment) -> list[Curve]:
-    """The training curves the report draws: those declared by the experiment's stages."""
+def curves(exp: Experiment, stages: list[StageSpec] | None = None) -> list[Curve]:
+    """The training curves the report draws: those declared by the experiment's stages (``stages``:
+    :func:`method_stages` already built)."""
     seen: set[str] = set()
     out: list[Curve] = []
-    for stage in method_stages(exp):
+    for stage in method_stages(exp) if stages is None else stages:
         if stage.name not in seen:
             seen.add(stage.name)
             out += stage.curves

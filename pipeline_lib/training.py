@@ -70,9 +70,13 @@ def check_finite(loss: torch.Tensor, where: str, hint: str) -> None:
         raise PipelineError(f"loss became {loss.item()} at {where}: {hint}")
 
 
-def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str) -> None:
-    """One optimiser step on ``loss``; a non-finite loss stops the stage first, naming ``hint`` as the fix."""
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str,
+            watch: "LossGrowth | None" = None) -> None:
+    """One optimiser step on ``loss``; a non-finite loss, or one that ``watch`` finds has run away, stops
+    the stage first, naming ``hint`` as the fix."""
     check_finite(loss, where, hint)
+    if watch is not None:
+        watch.check(loss, where, hint)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -388,8 +392,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
             with autocast(device):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
-            growth.check(loss, f"epoch {epoch + 1} step {step + 1}", hint)
-            descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint)
+            descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth)
             scored = y != IGNORE_INDEX
             loss_sum += loss.item() * len(y)
             items += len(y)

@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from pipeline_lib.artifacts import ShardWriter, load_checkpoint
-from pipeline_lib.cli import experiment, params_hash, run_stage, stage_parser
+from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import frames_for_translation
 from pipeline_lib.domains.resolve import resolve_domain
@@ -15,6 +15,7 @@ from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.methods.cycada import CycleGAN, translate, translate_dataset
 from pipeline_lib.methods.cycada_spec import cyclegan_model, translated_dataset, translation_grid
 from pipeline_lib.plots import image_rows
+from pipeline_lib.provenance import fingerprint
 from pipeline_lib.runtime import resolve_device
 
 
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     source = frames_for_translation(src, backbone, cfg.max_width)
     out = translated_dataset(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "source": exp.source, "target": exp.target,
-            "params_hash": params_hash(cycada.cyclegan.model_dump(), cfg.model_dump(), backbone.model_dump()),
+            "params_hash": fingerprint((), cyclegan=cycada.cyclegan, translate=cfg, backbone=backbone),
             "cyclegan_code_version": ckpt["meta"]["code_version"], "cyclegan_seconds": ckpt["meta"]["train_seconds"]}
     sample: list[torch.Tensor] = []  # the first frames, translated, for the grid
 

@@ -110,9 +110,9 @@ def test_cyclegan_step_updates_classifier_then_generators_then_discriminators_on
     calls = []
     real_descend = cycada.descend
 
-    def spy(opt, loss, where, hint):
+    def spy(opt, loss, where, hint, watch=None):
         calls.append((where, [id(p) for g in opt.param_groups for p in g["params"]]))
-        real_descend(opt, loss, where, hint)
+        real_descend(opt, loss, where, hint, watch)
 
     monkeypatch.setattr(cycada, "descend", spy)
     torch.manual_seed(0)

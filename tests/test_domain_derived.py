@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline_lib.config import parse_params
-from pipeline_lib.domains import build_domain, domain_inputs
+from pipeline_lib.domains import build_domain
+from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.base import DomainData, Split
 from pipeline_lib.errors import PipelineError
 
@@ -21,7 +22,7 @@ def _digits(n_per_class: int) -> DomainData:
 def test_half_of_the_odd_digits_are_removed_from_training_only(tiny_raw):
     tiny_raw["data"]["derived"]["odd"] = {"base": "mnist5k", "classes": [1, 3, 5, 7, 9], "keep": 0.5}
     params = parse_params(tiny_raw)
-    assert domain_inputs("odd", params) == ["mnist5k"] and params.domain_task("odd") == "classification"
+    assert resolve_domain(params, "odd").inputs == ("mnist5k",) and params.domain_task("odd") == "classification"
     base = _digits(40)
     odd = build_domain("odd", params, {"mnist5k": base})
     counts = np.bincount(odd.train.labels, minlength=10)

@@ -20,7 +20,7 @@ from pipeline_lib.errors import PipelineError
 if TYPE_CHECKING:
     from pipeline_lib.domains.base import DomainData, Split
 
-__all__ = ["DomainData", "Split", "build_domain", "domain_inputs"]
+__all__ = ["DomainData", "Split", "build_domain"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,11 +29,6 @@ def __getattr__(name: str) -> Any:
         from pipeline_lib.domains import base
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def domain_inputs(name: str, params: Params) -> list[str]:
-    """Names of prepared domains that ``name`` is built from (see :attr:`Domain.inputs`)."""
-    return list(resolve_domain(params, name).inputs)
 
 
 def _cap(split: Split, limit: int | None, seed: int) -> Split:

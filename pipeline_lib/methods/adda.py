@@ -143,8 +143,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                 ht = _features(target_model, xt, layer)
                 real, fake = disc(hs).float(), disc(ht.detach()).float()
                 loss_d = discriminator_loss(real, fake, params.gan_mode)
-            growth_d.check(loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
-            descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint)
+            descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint, watch=growth_d)
             acc = discriminator_accuracy(real, fake, params.gan_mode)
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += acc
@@ -155,8 +154,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                     drift = (weight_drift(target_model, reference, params.drift_reduction) if params.weight_reg > 0
                              else torch.zeros(()))
                     loss = params.lambda_encoder * loss_e + params.weight_reg * drift
-                growth_e.check(loss, f"epoch {epoch + 1} step {steps + 1}", hint)
-                descend(opt_e, loss, f"epoch {epoch + 1} step {steps + 1}", hint)
+                descend(opt_e, loss, f"epoch {epoch + 1} step {steps + 1}", hint, watch=growth_e)
                 disc.requires_grad_(True)
                 sums["loss_e"] += loss_e.item()
                 sums["drift"] += drift.item()

@@ -175,6 +175,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
     optimiser step; a non-finite loss stops the stage before its step, naming ``where`` and the update,
     and so does a generator or discriminator loss that ``growth`` (generators', discriminators') finds
     has grown too much."""
+    watch_g, watch_d = growth if growth is not None else (None, None)
     logs: dict[str, float] = {}
     sem_model: nn.Module | None = labeller if p.semantic_loss == "frozen" else None
     if classifier is not None and opt_c is not None:
@@ -207,9 +208,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
             loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
             loss = loss + p.lambda_identity * loss_idt
             logs["loss_idt"] = loss_idt.item()
-    if growth is not None:
-        growth[0].check(loss, f"{where} (generator update)", hint)
-    descend(opt_g, loss, f"{where} (generator update)", hint)
+    descend(opt_g, loss, f"{where} (generator update)", hint, watch=watch_g)
     for m in frozen_now:
         m.requires_grad_(True)
     # discriminators: real vs (pooled) translated
@@ -217,9 +216,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
         real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
         real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
         loss_d = discriminator_loss(real_t, fake_t_scores, p.gan_mode) + discriminator_loss(real_s, fake_s_scores, p.gan_mode)
-    if growth is not None:
-        growth[1].check(loss_d, f"{where} (discriminator update)", hint)
-    descend(opt_d, loss_d, f"{where} (discriminator update)", hint)
+    descend(opt_d, loss_d, f"{where} (discriminator update)", hint, watch=watch_d)
     logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
                 acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
                 acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))

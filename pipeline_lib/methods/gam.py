@@ -147,8 +147,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 ht = model.forward_features(xt, order)
                 loss_d = sum(discriminator_loss(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
                                                 params.gan_mode) for n in order)
-            growth_d.check(loss_d, f"epoch {epoch + 1} step {step + 1}", hint_d)
-            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint)
+            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint_d, watch=growth_d)
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
                                                         params.gan_mode) for n in order) / len(order)
@@ -158,8 +157,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                     loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode) for n in active)
                     drift = weight_drift(model, reference, params.drift_reduction)
                     loss = params.weight_reg * drift + params.lambda_gan * loss_gan
-                growth_t.check(loss, f"epoch {epoch + 1} step {step + 1}", hint)
-                descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint)
+                descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_t)
                 discs.requires_grad_(True)
                 sums["loss_gan"] += loss_gan.item()
                 sums["drift"] += drift.item()

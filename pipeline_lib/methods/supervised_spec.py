@@ -4,7 +4,7 @@ the target oracle (the upper bound every paper reports). Stage: ``stages/train_s
 from __future__ import annotations
 
 from pipeline_lib import paths
-from pipeline_lib.paper_numbers import PaperValue, digits, merge, segmentation_row
+from pipeline_lib.paper_numbers import digits, gam_table3, merge, segmentation_row
 from pipeline_lib.registry import RUN_KEYS, TRAIN_KEYS, Experiment, Method, Row, StageSpec, rows
 
 LAST = "last epoch; no target labels"
@@ -45,9 +45,7 @@ _T4 = {  # CyCADA Table 4 (GTA5 -> Cityscapes val): 19 per-class IoUs, mIoU, fwI
 def _scenes(row: str) -> dict:
     out: dict = {("gta5", "cityscapes", arch): (segmentation_row(v, "CyCADA Table 4"),)
                  for (arch, name), v in _T4.items() if name == row}
-    erfnet = {"source_only": "15.8", "oracle": "65.0"}[row]  # GAM Table 3 (ERFNet encoder, IoU)
-    out[("gta5", "cityscapes", "erfnet_encoder")] = (PaperValue(erfnet, "GAM Table 3 (IoU, ERFNet)"),)
-    return out
+    return {**out, **gam_table3({"source_only": "15.8", "oracle": "65.0"}[row])}
 
 
 ROWS = {
