@@ -1,8 +1,8 @@
 """Typed, validated parameters: ``params.yaml`` is the single source for both runners.
 
-Any value may be given per profile as a mapping with exactly the keys ``tiny``, ``demo``
-and ``paper``; :func:`resolve_profile` picks the active one before validation, so stages
-only ever see plain values. Unknown or mistyped keys are errors, never silently ignored.
+Any value may be given per profile as a mapping with the keys ``tiny``, ``demo`` and ``paper``,
+and optionally ``full`` (the real-digits profile: the paper's value unless the mapping gives its own);
+:func:`resolve_profile` picks the active one before validation, so stages only ever see plain values. Unknown or mistyped keys are errors, never silently ignored.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from pipeline_lib.errors import PipelineError
 
-PROFILES = ("tiny", "demo", "paper")
-Profile = Literal["tiny", "demo", "paper"]
+PROFILES = ("tiny", "demo", "full", "paper")
+Profile = Literal["tiny", "demo", "full", "paper"]
+REQUIRED_PROFILES = ("tiny", "demo", "paper")  # a per-profile mapping must give these
+PROFILE_FALLBACK = {"full": "paper"}  # ...and a profile it leaves out takes this one's value
 EMBEDDED_DIGIT_DOMAINS = ("mnist5k", "syndigits", "mnistm", "optdigits")
 REAL_DIGIT_DOMAINS = ("mnist", "usps", "svhn")
 DIGIT_DOMAINS = EMBEDDED_DIGIT_DOMAINS + REAL_DIGIT_DOMAINS
@@ -427,17 +429,19 @@ def params_model() -> type[Params]:
 
 
 def resolve_profile(raw: Any, profile: str, where: str = "") -> Any:
-    """Replace every ``{tiny: a, demo: b, paper: c}`` mapping by the active profile's value."""
+    """Replace every ``{tiny: a, demo: b, paper: c}`` mapping (``full: d`` optional) by the active
+    profile's value; ``full`` takes the ``paper`` value where the mapping does not give one."""
     if isinstance(raw, dict):
         keys = set(raw)
         if keys and keys <= set(PROFILES):
-            missing = [p for p in PROFILES if p not in keys]
+            missing = [p for p in REQUIRED_PROFILES if p not in keys]
             if missing:
                 raise PipelineError(
                     f"params.yaml: {where or 'value'} is given per profile but lacks {', '.join(missing)}: "
-                    f"give all of {', '.join(PROFILES)} or a single value"
+                    f"give all of {', '.join(REQUIRED_PROFILES)} (full is optional) or a single value"
                 )
-            return resolve_profile(raw[profile], profile, where)
+            chosen = profile if profile in raw else PROFILE_FALLBACK[profile]
+            return resolve_profile(raw[chosen], profile, where)
         return {k: resolve_profile(v, profile, f"{where}.{k}" if where else str(k)) for k, v in raw.items()}
     if isinstance(raw, list):
         return [resolve_profile(v, profile, f"{where}[{i}]") for i, v in enumerate(raw)]

@@ -24,9 +24,27 @@ def test_profile_values_are_resolved(tiny_raw):
     assert tiny.prepare.syndigits.n_train < demo.prepare.syndigits.n_train
 
 
+def test_full_profile_takes_the_paper_value_unless_it_gives_its_own():
+    raw = {"a": {"tiny": 1, "demo": 2, "paper": 3}, "b": {"tiny": 1, "demo": 2, "full": 4, "paper": 3}}
+    assert resolve_profile(raw, "full") == {"a": 3, "b": 4}
+    assert resolve_profile(raw, "paper") == {"a": 3, "b": 3}
+    assert resolve_profile(raw, "demo") == {"a": 2, "b": 2}
+
+
+def test_committed_full_profile_cuts_the_digit_stages_for_a_cpu(raw_params):
+    full = parse_params({**raw_params, "profile": "full"})
+    paper = parse_params({**raw_params, "profile": "paper"})
+    assert full.train_supervised.epochs < paper.train_supervised.epochs
+    assert full.cycada.cyclegan.max_steps_per_epoch is not None
+    assert full.train_supervised.lr == paper.train_supervised.lr  # not cut: the paper's
+    assert not full.backbones["street"].pretrained  # no download on the CPU profile
+
+
 def test_resolve_profile_requires_every_profile():
     with pytest.raises(PipelineError, match=r"train\.epochs .* lacks paper"):
         resolve_profile({"train": {"epochs": {"tiny": 1, "demo": 2}}}, "tiny")
+    with pytest.raises(PipelineError, match=r"lacks paper"):  # full does not stand in for paper
+        resolve_profile({"epochs": {"tiny": 1, "demo": 2, "full": 3}}, "full")
 
 
 def test_mistyped_key_names_the_key(tiny_raw):
@@ -64,7 +82,7 @@ def test_unknown_domain_backbone_and_experiment(tiny_raw):
 
 
 def test_bad_profile_and_bad_yaml(tmp_path, tiny_raw):
-    with pytest.raises(PipelineError, match="profile: must be one of tiny, demo, paper"):
+    with pytest.raises(PipelineError, match="profile: must be one of tiny, demo, full, paper"):
         parse_params({**tiny_raw, "profile": "huge"})
     path = tmp_path / "params.yaml"
     path.write_text("profile: tiny\nseeds: [0\n")

@@ -1,0 +1,105 @@
+"""The real-digits profile on real MNIST <-> USPS: every row beside the paper's, and the wall time per stage.
+
+    python bench/bench_real_digits.py                                # both pairs, seed 0, 2 cores
+    python bench/bench_real_digits.py --experiments mnist_usps --seeds 0 1 2 --cores 1
+    python bench/bench_real_digits.py --profile demo --workdir /tmp/digits-demo   # any profile
+
+Needs ``../shared/data/{mnist,usps}`` (the project's benchmark data; users point ``data.roots`` at their own
+copies instead); exits with a note when it is absent. The run happens in ``--workdir`` (default
+``bench/out/real_digits``): a copy of the repository's tracked files whose ``params.yaml`` gets the profile, the
+seeds and the data roots, then ``snakemake reports/<experiment>.csv``. Running it again resumes: finished stages
+are not rerun. It prints each experiment's report rows (target accuracy, paper value, model selection) and the
+wall time of every stage from Snakemake's benchmark files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def workspace(workdir: Path, profile: str, seeds: list[int], experiments: list[str]) -> None:
+    """Copy the tracked files into ``workdir`` (kept between runs) and write its params.yaml."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for name in files:
+        src, dst = ROOT / name, workdir / name
+        if src.is_file() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = profile
+    raw["seeds"] = seeds
+    raw["data"]["roots"].update(mnist=str(SHARED / "mnist"), usps=str(SHARED / "usps"))
+    raw["dvc_experiments"] = experiments
+    text = yaml.safe_dump(raw, sort_keys=False)
+    if not (workdir / "params.yaml").is_file() or (workdir / "params.yaml").read_text() != text:
+        (workdir / "params.yaml").write_text(text)
+
+
+def stage_times(workdir: Path, experiment: str) -> list[tuple[str, float]]:
+    """(stage, wall seconds) from Snakemake's benchmark files of the stages that serve ``experiment``."""
+    times = []
+    for tsv in sorted((workdir / "benchmarks").glob("*.tsv")):
+        name = tsv.stem
+        domains = {"mnist_usps": ("mnist", "usps"), "usps_mnist": ("usps", "mnist")}.get(experiment, ())
+        if experiment not in name and not any(f"__{d}__" in name or name.endswith(f"__{d}") for d in domains):
+            continue
+        with tsv.open() as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        if rows:
+            times.append((name, float(rows[-1]["s"])))
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", default=["mnist_usps", "usps_mnist"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "real_digits")
+    args = parser.parse_args()
+    if not (SHARED / "mnist").is_dir() or not (SHARED / "usps").is_dir():
+        print(f"skipped: real MNIST and USPS not found under {SHARED}")
+        return 0
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    workspace(args.workdir, args.profile, args.seeds, args.experiments)
+    targets = [f"reports/{e}.csv" for e in args.experiments]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", str(args.cores), "--quiet",
+                           "rules", "--keep-going"], cwd=args.workdir)
+    wall = time.perf_counter() - start
+    print(f"\n{args.profile} profile, seeds {' '.join(map(str, args.seeds))}, {args.cores} cores: {wall / 60:.1f} min"
+          f" (workdir {args.workdir})")
+    for experiment in args.experiments:
+        report = args.workdir / "reports" / f"{experiment}.csv"
+        print(f"\n{experiment}")
+        if report.is_file():
+            with report.open() as f:
+                rows = list(csv.DictReader(f))
+            width = max(len(r["method"]) for r in rows)
+            print(f"  {'row':{width}}  {'target %':>12}  {'paper':>12}  model selection")
+            for r in rows:
+                print(f"  {r['method']:{width}}  {r['target_acc']:>12}  {r['paper'] or '-':>12}  {r['model_selection']}")
+        else:
+            print("  no report (a stage failed: see the Snakemake log above)")
+        times = stage_times(args.workdir, experiment)
+        if times:
+            print("  stage wall times:")
+            for name, seconds in times:
+                print(f"    {name:60s} {seconds:8.1f} s")
+    return done.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
