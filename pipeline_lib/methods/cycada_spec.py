@@ -22,7 +22,8 @@ PIXEL_ROW = "cycada_pixel"
 
 CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
                    ("loss_d", "discriminator loss"))
-ADDA_SELECTION = "last ADDA epoch; no target labels"
+#: the demo profile's ADDA epoch count was set on another pair (params.yaml, README); rows reuse ADDA_SELECTION
+ADDA_SELECTION = "last ADDA epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 
 
 # ---- artifacts --------------------------------------------------------------------------------
