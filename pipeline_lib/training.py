@@ -225,8 +225,16 @@ def step_bar(batches: Iterable, total: int, desc: str) -> tqdm:
 
 
 def steps_per_epoch(items: int, batch_size: int, max_steps: int | None) -> int:
+    """Steps of an epoch that is one pass over ``items``, cut at ``max_steps`` (null: the whole pass)."""
     steps = max(items // batch_size, 1)
     return min(steps, max_steps) if max_steps else steps
+
+
+def fixed_steps(items: int, batch_size: int, steps: int | None) -> int:
+    """Steps of an epoch of exactly ``steps`` iterations (null: one pass over ``items``), for stages that
+    cycle their data (:func:`cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000 whatever
+    the source's size."""
+    return steps if steps else max(items // batch_size, 1)
 
 
 def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator,

@@ -116,12 +116,37 @@ def test_gan_losses_are_switched_on_one_layer_at_a_time_deepest_first():
 def test_discriminators_are_pretrained_before_the_target_net_moves(tmp_path):
     torch.manual_seed(0)
     model = LeNet().eval()
-    cfg = CFG.model_copy(update={"disc_pretrain_steps": 100, "epochs": 1})  # never past pre-training
+    cfg = CFG.model_copy(update={"disc_pretrain_steps": 3})  # epoch 1 (3 steps): discriminators only
     adapted, result = match_activations(model, model, _digits(), _digits(shift=0.5, seed=1), cfg, ["fc1", "logits"],
                                         CPU, 0, tmp_path / "m.pt", None)
-    for a, b in zip(copy.deepcopy(adapted).parameters(), model.parameters()):
-        assert torch.equal(a, b)
-    assert result.history[0]["loss_d"] > 0
+    first, second = result.history
+    assert first["loss_d"] > 0 and first["loss_gan"] == 0 and first["drift"] == 0
+    assert second["loss_gan"] > 0 and second["drift"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(adapted.parameters(), model.parameters()))
+
+
+def test_pretraining_as_long_as_the_run_is_an_error_not_a_silent_no_op(tmp_path):
+    from pipeline_lib.errors import PipelineError
+    cfg = CFG.model_copy(update={"disc_pretrain_steps": 6})  # 2 epochs of 3 steps
+    with pytest.raises(PipelineError, match=r"disc_pretrain_steps \(6\) is not below the run's 6 steps"):
+        match_activations(LeNet(), LeNet(), _digits(), _digits(seed=1), cfg, ["fc1", "logits"], CPU, 0,
+                          tmp_path / "m.pt", None)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_steps_per_epoch_is_a_fixed_count_that_cycles_a_small_source(tmp_path):
+    class Counted(TensorDataset):
+        reads = 0
+
+        def __getitem__(self, index):
+            Counted.reads += 1
+            return super().__getitem__(index)
+
+    source = Counted(*_digits(n=32).tensors)  # 2 batches of 16 per pass; 10 steps asked
+    cfg = CFG.model_copy(update={"epochs": 1, "steps_per_epoch": 10, "disc_pretrain_steps": 1})
+    match_activations(LeNet(), LeNet(), source, _digits(n=32, seed=1), cfg, ["fc1", "logits"], CPU, 0,
+                      tmp_path / "m.pt", None)
+    assert Counted.reads >= 10 * 16  # cycled: five passes, not cut at one
 
 
 @pytest.mark.parametrize("bad", [["fc9"]])

@@ -32,7 +32,7 @@ from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
-                                   epoch_bar, paired_batches, step_bar, steps_per_epoch)
+                                   epoch_bar, fixed_steps, paired_batches, step_bar)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 
@@ -90,7 +90,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                       {"source": gen_s, "target": gen_t, "patches": gen_p})
     state.restore(desc)
     hint = "lower [segmentation.]calibrator.lr in params.yaml"
-    steps = steps_per_epoch(len(source), params.batch_size, params.steps_per_epoch)
+    steps = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
 
     def scores(groups: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         feats = [model.forward_features(g, [layer])[layer] for g in groups]

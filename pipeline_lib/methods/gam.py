@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pipeline_lib.config import DivergenceParams
+from pipeline_lib.errors import PipelineError
 from pipeline_lib.methods.gam_params import GamParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
 from pipeline_lib.models.base import TaskModel
@@ -32,7 +33,7 @@ from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (LossGrowth, recompute_batchnorm, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
                                    epoch_bar, in_order_batches, paired_batches, step_bar)
-from pipeline_lib.training import steps_per_epoch as steps_per_epoch_of
+from pipeline_lib.training import fixed_steps
 
 
 @torch.no_grad()
@@ -128,7 +129,12 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     state.restore(desc)
     hint = "lower [segmentation.]gam.match_activations.lr in params.yaml"
     hint_d = f"lower [segmentation.]gam.match_activations.{'disc_lr' if params.disc_lr else 'lr'} in params.yaml"
-    steps_per_epoch = steps_per_epoch_of(len(source), params.batch_size, params.steps_per_epoch)
+    steps_per_epoch = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
+    if params.disc_pretrain_steps >= params.epochs * steps_per_epoch:
+        raise PipelineError(
+            f"gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below the run's "
+            f"{params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), so the target net "
+            "would never train: lower disc_pretrain_steps or raise epochs / steps_per_epoch in params.yaml")
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_gan": 0.0, "drift": 0.0}
