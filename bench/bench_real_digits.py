@@ -24,6 +24,9 @@ from pathlib import Path
 
 import yaml
 
+from pipeline_lib.config import load_params
+from pipeline_lib.dag import build_stages
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -47,17 +50,16 @@ def workspace(workdir: Path, profile: str, seeds: list[int], experiments: list[s
 
 
 def stage_times(workdir: Path, experiment: str) -> list[tuple[str, float]]:
-    """(stage, wall seconds) from Snakemake's benchmark files of the stages that serve ``experiment``."""
+    """(stage, wall seconds) of the DAG's stages for ``experiment``, from Snakemake's benchmark files."""
+    params = load_params(workdir / "params.yaml")
     times = []
-    for tsv in sorted((workdir / "benchmarks").glob("*.tsv")):
-        name = tsv.stem
-        domains = {"mnist_usps": ("mnist", "usps"), "usps_mnist": ("usps", "mnist")}.get(experiment, ())
-        if experiment not in name and not any(f"__{d}__" in name or name.endswith(f"__{d}") for d in domains):
-            continue
-        with tsv.open() as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-        if rows:
-            times.append((name, float(rows[-1]["s"])))
+    for stage in build_stages(params, (experiment,)):
+        tsv = workdir / "benchmarks" / f"{stage.name}.tsv"
+        if tsv.is_file():
+            with tsv.open() as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            if rows:
+                times.append((stage.name, float(rows[-1]["s"])))
     return times
 
 
@@ -90,7 +92,8 @@ def main() -> int:
             width = max(len(r["method"]) for r in rows)
             print(f"  {'row':{width}}  {'target %':>12}  {'paper':>12}  model selection")
             for r in rows:
-                print(f"  {r['method']:{width}}  {r['target_acc']:>12}  {r['paper'] or '-':>12}  {r['model_selection']}")
+                paper = r["paper"] or "-"
+                print(f"  {r['method']:{width}}  {r['target_acc']:>12}  {paper:>12}  {r['model_selection']}")
         else:
             print("  no report (a stage failed: see the Snakemake log above)")
         times = stage_times(args.workdir, experiment)

@@ -2,7 +2,8 @@
 
 Any value may be given per profile as a mapping with the keys ``tiny``, ``demo`` and ``paper``,
 and optionally ``full`` (the real-digits profile: the paper's value unless the mapping gives its own);
-:func:`resolve_profile` picks the active one before validation, so stages only ever see plain values. Unknown or mistyped keys are errors, never silently ignored.
+:func:`resolve_profile` picks the active one before validation, so stages only ever see plain values.
+Unknown or mistyped keys are errors, never silently ignored.
 """
 
 from __future__ import annotations
@@ -231,12 +232,6 @@ class ExperimentParams(_Strict):
     seeds: tuple[int, ...] | None = Field(None, min_length=1, description="overrides the top-level seeds")
 
 
-BATCHNORM_BATCHES_HELP = ("batches of this stage's training data run through the trained net (no gradients, train "
-                          "mode) at its end to re-estimate every batch-norm layer's running mean and variance as a "
-                          "plain average (a 'precise BN' pass); 0 keeps the running averages made during training, "
-                          "which lag a fast-changing net. Nets without batch norm (LeNet) are not touched")
-
-
 class LoaderParams(_Strict):
     """What every data-reading section has on both tracks."""
 
@@ -254,7 +249,18 @@ class FrameParams(LoaderParams):
     flip: bool = Field(False, description="random horizontal flips")
 
 
-class TrainSupervisedParams(LoaderParams):
+class PreciseBNParams(_Strict):
+    """What a stage that trains batch-norm layers has: the precise-BN pass at its end
+    (:func:`pipeline_lib.training.recompute_batchnorm`)."""
+
+    batchnorm_batches: int = Field(50, ge=0, description=(
+        "batches of this stage's training data run through the trained net (no gradients, train mode) at its end "
+        "to re-estimate every batch-norm layer's running mean and variance as a plain average (a 'precise BN' "
+        "pass); 0 keeps the running averages made during training, which lag a fast-changing net. Nets without "
+        "batch norm (LeNet) are not touched"))
+
+
+class TrainSupervisedParams(LoaderParams, PreciseBNParams):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -263,7 +269,6 @@ class TrainSupervisedParams(LoaderParams):
     epochs: int = Field(gt=0)
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
     max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
-    batchnorm_batches: int = Field(50, ge=0, description=BATCHNORM_BATCHES_HELP)
 
 
 class DivergenceParams(_Strict):

@@ -313,8 +313,9 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable, device: torch.devic
     through ``forward`` (default: the whole model; pass the forward that training ran, e.g. up to the
     encoder layer) without gradients, batch-norm layers in train mode, with a cumulative average
     (``momentum=None``), so each layer's statistics describe the final net on this data. Layers the pass
-    does not reach keep their statistics; weights, momenta and every module's train/eval mode are restored. A model without batch norm, or ``max_batches`` 0, is left untouched
-    (and ``batches`` is not read). Returns the number of batches used.
+    does not reach keep their statistics; weights, momenta and every module's train/eval mode are restored.
+    A model without batch norm, or ``max_batches`` 0, is left untouched (and ``batches`` is not read).
+    Returns the number of batches used.
     """
     layers = batchnorm_layers(model)
     if not layers or max_batches <= 0:

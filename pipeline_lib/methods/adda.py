@@ -35,8 +35,8 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, recompute_batchnorm, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   paired_batches, step_bar, steps_per_epoch)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   paired_batches, recompute_batchnorm, shuffled_loader, step_bar, steps_per_epoch)
 
 
 class AccuracyGate:
@@ -173,9 +173,8 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                       f"{epoch + 1}; stopping (CyCADA appendix 6.1)")
             break
     # the adapted encoder's batch-norm statistics (the layers training ran), on the target frames
-    target_batches = (xt for _, (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
-                                                            params.num_workers))
-    recompute_batchnorm(target_model, target_batches, device, params.batchnorm_batches,
+    recompute_batchnorm(target_model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
+                        params.batchnorm_batches,
                         forward=lambda x: _features(target_model, x, layer))
     return target_model.eval(), state.result()
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline_lib.config import BATCHNORM_BATCHES_HELP, FrameParams, LoaderParams, SegTrainParams, TrainSupervisedParams, _Strict
+from pipeline_lib.config import (FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, TrainSupervisedParams,
+                                 _Strict)
 
 DriftReduction = Literal["tensor_mean", "sum"]
 
@@ -56,7 +57,7 @@ class TranslateParams(LoaderParams):
     grid_samples: int = Field(8, gt=0)
 
 
-class AdaptFeaturesParams(LoaderParams):
+class AdaptFeaturesParams(LoaderParams, PreciseBNParams):
     """Feature-level adversarial adaptation (ADDA as in CyCADA appendix 6.1)."""
 
     lr: float = Field(gt=0)
@@ -74,7 +75,6 @@ class AdaptFeaturesParams(LoaderParams):
     checkpoint_every: int = Field(1, gt=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (CyCADA segmentation: 0.99)")
-    batchnorm_batches: int = Field(50, ge=0, description=BATCHNORM_BATCHES_HELP)
     lambda_encoder: float = Field(1.0, gt=0, description="weight of the encoder's GAN loss (segmentation: 0.1)")
     layer: str = Field("encoder", description="layer the discriminator sees: encoder (the backbone's "
                        "encoder layer), logits (the CyCADA release's score maps) or any named layer")

@@ -31,9 +31,9 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, recompute_batchnorm, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
-                                   epoch_bar, in_order_batches, paired_batches, step_bar)
-from pipeline_lib.training import fixed_steps
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
+                                   epoch_bar, fixed_steps, in_order_batches, paired_batches, recompute_batchnorm,
+                                   shuffled_loader, step_bar)
 
 
 @torch.no_grad()
@@ -132,8 +132,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     steps_per_epoch = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
     if params.disc_pretrain_steps >= params.epochs * steps_per_epoch:
         raise PipelineError(
-            f"gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below the run's "
-            f"{params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), so the target net "
+            f"[segmentation.]gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below "
+            f"the run's {params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), so the target net "
             "would never train: lower disc_pretrain_steps or raise epochs / steps_per_epoch in params.yaml")
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
@@ -174,9 +174,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", drift=f"{row['drift']:.3g}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
     # the matched net's batch-norm statistics (the layers training ran), on the target frames
-    target_batches = (xt for _, (xt, *_) in paired_batches(source, target, params.batch_size, gen_s, gen_t,
-                                                            params.num_workers))
-    recompute_batchnorm(model, target_batches, device, params.batchnorm_batches,
+    recompute_batchnorm(model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
+                        params.batchnorm_batches,
                         forward=lambda x: model.forward_features(x, order))
     return model.eval(), state.result()
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline_lib.config import BATCHNORM_BATCHES_HELP, FrameParams, LoaderParams, _Strict
+from pipeline_lib.config import FrameParams, LoaderParams, PreciseBNParams, _Strict
 from pipeline_lib.methods.cycada_params import DriftReduction
 
 
@@ -17,7 +17,7 @@ class GaussianMatchParams(_Strict):
     max_batches: int | None = Field(None, gt=0)
 
 
-class MatchActivationsParams(LoaderParams):
+class MatchActivationsParams(LoaderParams, PreciseBNParams):
     """GAM section 4.2, eq. 3: weight_reg * ||theta_s - theta_t||^2 + lambda_gan * sum_i w_i GAN_i."""
 
     init: Literal["gaussian", "source"] = Field("gaussian", description="start from the Gaussian-matched net")
@@ -43,7 +43,6 @@ class MatchActivationsParams(LoaderParams):
     disc_hidden: int = Field(500, gt=0)
     disc_layers: int = Field(3, ge=2)
     checkpoint_every: int = Field(1, gt=0)
-    batchnorm_batches: int = Field(50, ge=0, description=BATCHNORM_BATCHES_HELP)
 
 
 class GamParams(_Strict):
