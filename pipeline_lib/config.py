@@ -269,6 +269,8 @@ class TrainSupervisedParams(LoaderParams, PreciseBNParams):
     epochs: int = Field(gt=0)
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
     max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
+    max_steps: int | None = Field(None, gt=0, description="step budget: fewer than `epochs` when it runs out "
+                                  "first, rounded up to whole epochs (null: all `epochs`)")
 
 
 class DivergenceParams(_Strict):

@@ -230,6 +230,15 @@ def steps_per_epoch(items: int, batch_size: int, max_steps: int | None) -> int:
     return min(steps, max_steps) if max_steps else steps
 
 
+def budget_epochs(epochs: int, steps_in_epoch: int, max_steps: int | None) -> int:
+    """The epochs a run gets: ``epochs`` (the paper's count), or fewer when a step budget ``max_steps``
+    runs out first, rounded up to whole epochs. A small source (USPS, 57 batches) then keeps the
+    paper's epochs while a large one (MNIST, 468) is cut: a budget in steps, not passes."""
+    if not max_steps:
+        return epochs
+    return max(1, min(epochs, math.ceil(max_steps / max(steps_in_epoch, 1))))
+
+
 def fixed_steps(items: int, batch_size: int, steps: int | None) -> int:
     """Steps of an epoch of exactly ``steps`` iterations (null: one pass over ``items``), for stages that
     cycle their data (:func:`cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000 whatever
@@ -389,7 +398,9 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
                       {"loader": generator})
     state.restore(desc)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
+    epochs = budget_epochs(params.epochs, steps_per_epoch(len(dataset), params.batch_size, max_steps),
+                           params.max_steps)
+    bar = epoch_bar(state.start_epoch, epochs, desc)
     for epoch in bar:
         model.train()
         total, correct, loss_sum, items = 0, 0, 0.0, 0
@@ -409,7 +420,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
             total += scored.sum().item()
         row = {"loss": loss_sum / max(items, 1), "train_acc": correct / max(total, 1)}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == epochs)
     # the final net's statistics, on training batches (crops and flips as trained; measured to fit full frames)
     recompute_batchnorm(model, loader, device, params.batchnorm_batches)
     if getattr(model, "task", "classification") == "classification":

@@ -231,3 +231,11 @@ def test_training_accuracy_that_stays_at_chance_stops_a_long_enough_run(tmp_path
                                             r"train_supervised\.lr in params\.yaml, or check that the labels match"):
         run(min_steps=20)
     assert [row["train_acc"] for row in run(min_steps=21).history] == [0.1, 0.1]  # too short to judge
+
+
+def test_a_step_budget_cuts_a_large_source_and_keeps_a_small_sources_epochs():
+    from pipeline_lib.training import budget_epochs
+    assert budget_epochs(100, 468, 14000) == 30  # MNIST: 30 epochs of 468 batches
+    assert budget_epochs(100, 57, 14000) == 100  # USPS: all 100 (5,700 steps)
+    assert budget_epochs(200, 57, 5000) == 88  # rounded up to whole epochs
+    assert budget_epochs(7, 10, None) == 7 and budget_epochs(7, 0, 5) == 5

@@ -9,7 +9,8 @@ Hoffman et al., CyCADA, appendix 6.1:
 - the target encoder is trained with the inverted-label GAN loss, generator and discriminator
   losses weighted equally, and only while the discriminator's accuracy is above 60% over the
   last batch (digits) or the last 100 iterations (segmentation): ``gate_accuracy``/``gate_window``;
-- training stops when no suitable discriminator appears within an epoch, or at ``max_epochs``.
+- training stops when no suitable discriminator appears within an epoch, or at ``max_epochs``
+  (or earlier, when the step budget ``max_steps`` runs out: a CPU profile's cut).
 
 Segmentation (appendix 6.1.2): SGD with momentum 0.99 and lr 1e-5, the encoder's loss weighted
 ten times less than the discriminator's (``lambda_encoder`` 0.1), one source and one target crop
@@ -35,8 +36,9 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   paired_batches, recompute_batchnorm, shuffled_loader, step_bar, steps_per_epoch)
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, budget_epochs, build_optimizer, descend,
+                                   epoch_bar, paired_batches, recompute_batchnorm, shuffled_loader, step_bar,
+                                   steps_per_epoch)
 
 
 class AccuracyGate:
@@ -126,13 +128,14 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
     state.restore(desc)
     gate = AccuracyGate(params.gate_accuracy, params.gate_window)
     hint = "lower [segmentation.]cycada.adapt_features.lr in params.yaml"
-    bar = epoch_bar(state.start_epoch, params.max_epochs, desc)
+    total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
+    max_epochs = budget_epochs(params.max_epochs, total, params.max_steps)
+    bar = epoch_bar(state.start_epoch, max_epochs, desc)
     for epoch in bar:
         target_model.train()
         sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
         steps = updates = 0
         batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
         for (xs, *_), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
             if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
                 break
@@ -167,7 +170,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
             row["target_metric"] = monitor(target_model)
         bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", updates=updates)
         stop = updates == 0  # no suitable discriminator within an epoch
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=stop or epoch + 1 == params.max_epochs)
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=stop or epoch + 1 == max_epochs)
         if stop:
             bar.write(f"{desc}: the discriminator never reached {params.gate_accuracy:.0%} accuracy in epoch "
                       f"{epoch + 1}; stopping (CyCADA appendix 6.1)")

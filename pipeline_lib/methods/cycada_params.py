@@ -65,6 +65,8 @@ class AdaptFeaturesParams(LoaderParams, PreciseBNParams):
     batch_size: int = Field(gt=0)
     max_epochs: int = Field(gt=0)
     max_steps_per_epoch: int | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="step budget: fewer than `max_epochs` when it runs out "
+                                  "first, rounded up to whole epochs (null: up to `max_epochs`)")
     gate_accuracy: float = Field(0.6, ge=0, le=1)
     gate_window: int = Field(1, gt=0, description="batches the discriminator accuracy is averaged over")
     disc_hidden: int = Field(500, gt=0)
