@@ -28,13 +28,24 @@ def test_perturbation_obeys_the_linf_bound_for_any_input_and_any_weights():
         cal = Calibrator(shape[1], ngf=4, n_blocks=1, linf=linf)
         with torch.no_grad():
             for p in cal.parameters():
-                p.mul_(50)  # saturate the tanh head
+                p.normal_(0, 50)  # saturate the tanh head
         x = torch.randn(shape) * 100
         delta = cal.perturbation(x)
         assert delta.shape == x.shape  # sizes that are not multiples of 4 come back unpadded
         assert delta.abs().max() <= 2 * linf  # [0, 1] units -> [-1, 1] images
         assert delta.abs().max() > 1.5 * linf  # and the bound is actually reached when saturated
-        assert torch.equal(cal(x), x + delta)  # G_c = I + G'_c
+        assert torch.equal(cal(x), (x + delta).clamp(-1, 1))  # G_c = I + G'_c, kept in the image range
+
+
+def test_a_fresh_calibrator_is_the_identity_and_its_output_stays_an_image():
+    torch.manual_seed(0)
+    cal = Calibrator(1, ngf=4, n_blocks=1, linf=0.3)
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert torch.equal(cal(x), x)  # training starts at the source model's own accuracy
+    with torch.no_grad():
+        cal.head.bias.fill_(5.0)  # push every pixel up by the bound
+    out = cal(x)
+    assert out.max() <= 1.0 and torch.equal(out, (x + 0.6 * torch.tanh(torch.tensor(5.0))).clamp(-1, 1))
 
 
 def test_calibrator_is_small_next_to_the_models_it_serves():
@@ -87,6 +98,8 @@ def test_export_round_trip_equals_calibrator_then_model(tmp_path):
     torch.manual_seed(0)
     model = CalibratedModel(Calibrator(1, ngf=4, n_blocks=1, linf=0.2), LeNet(num_classes=10, in_channels=1,
                                                                              image_size=28)).eval()
+    with torch.no_grad():
+        model.calibrator.head.weight.normal_(0, 0.5)  # a trained calibrator (a fresh one is the identity)
     example = torch.rand(4, 1, 28, 28) * 2 - 1
     torch.jit.save(trace_deployed(model, example), str(tmp_path / "deployed.pt"))
     loaded = torch.jit.load(str(tmp_path / "deployed.pt"))

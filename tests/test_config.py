@@ -34,7 +34,9 @@ def test_full_profile_takes_the_paper_value_unless_it_gives_its_own():
 def test_committed_full_profile_cuts_the_digit_stages_for_a_cpu(raw_params):
     full = parse_params({**raw_params, "profile": "full"})
     paper = parse_params({**raw_params, "profile": "paper"})
-    assert full.train_supervised.epochs < paper.train_supervised.epochs
+    assert full.train_supervised.epochs == paper.train_supervised.epochs  # the paper's epochs, a step budget
+    assert full.train_supervised.max_steps and paper.train_supervised.max_steps is None
+    assert full.cycada.adapt_features.max_steps and paper.cycada.adapt_features.max_steps is None
     assert full.cycada.cyclegan.max_steps_per_epoch is not None
     assert full.train_supervised.lr == paper.train_supervised.lr  # not cut: the paper's
     assert not full.backbones["street"].pretrained  # no download on the CPU profile

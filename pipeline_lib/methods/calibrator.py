@@ -109,8 +109,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 break
             xs, xt = xs.to(device), xt.to(device)
             with autocast(device):
-                ps, pt = calibrator.perturbation(xs), calibrator.perturbation(xt)
-                cs, ct = xs + ps, xt + pt
+                cs, ct = calibrator(xs), calibrator(xt)  # G3, G4: x + G'_c(x), clipped to the image range
                 # eqs. 5, 6: each discriminator sorts the four groups (no gradient into the calibrator)
                 groups = [xs, xt, cs.detach(), ct.detach()]
                 f_logits, p_logits = scores(groups)
@@ -132,7 +131,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
             discs.requires_grad_(True)
             sums["loss_c"] += loss_c.item()
             sums["fooled"] += float(np.mean([group_accuracy(lg, 0) for lg in f_logits + p_logits]))
-            sums["perturbation"] += pt.detach().abs().amax().item() / 2  # largest |G'_c|, in [0, 1] pixel units
+            sums["perturbation"] += (ct - xt).detach().abs().mean().item() / 2  # mean |G_c(x) - x|, [0, 1] units
             step += 1
         row = {k: v / max(step, 1) for k, v in sums.items()}
         if monitor is not None:  # target metric of F_s o G_c, for the curves only (never selects a model)
@@ -152,8 +151,8 @@ def amplitude_spectra(calibrator: Calibrator, images: torch.Tensor, device: torc
     sums = {"before": 0.0, "after": 0.0, "perturbation": 0.0}
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device).float()
-        p = calibrator.perturbation(x)
-        for key, value in (("before", x), ("after", x + p), ("perturbation", p)):
+        after = calibrator(x)
+        for key, value in (("before", x), ("after", after), ("perturbation", after - x)):
             amp = torch.fft.fftshift(torch.fft.fft2(value).abs(), dim=(-2, -1))
             sums[key] = sums[key] + torch.log1p(amp).sum(dim=(0, 1)).cpu()
     count = len(images) * images.shape[1]

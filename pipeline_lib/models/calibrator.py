@@ -5,7 +5,9 @@ for Unsupervised Domain Adaptation", CVPR 2020, sections 3 and 5.3).
   al.): a stem convolution, stride-2 downsampling, residual blocks, transposed-convolution
   upsampling with additive skip connections from the matching downsampling level, and a tanh
   head scaled so the perturbation's L-infinity norm never exceeds ``linf`` (in units of the [0, 1]
-  pixel range; images here are in [-1, 1], so the bound there is ``2 * linf``).
+  pixel range; images here are in [-1, 1], so the bound there is ``2 * linf``). The head starts at
+  zero, so training starts from ``G_c = I`` (the source model's own accuracy), and the calibrated
+  image is clipped to the image range: an image stays an image (the authors' release clips too).
 - :class:`CalibratedModel`: the deployed pipeline, the calibrator then the frozen model.
 """
 
@@ -44,6 +46,7 @@ class Calibrator(nn.Module):
                                          nn.InstanceNorm2d(ch // 2), nn.ReLU(True)))
             ch //= 2
         self.head = nn.Conv2d(ch, channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)  # G'_c = 0 at the start: G_c = I
 
     def perturbation(self, x: torch.Tensor) -> torch.Tensor:
         """G'_c(x), with |G'_c(x)| <= 2 * linf everywhere (the [-1, 1] image range)."""
@@ -61,7 +64,8 @@ class Calibrator(nn.Module):
         return 2 * self.linf * torch.tanh(self.head(y))[..., :h, :w]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.perturbation(x)
+        """``G_c(x) = x + G'_c(x)``, clipped to the [-1, 1] image range."""
+        return (x + self.perturbation(x)).clamp(-1.0, 1.0)
 
 
 class CalibratedModel(nn.Module):
