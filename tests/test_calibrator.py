@@ -8,7 +8,8 @@ from torch.utils.data import TensorDataset
 
 from pipeline_lib.methods.calibrator_params import CalibratorParams
 from pipeline_lib.losses import group_accuracy, group_loss
-from pipeline_lib.methods.calibrator import GROUPS, amplitude_spectra, shuffled_patches, train_calibrator
+from pipeline_lib.methods.calibrator import (GROUPS, amplitude_spectra, calibrator_loss, shuffled_patches,
+                                             train_calibrator)
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator, parameter_count, trace_deployed
 from pipeline_lib.models.lenet import LeNet
 
@@ -62,6 +63,16 @@ def test_group_loss_and_accuracy_on_hand_made_logits():
     maps[:, 3] = 5.0  # every location says G4
     assert group_accuracy(maps, 3) == 1.0 and group_loss(maps, 3).item() < group_loss(maps, 0).item()
     assert GROUPS[0].startswith("G1 source") and GROUPS[3].startswith("G4 calibrated target")
+
+
+def test_calibrator_loss_scores_g3_and_g4_as_source_with_the_release_weight_on_g3():
+    as_g1, as_g2 = torch.tensor([[9.0, 0.0, 0.0, 0.0]]), torch.tensor([[0.0, 9.0, 0.0, 0.0]])
+    paper, release = CalibratorParams(), CalibratorParams(source_weight=0.1, lambda_pixel=0.5)
+    fooled, caught = group_loss(as_g1, 0), group_loss(as_g2, 0)
+    assert torch.isclose(calibrator_loss([as_g2, as_g1], [as_g2, as_g1], paper), 2 * caught + 2 * fooled)
+    # G3 (calibrated source) caught, G4 (calibrated target) fooled: the release weighs the G3 terms 0.1
+    assert torch.isclose(calibrator_loss([as_g2, as_g1], [as_g2, as_g1], release), 0.1 * 1.5 * caught + 1.5 * fooled)
+    assert torch.isclose(calibrator_loss([as_g1, as_g2], [as_g1, as_g2], release), 0.1 * 1.5 * fooled + 1.5 * caught)
 
 
 def test_shuffled_patches_keep_a_crops_pixels_in_another_order_and_pass_gradients():
@@ -133,3 +144,21 @@ def test_batch_norm_statistics_of_a_frozen_segmenter_stay_bit_identical(tmp_path
                      monitor=lambda m: 0.0)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_release_variant_trains_on_softmax_scores(tmp_path, monkeypatch):
+    import pipeline_lib.methods.calibrator as calib
+    torch.manual_seed(0)
+    model = LeNet(num_classes=10, in_channels=1, image_size=28)
+    seen, original = [], calib.GroupDiscriminators.__init__
+
+    def spy(self, feat_channels, image_channels, params):
+        seen.append((feat_channels, image_channels * params.patch ** 2))
+        original(self, feat_channels, image_channels, params)
+
+    monkeypatch.setattr(calib.GroupDiscriminators, "__init__", spy)
+    release = TINY.model_copy(update={"layer": "logits", "softmax": True, "source_weight": 0.1, "patch": 4, "epochs": 1})
+    _, result = train_calibrator(model, _digits(16, 0.0, 1), _digits(16, 0.5, 2), release, torch.device("cpu"), 0,
+                                 tmp_path / "cal.pt", None)
+    assert seen == [(10, 16)]  # the feature discriminator sees the 10 class scores, the pixel one a 4x4 patch
+    assert len(result.history) == 1 and result.history[0]["loss_c"] > 0

@@ -62,6 +62,14 @@ class GroupDiscriminators(torch.nn.Module):
                                           out_channels=len(GROUPS))
 
 
+def calibrator_loss(feat_logits: list[torch.Tensor], pixel_logits: list[torch.Tensor],
+                    params: CalibratorParams) -> torch.Tensor:
+    """Eq. 7: both discriminators should score calibrated source (G3, first) and calibrated target (G4,
+    second) as source (G1); the G3 terms are weighted by ``source_weight`` (the paper: 1)."""
+    return sum(w * (params.lambda_feat * group_loss(f, 0) + params.lambda_pixel * group_loss(p, 0))
+               for w, f, p in zip((params.source_weight, 1.0), feat_logits, pixel_logits))
+
+
 def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params: CalibratorParams,
                      device: torch.device, seed: int, out, resume_key: str | None, desc: str = "calibrator",
                      monitor: Callable[[torch.nn.Module], float] | None = None,
@@ -94,6 +102,8 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
 
     def scores(groups: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         feats = [model.forward_features(g, [layer])[layer] for g in groups]
+        if params.softmax:
+            feats = [f.float().softmax(dim=1) for f in feats]
         return [discs.feat(f).float() for f in feats], \
             [discs.pixel(shuffled_patches(g, params.patch, gen_p)).float() for g in groups]
 
@@ -125,8 +135,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
             discs.requires_grad_(False)
             with autocast(device):
                 f_logits, p_logits = scores([cs, ct])
-                loss_c = sum(params.lambda_feat * group_loss(f, 0) + params.lambda_pixel * group_loss(p, 0)
-                             for f, p in zip(f_logits, p_logits))
+                loss_c = calibrator_loss(f_logits, p_logits, params)
             descend(opt_c, loss_c, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_c)
             discs.requires_grad_(True)
             sums["loss_c"] += loss_c.item()

@@ -20,6 +20,10 @@ class CalibratorParams(LoaderParams):
                         "pixel range (the paper's best segmentation setting: 0.01)")
     layer: str = Field("encoder", description="the M_s layer the feature discriminator sees (encoder, logits or "
                        "any named layer)")
+    softmax: bool = Field(False, description="the feature discriminator sees softmax(layer) (the authors' release: "
+                          "softmax of the logits); the paper: the M_s features as they are")
+    source_weight: float = Field(1.0, ge=0, description="weight of the calibrated-source (G3) terms of eq. 7 (the "
+                                 "paper: 1, as the target's; the authors' release: 0.1 for digits)")
     patch: int = Field(16, gt=0, description="side of the random patches the pixel discriminator sees (their "
                        "pixels are shuffled)")
     disc_hidden: int = Field(500, gt=0, description="both discriminators: two fully connected layers")
