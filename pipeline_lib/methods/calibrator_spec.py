@@ -19,9 +19,9 @@ from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 #: rows -> variant (raw: the source-only model on raw source; cycada: CyCADA's pixel-only model)
 VARIANTS = {"calibrator": "raw", "cycada_calibrator": "cycada"}
-# said on every calibrator row: the shared digits settings were tuned once by looking at target labels
-SELECTION = ("last epoch; the digits calibrator's L-inf bound and demo lr were picked on mnist5k->mnistm "
-             "target test accuracy (README)")
+# said on every calibrator row: where its settings come from (no target label was read)
+SELECTION = ("last epoch; the paper's lr, the digits L-inf bound from the authors' release; no target labels "
+             "read")
 CURVES = (("acc_d_feat", "feature discriminator, 4-way accuracy"),
           ("acc_d_pixel", "pixel discriminator, 4-way accuracy"),
           ("fooled", "calibrated images classified as source (G1)"))
