@@ -10,8 +10,12 @@ The source model ``F_s = C_s o M_s`` stays frozen; only the calibrator ``G_c = I
   layers with 4 outputs, trained with 4-way cross-entropy (eqs. 5, 6);
 - the calibrator is trained so that both classify G3 and G4 as G1 (eq. 7).
 
-The released code is not public, so the discriminators' width, the patch size and the calibrator's
-width are parameters (:class:`~pipeline_lib.config.CalibratorParams`).
+The default follows the paper. The authors' release (github.com/yeshaokai/Calibrator-Domain-Adaptation)
+differs for digits: its feature discriminator sees the softmax of the source model's logits (``layer: logits``,
+``softmax: true``), it weighs the calibrated-source terms of eq. 7 by 0.1 (``source_weight``), its pixel
+discriminator sees 4x4 patches (``patch``), its perturbation is one-sided in [0, 0.2] of the pixel range, and
+it trains 200 epochs. Widths, patch size and bound are parameters
+(:class:`~pipeline_lib.methods.calibrator_params.CalibratorParams`).
 """
 
 from __future__ import annotations
