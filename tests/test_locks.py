@@ -162,7 +162,7 @@ def test_an_interrupted_stage_prints_one_line_and_leaves_no_half_written_output(
         _wait_for(workspace / "seed0.started", proc)
         assert _temps(workspace / "out")
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=240)
     finally:
         proc.kill()
     assert proc.returncode == status
