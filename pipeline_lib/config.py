@@ -260,7 +260,15 @@ class PreciseBNParams(_Strict):
         "batch norm (LeNet) are not touched"))
 
 
-class TrainSupervisedParams(LoaderParams, PreciseBNParams):
+class StepBudgetParams(_Strict):
+    """What a stage with an epoch count and an optional step budget has
+    (:func:`pipeline_lib.training.budget_epochs`)."""
+
+    max_steps: int | None = Field(None, gt=0, description="step budget: the run ends after the epoch in which it "
+                                  "runs out, if that comes before its epoch count (null: no budget)")
+
+
+class TrainSupervisedParams(LoaderParams, PreciseBNParams, StepBudgetParams):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -269,8 +277,6 @@ class TrainSupervisedParams(LoaderParams, PreciseBNParams):
     epochs: int = Field(gt=0)
     checkpoint_every: int = Field(1, gt=0, description="epochs between resumable checkpoints")
     max_steps_per_epoch: int | None = Field(None, gt=0, description="cap on the steps of an epoch (null: a pass)")
-    max_steps: int | None = Field(None, gt=0, description="step budget: fewer than `epochs` when it runs out "
-                                  "first, rounded up to whole epochs (null: all `epochs`)")
 
 
 class DivergenceParams(_Strict):

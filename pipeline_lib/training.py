@@ -232,7 +232,7 @@ def steps_per_epoch(items: int, batch_size: int, max_steps: int | None) -> int:
 
 def budget_epochs(epochs: int, steps_in_epoch: int, max_steps: int | None) -> int:
     """The epochs a run gets: ``epochs`` (the paper's count), or fewer when a step budget ``max_steps``
-    runs out first, rounded up to whole epochs. A small source (USPS, 57 batches) then keeps the
+    runs out first, rounded up to whole epochs. A small source (USPS, 56 batches) then keeps the
     paper's epochs while a large one (MNIST, 468) is cut: a budget in steps, not passes."""
     if not max_steps:
         return epochs
@@ -398,14 +398,13 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
                       {"loader": generator})
     state.restore(desc)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    epochs = budget_epochs(params.epochs, steps_per_epoch(len(dataset), params.batch_size, max_steps),
-                           params.max_steps)
+    per_epoch = steps_per_epoch(len(dataset), params.batch_size, max_steps)
+    epochs = budget_epochs(params.epochs, per_epoch, params.max_steps)
     bar = epoch_bar(state.start_epoch, epochs, desc)
     for epoch in bar:
         model.train()
         total, correct, loss_sum, items = 0, 0, 0.0, 0
-        for step, (x, y) in enumerate(step_bar(loader, steps_per_epoch(len(dataset), params.batch_size, max_steps),
-                                               f"epoch {epoch + 1}")):
+        for step, (x, y) in enumerate(step_bar(loader, per_epoch, f"epoch {epoch + 1}")):
             if max_steps and step >= max_steps:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -424,6 +423,6 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
     # the final net's statistics, on training batches (crops and flips as trained; measured to fit full frames)
     recompute_batchnorm(model, loader, device, params.batchnorm_batches)
     if getattr(model, "task", "classification") == "classification":
-        steps = steps_per_epoch(len(dataset), params.batch_size, max_steps) * len(state.history)
+        steps = per_epoch * len(state.history)
         check_chance(state.history, getattr(model, "num_classes", None), steps, divergence, desc, hint)
     return state.result()

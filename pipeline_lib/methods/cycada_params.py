@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline_lib.config import (FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, TrainSupervisedParams,
-                                 _Strict)
+from pipeline_lib.config import (FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, StepBudgetParams,
+                                 TrainSupervisedParams, _Strict)
 
 DriftReduction = Literal["tensor_mean", "sum"]
 
@@ -57,7 +57,7 @@ class TranslateParams(LoaderParams):
     grid_samples: int = Field(8, gt=0)
 
 
-class AdaptFeaturesParams(LoaderParams, PreciseBNParams):
+class AdaptFeaturesParams(LoaderParams, PreciseBNParams, StepBudgetParams):
     """Feature-level adversarial adaptation (ADDA as in CyCADA appendix 6.1)."""
 
     lr: float = Field(gt=0)
@@ -65,8 +65,6 @@ class AdaptFeaturesParams(LoaderParams, PreciseBNParams):
     batch_size: int = Field(gt=0)
     max_epochs: int = Field(gt=0)
     max_steps_per_epoch: int | None = Field(None, gt=0)
-    max_steps: int | None = Field(None, gt=0, description="step budget: fewer than `max_epochs` when it runs out "
-                                  "first, rounded up to whole epochs (null: up to `max_epochs`)")
     gate_accuracy: float = Field(0.6, ge=0, le=1)
     gate_window: int = Field(1, gt=0, description="batches the discriminator accuracy is averaged over")
     disc_hidden: int = Field(500, gt=0)
