@@ -87,9 +87,14 @@ def _stage(ws: Path, *args: str) -> list[str]:
 
 
 def _start(ws: Path, *args: str) -> subprocess.Popen:
-    """The stand-in, paused mid-write for a minute."""
-    return subprocess.Popen(_stage(ws, *args), cwd=ws, env=_env(hold=60), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    """The stand-in, paused mid-write for a minute, with Ctrl-C handled as in a terminal: a test run started
+    as a background job inherits an ignored SIGINT, and a child that inherits it never raises KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # exec turns a handler into the default
+    try:
+        return subprocess.Popen(_stage(ws, *args), cwd=ws, env=_env(hold=60), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run(ws: Path, *args: str) -> subprocess.CompletedProcess:
@@ -162,7 +167,7 @@ def test_an_interrupted_stage_prints_one_line_and_leaves_no_half_written_output(
         _wait_for(workspace / "seed0.started", proc)
         assert _temps(workspace / "out")
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=240)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == status
