@@ -132,6 +132,7 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
         pngs += (str(paths.predictions_png(exp.name)),)
         inputs += [str(paths.predictions_preview(exp.name, m, exp.seeds[0])) for m in models]
     inputs += [str(p) for r in exp.rows for p in registry.rows()[r].report_inputs(exp)]
+    inputs = list(dict.fromkeys(inputs))  # rows may share a file (e.g. one figure of several rows)
     pngs += (str(paths.tradeoff_png(exp.name)),)
     csv = str(paths.report_csv(exp.name))
     return StageSpec(

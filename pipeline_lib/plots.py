@@ -237,3 +237,18 @@ def tradeoff_plot(points: Sequence[tuple[str, float, float | None, float, float 
 def _spread(std: float | None) -> float | None:
     """An error bar, or none for a single seed (NaN / None)."""
     return None if std is None or std != std else std
+
+
+def embedding_plot(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, title: str) -> None:
+    """I2IAdapt Fig. 3: per model, 2-D points of source (red) and target (blue) codes. ``panels`` holds
+    (title, points N x 2, is_source N bools)."""
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.4 * max(len(panels), 1), 3.4), squeeze=False)
+    for ax, (name, points, is_source) in zip(axes[0], panels):
+        ax.scatter(*points[~is_source].T, s=3, c="tab:blue", alpha=0.5, label="target")
+        ax.scatter(*points[is_source].T, s=3, c="tab:red", alpha=0.5, label="source")
+        ax.set_title(textwrap.fill(name, 40), fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[0][0].legend(fontsize=7, markerscale=3, loc="best")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)

@@ -75,7 +75,7 @@ class Experiment:
     @property
     def rows(self) -> tuple[str, ...]:
         """The report rows (params ``methods``; left out: every row of the track)."""
-        return self.spec.methods if self.spec.methods is not None else default_rows(self.task)
+        return self.spec.methods if self.spec.methods is not None else default_rows(self.task, self)
 
     def wants(self, *names: str) -> bool:
         """Whether the experiment reports any of ``names``, or a row that builds on one of them."""
@@ -189,6 +189,8 @@ class Row:
     columns: Callable[[Experiment], dict[str, object]] = lambda exp: {}
     #: the metric columns of a row without a model
     summary: Callable[[Experiment], dict[str, object]] | None = None
+    #: whether an experiment that lists no methods reports the row (e.g. a profile's subset of an ablation)
+    by_default: Callable[[Experiment], bool] = lambda exp: True
 
     def paper_values(self, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
         return self.paper.get((source, target, arch), ()) or self.paper.get((source, target, "*"), ())
@@ -242,9 +244,10 @@ def row(name: str) -> Row:
     return rows()[name]
 
 
-def default_rows(task: Task) -> tuple[str, ...]:
-    """The rows an experiment reports when params.yaml lists none: every row of its track."""
-    return tuple(name for name, r in rows().items() if task in r.tasks)
+def default_rows(task: Task, exp: Experiment | None = None) -> tuple[str, ...]:
+    """The rows an experiment reports when params.yaml lists none: every row of its track that the
+    experiment ``exp`` takes by default (None: every row of the track)."""
+    return tuple(name for name, r in rows().items() if task in r.tasks and (exp is None or r.by_default(exp)))
 
 
 def check_params(params: Params) -> None:

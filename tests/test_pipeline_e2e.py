@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from pipeline_lib import registry
+from pipeline_lib.config import load_params
 from pipeline_helpers import (BIN, copy_project, downstream, record_modules, run, snakemake_plan, stages_using,
                               undeclared_modules)
 
@@ -49,14 +50,18 @@ def _metrics(project: Path) -> dict[str, dict]:
     return out
 
 
-#: every row of the classification track, from the registry: a new method's rows are built and checked too
-METHODS = registry.default_rows("classification")
+def _methods(project: Path) -> tuple[str, ...]:
+    """The experiment's rows in the project's (tiny) params, from the registry: a new method's rows are built and
+    checked too (every row of the track, I2IAdapt's tiny subset of its lambda sets)."""
+    return registry.Experiment(load_params(project / "params.yaml"), "mnist5k_mnistm").rows
 
 
 def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
+    METHODS = _methods(built)
     table = pd.read_csv(built / REPORT)
     assert list(table["method"]) == [registry.row(m).label for m in METHODS]
-    assert METHODS[0] == "source_only" and METHODS[-1] == "oracle" and len(METHODS) >= 11
+    assert METHODS[0] == "source_only" and METHODS[-1] == "oracle" and len(METHODS) >= 13
+    assert {"i2i_z_idy_trc", "i2i_all"} <= set(METHODS) and "i2i_none" not in METHODS  # the tiny profile's sets
     assert set(table["profile"]) == {"tiny"} and set(table["n_seeds"]) == {1}
     assert set(table["seeds"].astype(str)) == {"0"}
     assert list(table["uses_target_labels"]) == [m == "oracle" for m in METHODS]
@@ -72,7 +77,8 @@ def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
     assert src["source"]["domain"] == "mnist5k" and src["target"]["domain"] == "mnistm"
     assert sum(map(sum, src["target"]["confusion"])) == 1000  # mnistm test split
     pngs = [f"confusion_{m}.png" for m in METHODS] + ["training_curves.png", "translation_seed0.png", "tradeoff.png",
-                                                       "fourier_raw_seed0.png", "fourier_cycada_seed0.png"]
+                                                       "fourier_raw_seed0.png", "fourier_cycada_seed0.png",
+                                                       "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"]
     for png in pngs:
         assert (built / "reports/mnist5k_mnistm" / png).read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((built / "data/translated/mnist5k_mnistm/seed0/manifest.json").read_text())
@@ -139,9 +145,10 @@ def test_unrelated_params_rerun_nothing(built):
 
 def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
     everything = set(snakemake_plan(built, REPORT, force=True))
-    # the supervised models feed every method: all but the two prepare stages rerun
+    # the supervised models feed every method but I2IAdapt (it trains its own from scratch, with its augmentation):
+    # all but the two prepare stages and I2IAdapt's rerun
     assert _plan_after(built, "train_supervised", "lr", 5e-4) == {
-        s for s in everything if not s.startswith("prepare__")}
+        s for s in everything if not s.startswith(("prepare__", "train_i2i__", "i2i_embedding__")) and "__i2i_" not in s}
     assert snakemake_plan(built, REPORT) == {}
 
 
@@ -155,6 +162,20 @@ def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_fol
     plan = _plan_after(built, "gam.match_activations", "lambda_gan", 0.5)
     expected = _jobs("match_activations", ("full", "noreg")) | _jobs("evaluate", ("gam", "gam_noreg"))
     assert plan == expected | {"report__mnist5k_mnistm"}
+
+
+def test_an_i2i_lambda_set_reruns_only_its_row_and_the_embedding_it_feeds(built):
+    plan = _plan_after(built, "i2i.sets", "all", ["c", "z", "tr", "id_x", "id_y", "trc"])
+    assert plan == _jobs("train_i2i", ("all",)) | _jobs("evaluate", ("i2i_all",)) | {
+        "i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
+    plan = _plan_after(built, "i2i", "lr", 1e-4)  # a shared setting: every set
+    assert plan == _jobs("train_i2i", ("all", "z_idy_trc")) | _jobs("evaluate", ("i2i_all", "i2i_z_idy_trc")) | {
+        "i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
+    history = pd.read_csv(built / "models/i2i/mnist5k_mnistm/seed0/all.history.csv")
+    for col in ("loss_c", "loss_z", "loss_tr", "loss_id_x", "loss_id_y", "loss_cyc", "loss_trc", "w_d_z", "w_d_x",
+                "target_metric"):
+        assert col in history, col
+    assert "loss_tr" not in pd.read_csv(built / "models/i2i/mnist5k_mnistm/seed0/z_idy_trc.history.csv")
 
 
 def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
@@ -181,7 +202,7 @@ def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, tmp_path):
     project = copy_project(tmp_path / "dvc", **TINY)
     out = run(["dvc", "repro"], project).stdout
     assert "Running stage 'report__mnist5k_mnistm'" in out
-    assert len(_metrics(built)) == len(METHODS) and _metrics(project) == _metrics(built)  # same seed -> same numbers
+    assert len(_metrics(built)) == len(_methods(built)) and _metrics(project) == _metrics(built)  # same seed -> same numbers
     again = run(["dvc", "repro"], project).stdout
     assert "Running stage" not in again
     assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"

@@ -13,12 +13,15 @@ import yaml
 from PIL import Image
 
 from pipeline_lib import registry
+from pipeline_lib.config import load_params
 from pipeline_helpers import copy_project, record_modules, run, snakemake_plan, undeclared_modules
 
 pytestmark = pytest.mark.slow
 
-#: every row of the segmentation track, from the registry (a new method's rows are built and checked too)
-ROWS = [registry.row(m).label for m in registry.default_rows("segmentation")]
+def _rows(project: Path) -> list[str]:
+    """The labels of the experiment's rows in the project's (tiny) params, from the registry (a new method's rows are
+    built and checked too)."""
+    return [registry.row(m).label for m in registry.Experiment(load_params(project / "params.yaml"), "scenes").rows]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,8 @@ def test_every_segmentation_stage_declares_every_project_module_it_loaded(scenes
 
 def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
     table = pd.read_csv(scenes / "reports/scenes.csv")
-    assert list(table["method"]) == ROWS and set(table["metric"]) == {"mIoU %"}
+    assert list(table["method"]) == _rows(scenes) and set(table["metric"]) == {"mIoU %"}
+    assert registry.row("i2i_all").label in set(table["method"])
     models = table[table["n_seeds"] > 0]
     for col in ("target_miou", "target_fwiou", "target_pixel_acc", "source_miou"):
         assert models[col].astype(float).between(0, 100).all()
@@ -48,7 +52,7 @@ def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
     manifest = json.loads((scenes / "data/translated/scenes/seed0/manifest.json").read_text())
     assert manifest["count"] == 16 and len(manifest["shards"]) == 2 and manifest["image_shape"] == [64, 128, 3]
     for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion_oracle.png", "tradeoff.png",
-                "fourier_cycada_seed0.png"):
+                "fourier_cycada_seed0.png", "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"):
         assert (scenes / "reports/scenes" / png).read_bytes()[:4] == b"\x89PNG"
     assert snakemake_plan(scenes, "reports/scenes.csv") == {}
 

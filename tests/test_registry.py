@@ -18,13 +18,25 @@ from pipeline_lib.registry import Experiment
 def test_rows_keep_their_order_with_the_upper_bounds_last():
     assert list(registry.rows()) == [
         "source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg", "gam_noreg",
-        "gam", "calibrator", "cycada_calibrator", "oracle", "label_bound"]
+        "gam", "calibrator", "cycada_calibrator", "i2i_none", "i2i_z", "i2i_idy", "i2i_idy_trc", "i2i_z_idy",
+        "i2i_z_idy_trc", "i2i_z_tr_idx_idy_trc", "i2i_all", "i2i_cyclegan", "oracle", "label_bound"]
     assert "label_bound" not in registry.default_rows("classification")
     assert registry.default_rows("segmentation")[-2:] == ("oracle", "label_bound")
 
 
+def test_a_method_may_report_a_subset_of_its_rows_by_default(tiny_raw):
+    """I2IAdapt's ablation: the tiny profile reports two of its lambda sets unless asked for more."""
+    exp = Experiment(parse_params(tiny_raw), "mnist_usps")
+    assert [r for r in exp.rows if r.startswith("i2i_")] == ["i2i_z_idy_trc", "i2i_all"]
+    tiny_raw["i2i"]["default_sets"] = None
+    assert len([r for r in Experiment(parse_params(tiny_raw), "mnist_usps").rows if r.startswith("i2i_")]) == 9
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["source_only", "i2i_none"]  # asked for by name
+    exp = Experiment(parse_params(tiny_raw), "mnist_usps")
+    assert [s.name for s in registry.method_stages(exp) if s.module == "train_i2i"] == ["train_i2i__mnist_usps__none__s0"]
+
+
 def test_every_params_section_is_found_and_validated(tiny_raw):
-    assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator"}
+    assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator", "i2i"}
     params = parse_params(tiny_raw)
     assert params.section("gam", "lenet").match_activations.lr > 0
     bad = copy.deepcopy(tiny_raw)

@@ -1,0 +1,171 @@
+"""I2IAdapt (Murez et al., "Image to Image Translation for Domain Adaptation", CVPR 2018).
+
+Stages per seed and named lambda set: ``train_i2i`` (the whole framework, eq. 7, with the set's terms; a
+report row ``i2i_<set>`` each, Table 2's ablation lines and Table 1's special cases). Per experiment:
+``i2i_embedding`` (Fig. 3: a 2-D embedding of source and target codes for no adaptation, translation
+without the feature critic, and the full model; first seed). Algorithm: :mod:`pipeline_lib.methods.i2i`;
+networks: :mod:`pipeline_lib.models.i2i`; params: :mod:`pipeline_lib.methods.i2i_params`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline_lib import codedeps, paths
+from pipeline_lib.config import Params
+from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
+from pipeline_lib.paper_numbers import PaperValue, digits
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+
+SELECTION = "last epoch; the paper's lambdas and Adam settings; no target labels read"
+LOADER = "pipeline_lib.models.i2i:load_i2i_model"
+#: the params keys every ``train_i2i`` stage reads (besides its own set's terms)
+TRAIN_FIELDS = tuple(f for f in I2IParams.model_fields if f not in ("sets", "embedding_points", "embedding_sets",
+                                                                    "embedding_method", "default_sets"))
+EMBEDDING_FIELDS = ("embedding_points", "embedding_sets", "embedding_method")
+
+
+def row_name(set_name: str) -> str:
+    return f"i2i_{set_name}"
+
+
+# ---- artifacts --------------------------------------------------------------------------------
+
+def i2i_model(experiment: str, set_name: str, seed: int) -> Path:
+    return Path("models/i2i") / experiment / f"seed{seed}" / f"{set_name}.pt"
+
+
+def translation_png(experiment: str, set_name: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"i2i_translation_{set_name}_seed{seed}.png"
+
+
+def embedding_png(experiment: str, seed: int) -> Path:
+    return Path("reports") / experiment / f"i2i_embedding_seed{seed}.png"
+
+
+def has_decoders(cfg: I2IParams, set_name: str) -> bool:
+    """Whether the set trains a decoder (its stage then draws translation examples)."""
+    w = cfg.weights(set_name)
+    return any(w[t] > 0 for t in ("tr", "id_x", "id_y", "cyc", "trc"))
+
+
+# ---- stages -----------------------------------------------------------------------------------
+
+def _keys(exp: Experiment, fields: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{exp.key('i2i')}.{f}" for f in fields)
+
+
+def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
+    cfg: I2IParams = exp.section("i2i")
+    stages: list[StageSpec] = []
+    for set_name in cfg.sets:
+        row = row_name(set_name)
+        if not exp.wants(row):
+            continue
+        model, png = i2i_model(exp.name, set_name, seed), translation_png(exp.name, set_name, seed)
+        csv, label = paths.history(model), ROWS[row].label
+        pictures = (str(png),) if has_decoders(cfg, set_name) else ()
+        on = {t for t, w in cfg.weights(set_name).items() if w > 0}
+        curves = tuple(Curve(f"{label}: {name}", f"seed {seed}", f"loss_{t}" if t != "z" else "w_d_z", str(csv))
+                       for t, name in (("c", "Q_c (source cross-entropy)"), ("trc", "Q_trc (translated source)"),
+                                       ("z", "d_z's Wasserstein estimate")) if t in on)
+        curves += (Curve("target test accuracy per epoch (monitoring only, never used to select)",
+                         f"{label}, seed {seed}", "target_metric", str(csv)),)
+        stages.append(StageSpec(
+            name=f"train_i2i__{exp.name}__{set_name}__s{seed}", module="train_i2i",
+            args=(("experiment", exp.name), ("set", set_name), ("seed", seed)),
+            deps=exp.data, outs=(str(model), str(csv), *pictures),
+            params=exp.train_keys + _keys(exp, TRAIN_FIELDS) + (f"{exp.key('i2i')}.sets.{set_name}",
+                                                               exp.key("evaluate")),
+            domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=pictures,
+            report_category=exp.name, curves=curves))
+    return stages
+
+
+def embedding_sets(exp: Experiment) -> tuple[str, ...]:
+    """Fig. 3's sets that the experiment reports."""
+    cfg: I2IParams = exp.section("i2i")
+    return tuple(s for s in cfg.embedding_sets if s in cfg.sets and row_name(s) in exp.rows)
+
+
+def _experiment_stages(exp: Experiment) -> list[StageSpec]:
+    shown = embedding_sets(exp)
+    if not shown:
+        return []
+    seed = exp.seeds[0]
+    png = str(embedding_png(exp.name, seed))
+    return [StageSpec(
+        name=f"i2i_embedding__{exp.name}__s{seed}", module="i2i_embedding",
+        args=(("experiment", exp.name), ("seed", seed)),
+        deps=tuple(str(i2i_model(exp.name, s, seed)) for s in shown) + exp.data, outs=(png,),
+        params=exp.keys + _keys(exp, EMBEDDING_FIELDS) + tuple(f"{exp.key('i2i')}.sets.{s}" for s in shown),
+        domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=(png,), report_category=exp.name,
+        modules=codedeps.spec_modules())]  # it lists the experiment's rows: every method's declaration
+
+
+def _check(params: Params, experiment: str) -> str | None:
+    exp = Experiment(params, experiment)
+    cfg: I2IParams = exp.section("i2i")
+    missing = [r for r in exp.rows if r.startswith("i2i_") and r[4:] not in cfg.sets]
+    if missing:
+        return f"row {missing[0]} needs the lambda set {missing[0][4:]!r} in {exp.key('i2i')}.sets"
+    return None
+
+
+# ---- rows -------------------------------------------------------------------------------------
+
+#: Table 2's errors (MNIST->USPS, USPS->MNIST, SVHN->MNIST) as accuracies
+_TABLE2 = {
+    "none": ("91.1", "67.0", "71.5"),
+    "z": ("97.9", "97.2", "80.1"),
+    "idy": ("97.9", "71.5", "76.3"),
+    "idy_trc": ("98.6", "77.4", "70.5"),
+    "z_idy": ("98.7", "97.0", "87.9"),
+    "z_idy_trc": ("98.8", "97.6", "90.1"),
+    "z_tr_idx_idy_trc": ("97.5", "96.4", "90.0"),
+    "all": ("98.5", "97.4", "89.6"),
+}
+_LABELS = {
+    "none": "I2I no adaptation (c, augmentation)",
+    "z": "I2I c+z (Table 1: ADDA / FCNs in the wild)",
+    "idy": "I2I c+id_Y (Table 1: DRCN)",
+    "idy_trc": "I2I c+id_Y+trc",
+    "z_idy": "I2I c+z+id_Y",
+    "z_idy_trc": "I2I c+z+id_Y+trc",
+    "z_tr_idx_idy_trc": "I2I c+z+tr+id_X+id_Y+trc",
+    "all": "I2I all losses",
+    "cyclegan": "I2I tr+cyc (Table 1: CycleGAN; trc trains h on its translations)",
+}
+# Table 4, GTA5 -> Cityscapes, "Ours" with a dilated ResNet34 encoder (the paper's own, not our DRN-26)
+_T4 = PaperValue("31.8 (mIoU, dilated ResNet34)", "I2IAdapt Table 4")
+
+
+def _paper(set_name: str) -> dict:
+    out = digits("I2IAdapt Table 2 (100 - error)", *_TABLE2[set_name]) if set_name in _TABLE2 else {}
+    if set_name == "all":
+        out[("gta5", "cityscapes", "drn26")] = (_T4,)
+    return out
+
+
+def _by_default(set_name: str):
+    def chosen(exp: Experiment) -> bool:
+        wanted = exp.section("i2i").default_sets
+        return wanted is None or set_name in wanted
+    return chosen
+
+
+def _embedding(set_name: str):
+    """The report waits for Fig. 3's embedding (a stage nothing else reads) through the rows it shows."""
+    def inputs(exp: Experiment) -> tuple[Path, ...]:
+        return (embedding_png(exp.name, exp.seeds[0]),) if set_name in embedding_sets(exp) else ()
+    return inputs
+
+
+ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, loader=LOADER, needs_source_model=False,
+                         checkpoint=lambda exp, seed, s=s: i2i_model(exp.name, s, seed), paper=_paper(s),
+                         by_default=_by_default(s), report_inputs=_embedding(s))
+        for s in DEFAULT_SETS}
+
+METHOD = Method(name="i2i", paper="Murez et al., Image to Image Translation for Domain Adaptation, CVPR 2018",
+                order=40, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages,
+                check=_check)
