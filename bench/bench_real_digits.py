@@ -8,14 +8,19 @@ Needs ``../shared/data/{mnist,usps}`` (the project's benchmark data; users point
 copies instead); exits with a note when it is absent. The run happens in ``--workdir`` (default
 ``bench/out/real_digits``): a copy of the repository's tracked files whose ``params.yaml`` gets the profile, the
 seeds and the data roots, then ``snakemake reports/<experiment>.csv``. Running it again resumes: finished stages
-are not rerun. It prints each experiment's report rows (target accuracy, paper value, model selection) and the
-wall time of every stage from Snakemake's benchmark files.
+are not rerun. It prints each experiment's report rows (target accuracy, paper value, model selection), the
+wall time of every stage from Snakemake's benchmark files, and what those times add up to on
+``--cores`` cores (the critical path and a list schedule of the DAG). ``--schedule-only`` prints just
+that for a workdir whose stages have run, for instance stage by stage in separate sessions:
+
+    python bench/bench_real_digits.py --experiments usps_mnist --workdir /tmp/full --schedule-only
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import heapq
 import shutil
 import subprocess
 import sys
@@ -63,6 +68,48 @@ def stage_times(workdir: Path, experiment: str) -> list[tuple[str, float]]:
     return times
 
 
+def schedule(workdir: Path, experiment: str, cores: int) -> tuple[float, float, float, list[str]]:
+    """(total stage seconds, critical path, list-schedule makespan on ``cores``, stages without a time) of the
+    experiment's DAG from its measured stage times; a stage runs on one core, longest remaining path first."""
+    stages = build_stages(load_params(workdir / "params.yaml"), (experiment,))
+    producer = {out: s.name for s in stages for out in s.outs}
+    deps = {s.name: {producer[d] for d in s.deps if d in producer} for s in stages}
+    measured = dict(stage_times(workdir, experiment))
+    seconds = {s.name: measured.get(s.name, 0.0) for s in stages}
+    path: dict[str, float] = {}
+
+    def longest(name: str) -> float:  # the stage and the longest chain of stages that needs it done first
+        if name not in path:
+            path[name] = seconds[name] + max((longest(d) for d in deps[name]), default=0.0)
+        return path[name]
+
+    critical = max((longest(n) for n in seconds), default=0.0)
+    tail = {n: 0.0 for n in seconds}  # longest chain after n: what list scheduling favours
+    for s in reversed(stages):
+        for d in deps[s.name]:
+            tail[d] = max(tail[d], seconds[s.name] + tail[s.name])
+    done: set[str] = set()
+    started: set[str] = set()
+    running: list[tuple[float, str]] = []
+    clock = 0.0
+    while len(done) < len(seconds):
+        ready = sorted((n for n in seconds if n not in started and deps[n] <= done), key=lambda n: -tail[n] - seconds[n])
+        for name in ready[: cores - len(running)]:
+            heapq.heappush(running, (clock + seconds[name], name))
+            started.add(name)
+        clock, name = heapq.heappop(running)
+        done.add(name)
+    return sum(seconds.values()), critical, clock, sorted(n for n in seconds if n not in measured)
+
+
+def print_schedule(workdir: Path, experiment: str, cores: int) -> None:
+    total, critical, makespan, missing = schedule(workdir, experiment, cores)
+    print(f"  measured stage time {total / 60:.1f} min; critical path {critical / 60:.1f} min; "
+          f"on {cores} cores (list schedule) {makespan / 60:.1f} min")
+    if missing:
+        print(f"  no time measured for: {', '.join(missing)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", nargs="+", default=["mnist_usps", "usps_mnist"])
@@ -70,7 +117,14 @@ def main() -> int:
     parser.add_argument("--profile", default="full")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "real_digits")
+    parser.add_argument("--schedule-only", action="store_true",
+                        help="run nothing: add up the workdir's measured stage times on --cores cores")
     args = parser.parse_args()
+    if args.schedule_only:
+        for experiment in args.experiments:
+            print(experiment)
+            print_schedule(args.workdir, experiment, args.cores)
+        return 0
     if not (SHARED / "mnist").is_dir() or not (SHARED / "usps").is_dir():
         print(f"skipped: real MNIST and USPS not found under {SHARED}")
         return 0
@@ -101,6 +155,7 @@ def main() -> int:
             print("  stage wall times:")
             for name, seconds in times:
                 print(f"    {name:60s} {seconds:8.1f} s")
+            print_schedule(args.workdir, experiment, args.cores)
     return done.returncode
 
 

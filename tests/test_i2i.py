@@ -51,6 +51,7 @@ def test_classification_and_image_losses_by_hand():
 def test_wasserstein_losses_by_hand():
     real, fake = torch.tensor([3.0, 1.0]), torch.tensor([0.0, -2.0])
     assert critic_loss(real, fake).item() == pytest.approx(-1.0 - 2.0)  # E[fake] - E[real]
+    assert critic_loss(real, fake, drift=0.1).item() == pytest.approx(-3.0 + 0.1 * (9 + 1) / 2)  # + eps E[d(real)^2]
     assert generator_loss(fake).item() == pytest.approx(1.0)
 
 

@@ -64,6 +64,9 @@ class I2IParams(LoaderParams, PreciseBNParams):
     critic_layers: int = Field(3, ge=2, description="stride-2 convolutions of d_x and d_y (digits 3, scenes 4)")
     disc_hidden: int = Field(500, gt=0, description="d_z: three fully connected layers of this width")
     gradient_penalty: float = Field(10.0, ge=0, description="WGAN-GP's lambda (Gulrajani et al.: 10)")
+    drift_penalty: float = Field(0.001, ge=0, description=(
+        "epsilon * E[d(real)^2] added to each critic's loss (Karras et al. 2018's 0.001), which anchors the critics' "
+        "scores near 0. 0: plain WGAN-GP, under which the shared encoder diverges (docs/i2i.md)"))
     critic_steps: int = Field(1, ge=1, description="critic updates per generator update ('alternating': 1)")
     lr: float = Field(2e-4, gt=0, description="Adam, every network (section 4)")
     beta1: float = Field(0.5, ge=0, lt=1)
