@@ -38,6 +38,7 @@ from pipeline_lib.metrics import IGNORE_INDEX
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.models.i2i import Decoders, ImageCritic, InputAdapter
+from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, check_finite, cycled_pairs,
                                    epoch_bar, fixed_steps, paired_batches, recompute_batchnorm, shuffled_loader,
                                    step_bar)
@@ -258,9 +259,12 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
             if params.augment:
                 x = random_affine(x, params.rotate, params.translate, gen_aug)
                 y = random_affine(y, params.rotate, params.translate, gen_aug)
-            fwd = forward(nets, x, y, weights)
+            with autocast(device):  # bf16 on CUDA; the losses are taken in float32
+                fwd = forward(nets, x, y, weights)
             for _ in range(params.critic_steps if critics else 0):
-                d_terms = critic_terms(nets, fwd, x, y, weights, params.gradient_penalty, gen_aug, params.drift_penalty)
+                with autocast(device):
+                    d_terms = critic_terms(nets, fwd, x, y, weights, params.gradient_penalty, gen_aug,
+                                           params.drift_penalty)
                 loss_d = sum(d_terms.values())
                 check_finite(loss_d, where, hint)
                 opt_d.zero_grad(set_to_none=True)
@@ -268,7 +272,8 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
                 opt_d.step()
             for critic in critics:
                 critic.requires_grad_(False)
-            g_terms = generator_terms(nets, fwd, x, c, y, weights)
+            with autocast(device):
+                g_terms = generator_terms(nets, fwd, x, c, y, weights)
             loss = sum(weights[k] * v for k, v in g_terms.items())
             check_finite(loss, where, hint)
             growth.check(g_terms.get("c", g_terms.get("trc")), where, hint)
