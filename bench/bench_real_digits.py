@@ -121,6 +121,10 @@ def main() -> int:
                         help="run nothing: add up the workdir's measured stage times on --cores cores")
     args = parser.parse_args()
     if args.schedule_only:
+        if not (args.workdir / "params.yaml").is_file():
+            print(f"error: {args.workdir} holds no run (no params.yaml): give the --workdir of an earlier run",
+                  file=sys.stderr)
+            return 2
         for experiment in args.experiments:
             print(experiment)
             print_schedule(args.workdir, experiment, args.cores)
