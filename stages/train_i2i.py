@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, require, run_stage, stage_parser
 from pipeline_lib.config import Params
@@ -15,7 +13,7 @@ from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.i2i import train_i2i, translations
-from pipeline_lib.methods.i2i_spec import has_decoders, i2i_model, translation_png
+from pipeline_lib.methods.i2i_spec import has_decoders, i2i_model, train_fields, translation_png
 from pipeline_lib.models import build_backbone
 from pipeline_lib.models.i2i import InputAdapter
 from pipeline_lib.plots import image_rows
@@ -39,8 +37,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     target = train_set(tgt, backbone, cfg, labels=False)
     out = i2i_model(args.experiment, args.set, args.seed)
     meta = {"experiment": args.experiment, "set": args.set, "seed": args.seed, "profile": params.profile,
-            "i2i_params": cfg.model_dump(exclude={"sets", "embedding_points", "embedding_sets", "embedding_method",
-                                                  "default_sets"}),
+            "i2i_params": cfg.model_dump(include=set(train_fields(cfg))),
             "weights": weights, "num_classes": inner.num_classes, "backbone_update": update,
             "input": {"size": adapter.size, "grey": adapter.grey, "scale": adapter.scale}}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, inner.num_classes,
@@ -57,9 +54,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
         x = adapter.prepare(sample_images(src, backbone, 10, cfg.max_width))
         y = adapter.prepare(sample_images(tgt, backbone, 10, cfg.max_width))
         rows = [(name, to_uint8_images(images)) for name, images in translations(nets, x, y)]
-        with torch.no_grad():
-            image_rows(rows, translation_png(args.experiment, args.set, args.seed),
-                       f"{args.experiment}: I2I {args.set}, seed {args.seed} (test images)")
+        image_rows(rows, translation_png(args.experiment, args.set, args.seed),
+                   f"{args.experiment}: I2I {args.set}, seed {args.seed} (test images)")
     print(f"i2i {args.set} -> {out}: {len(result.history)} epoch(s), {result.seconds:.1f}s")
 
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_lib import codedeps, paths
-from pipeline_lib.config import Params
 from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
 from pipeline_lib.paper_numbers import PaperValue, digits
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 SELECTION = "last epoch; the paper's lambdas and Adam settings; no target labels read"
 LOADER = "pipeline_lib.models.i2i:load_i2i_model"
-#: the params keys every ``train_i2i`` stage reads (besides its own set's terms)
-TRAIN_FIELDS = tuple(f for f in I2IParams.model_fields if f not in ("sets", "embedding_points", "embedding_sets",
-                                                                    "embedding_method", "default_sets"))
+#: fields of the section no ``train_i2i`` stage reads (the sets: only its own; the embedding stage's)
 EMBEDDING_FIELDS = ("embedding_points", "embedding_sets", "embedding_method")
+NOT_TRAINING = ("sets", "default_sets", *EMBEDDING_FIELDS)
+
+
+def train_fields(cfg: I2IParams) -> tuple[str, ...]:
+    """The section's fields a ``train_i2i`` stage reads besides its own set (segmentation adds crop, flip)."""
+    return tuple(f for f in type(cfg).model_fields if f not in NOT_TRAINING)
 
 
 def row_name(set_name: str) -> str:
@@ -75,7 +78,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"train_i2i__{exp.name}__{set_name}__s{seed}", module="train_i2i",
             args=(("experiment", exp.name), ("set", set_name), ("seed", seed)),
             deps=exp.data, outs=(str(model), str(csv), *pictures),
-            params=exp.train_keys + _keys(exp, TRAIN_FIELDS) + (f"{exp.key('i2i')}.sets.{set_name}",
+            params=exp.train_keys + _keys(exp, train_fields(cfg)) + (f"{exp.key('i2i')}.sets.{set_name}",
                                                                exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=pictures,
             report_category=exp.name, curves=curves))
@@ -101,15 +104,6 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
         params=exp.keys + _keys(exp, EMBEDDING_FIELDS) + tuple(f"{exp.key('i2i')}.sets.{s}" for s in shown),
         domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=(png,), report_category=exp.name,
         modules=codedeps.spec_modules())]  # it lists the experiment's rows: every method's declaration
-
-
-def _check(params: Params, experiment: str) -> str | None:
-    exp = Experiment(params, experiment)
-    cfg: I2IParams = exp.section("i2i")
-    missing = [r for r in exp.rows if r.startswith("i2i_") and r[4:] not in cfg.sets]
-    if missing:
-        return f"row {missing[0]} needs the lambda set {missing[0][4:]!r} in {exp.key('i2i')}.sets"
-    return None
 
 
 # ---- rows -------------------------------------------------------------------------------------
@@ -167,5 +161,4 @@ ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, loader=LOADER, need
         for s in DEFAULT_SETS}
 
 METHOD = Method(name="i2i", paper="Murez et al., Image to Image Translation for Domain Adaptation, CVPR 2018",
-                order=40, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages,
-                check=_check)
+                order=40, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages)
