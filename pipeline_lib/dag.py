@@ -126,18 +126,21 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     models = [r for r in exp.rows if registry.rows()[r].checkpoint is not None]
     seg = exp.task == "segmentation"
     pngs = tuple(str(paths.confusion_png(exp.name, m)) for m in models) + (str(paths.curves_png(exp.name)),)
-    inputs = [str(paths.metrics_json(exp.name, m, s)) for m in models for s in exp.seeds]
+    inputs = [str(paths.metrics_json(exp.name, m, s)) for m in models for s in exp.row_seeds(m)]
     inputs += dict.fromkeys(c.csv for c in registry.curves(exp, method_specs))
     if seg:
         pngs += (str(paths.predictions_png(exp.name)),)
-        inputs += [str(paths.predictions_preview(exp.name, m, exp.seeds[0])) for m in models]
+        inputs += [str(paths.predictions_preview(exp.name, m, exp.row_seeds(m)[0])) for m in models]
     inputs += [str(p) for r in exp.rows for p in registry.rows()[r].report_inputs(exp)]
     inputs = list(dict.fromkeys(inputs))  # rows may share a file (e.g. one figure of several rows)
     pngs += (str(paths.tradeoff_png(exp.name)),)
     csv = str(paths.report_csv(exp.name))
+    seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
+                              if r is not None and r.seeds_from)
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=(csv,) + pngs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch"),
+        outs=(csv,) + pngs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch",
+                                    *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
         report_outs=(csv,) + pngs, report_category=exp.name)
 
@@ -159,7 +162,7 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     stages = [complete(params, _prepare(params, d), domains, prepare=d) for d in domains.values()]
     method_specs = registry.method_stages(exp)
     specs = method_specs + [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].checkpoint is not None
-                            for s in exp.seeds]
+                            for s in exp.row_seeds(r)]
     specs.append(_report(exp, method_specs))
     return stages + [complete(params, spec, domains) for spec in specs]
 

@@ -77,6 +77,13 @@ class Experiment:
         """The report rows (params ``methods``; left out: every row of the track)."""
         return self.spec.methods if self.spec.methods is not None else default_rows(self.task, self)
 
+    def row_seeds(self, name: str) -> tuple[int, ...]:
+        """The seeds row ``name`` runs: the experiment's, or their first ``n_seeds`` where the row's section
+        limits them (:attr:`Row.seeds_from`)."""
+        section = rows()[name].seeds_from if name in rows() else None
+        n = self.section(section).n_seeds if section else None
+        return self.seeds[:n] if n else self.seeds
+
     def wants(self, *names: str) -> bool:
         """Whether the experiment reports any of ``names``, or a row that builds on one of them."""
         needed = set(self.rows)
@@ -179,8 +186,8 @@ class Row:
     reference: bool = False
     #: rows of other methods whose stages this row builds on (e.g. CycleGAN + calibrator on CyCADA's pixel-only model)
     requires: tuple[str, ...] = ()
-    #: needs the supervised source model of the experiment
-    needs_source_model: bool = True
+    #: needs the supervised source model of the experiment (or a function of the experiment saying whether)
+    needs_source_model: bool | Callable[[Experiment], bool] = True
     #: the papers' values: (source, target, backbone arch or "*") -> values
     paper: Mapping[tuple[str, str, str], tuple[PaperValue, ...]] = field(default_factory=dict)
     #: files the report reads for the row beyond its metrics (e.g. the calibrator's export record)
@@ -189,8 +196,13 @@ class Row:
     columns: Callable[[Experiment], dict[str, object]] = lambda exp: {}
     #: the metric columns of a row without a model
     summary: Callable[[Experiment], dict[str, object]] | None = None
+    #: a params section whose ``n_seeds`` runs the row on the experiment's first n seeds only (None: all)
+    seeds_from: str | None = None
     #: whether an experiment that lists no methods reports the row (e.g. a profile's subset of an ablation)
     by_default: Callable[[Experiment], bool] = lambda exp: True
+
+    def uses_source_model(self, exp: Experiment) -> bool:
+        return self.needs_source_model(exp) if callable(self.needs_source_model) else self.needs_source_model
 
     def paper_values(self, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
         return self.paper.get((source, target, arch), ()) or self.paper.get((source, target, "*"), ())

@@ -69,17 +69,19 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
             rows.append({**common, **row.summary(exp), **stated, "n_seeds": 0, "seeds": "", "profile": params.profile,
                          "uses_target_labels": row.uses_target_labels, "model_selection": row.selection})
             continue
-        results = [read_json(paths.metrics_json(experiment, method, s)) for s in exp.seeds]
-        for r, s in zip(results, exp.seeds):
+        seeds = exp.row_seeds(method)
+        results = [read_json(paths.metrics_json(experiment, method, s)) for s in seeds]
+        for r, s in zip(results, seeds):
             if r.get("seed") != s or r.get("method") != method:
                 raise PipelineError(f"{paths.metrics_json(experiment, method, s)}: holds another run's "
                                     "metrics; delete it and rerun its evaluate stage")
         metrics = _segmentation_columns(results) if exp.task == "segmentation" else _classification_columns(results)
         rows.append({
             **common, **metrics, **stated,
-            "n_seeds": len(results), "seeds": " ".join(str(s) for s in exp.seeds), "profile": params.profile,
+            "n_seeds": len(results), "seeds": " ".join(str(s) for s in seeds), "profile": params.profile,
             "uses_target_labels": row.uses_target_labels, "model_selection": row.selection,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
+            **({"settings": results[0]["settings"]} if "settings" in results[0] else {}),
             **row.columns(exp),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
@@ -91,7 +93,7 @@ def prediction_grid(params: Params, experiment: str) -> None:
     with the source domain's palette (its classes are the model's train ids)."""
     exp = Experiment(params, experiment)
     seed, src = exp.seeds[0], resolve_domain(params, exp.source)
-    previews = {m: np.load(paths.predictions_preview(experiment, m, seed)) for m in exp.rows
+    previews = {m: np.load(paths.predictions_preview(experiment, m, exp.row_seeds(m)[0])) for m in exp.rows
                 if registry.row(m).checkpoint is not None}
     first = next(iter(previews.values()))
     columns = [(f"{exp.target} image", first["images"])]
@@ -118,7 +120,7 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     if exp.task == "segmentation":
         prediction_grid(params, experiment)
     rows = table[table["n_seeds"] > 0]
-    seeds = " ".join(map(str, exp.seeds))
+    seeds = "seeds " + " ".join(map(str, exp.seeds)) if rows["seeds"].nunique() == 1 else "each row's seeds"
     tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],
                   paths.tradeoff_png(experiment), f"{experiment}: source vs target test {rows['metric'].iloc[0]} per "
                   f"method (Calibrator Fig. 2; mean ± std over seeds {seeds})")

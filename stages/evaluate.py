@@ -30,7 +30,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     checkpoint = row.checkpoint(registry.Experiment(params, args.experiment), args.seed)
     model, meta = registry.load_model(args.method, checkpoint, backbone)
     result = {"experiment": args.experiment, "method": args.method, "seed": args.seed, "profile": params.profile,
-              "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"]}
+              "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"],
+              **({"settings": meta["settings"]} if "settings" in meta else {})}  # a training stage's note on its run
     for role in ("target", "source"):
         domain = getattr(exp, role)
         data = test_set(resolve_domain(params, domain), backbone)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_lib.artifacts import save_checkpoint
+from pipeline_lib import paths
+from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, require, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import num_classes, sample_images, train_set
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
+from pipeline_lib.errors import PipelineError
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.i2i import train_i2i, translations
-from pipeline_lib.methods.i2i_spec import has_decoders, i2i_model, train_fields, translation_png
+from pipeline_lib.methods.i2i_spec import has_decoders, i2i_model, init_problem, input_update, settings, train_fields, translation_png
 from pipeline_lib.models import build_backbone
 from pipeline_lib.models.i2i import InputAdapter
 from pipeline_lib.plots import image_rows
@@ -29,9 +31,13 @@ def main(args: argparse.Namespace, params: Params) -> None:
     weights = cfg.weights(args.set)
     seed_everything(args.seed)
     device = resolve_device(params.device)
-    update = {"size": cfg.size, "channels": 1 if cfg.grey else backbone.channels} \
-        if backbone.task == "classification" else {}
+    update = input_update(cfg, backbone)
     inner = build_backbone(backbone.model_copy(update=update), num_classes=num_classes(src))
+    if cfg.init == "source_only":
+        problem = init_problem(cfg, backbone, params.track(exp.backbone).prefix + "i2i", exp.backbone)
+        if problem:
+            raise PipelineError(problem)
+        inner.load_state_dict(load_checkpoint(paths.supervised_model(exp.source, exp.backbone, args.seed))["state"])
     adapter = InputAdapter(inner, size=cfg.size if update else None, grey=cfg.grey and bool(update), scale=cfg.scale)
     source = train_set(src, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
@@ -39,7 +45,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     meta = {"experiment": args.experiment, "set": args.set, "seed": args.seed, "profile": params.profile,
             "i2i_params": cfg.model_dump(include=set(train_fields(cfg))),
             "weights": weights, "num_classes": inner.num_classes, "backbone_update": update,
-            "input": {"size": adapter.size, "grey": adapter.grey, "scale": adapter.scale}}
+            "input": {"size": adapter.size, "grey": adapter.grey, "scale": adapter.scale},
+            "settings": settings(cfg, args.set)}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, inner.num_classes,
                                         device)  # curves only
     key = stage_fingerprint(params, exp.backbone, device, [src.artifact, tgt.artifact], **meta)

@@ -113,6 +113,20 @@ def test_the_feature_critic_reaches_the_encoder_only_through_target_images():
     assert (gx is None or gx.abs().max() == 0) and gy.abs().max() > 0
 
 
+def test_the_both_domains_option_also_routes_the_feature_critic_through_source_images():
+    """``z_routing: both`` (not the paper's): Q_z is E[d(f(x))] - E[d(f(y))], so source images get a gradient."""
+    nets = _nets(_only(c=1, z=1))
+    x, c, y = _batch()
+    x.requires_grad_(True), y.requires_grad_(True)
+    weights = _only(z=1)
+    fwd = forward(nets, x, y, weights)
+    terms = generator_terms(nets, fwd, x, c, y, weights, "both")
+    gx, gy = torch.autograd.grad(terms["z"], [x, y])
+    assert gx.abs().max() > 0 and gy.abs().max() > 0
+    expected = nets.d_z(fwd.z_x).mean() - nets.d_z(fwd.z_y).mean()
+    assert torch.allclose(terms["z"], expected)
+
+
 def test_translation_classification_reaches_f_and_h_never_g_y():
     nets = _nets(_only(c=1, trc=1))
     x, c, y = _batch()

@@ -35,6 +35,37 @@ def test_a_method_may_report_a_subset_of_its_rows_by_default(tiny_raw):
     assert [s.name for s in registry.method_stages(exp) if s.module == "train_i2i"] == ["train_i2i__mnist_usps__none__s0"]
 
 
+def test_a_section_may_run_its_rows_on_the_first_seeds_only(tiny_raw):
+    """``i2i.n_seeds``: its rows' training and evaluate stages and the report's inputs cover the first n seeds."""
+    tiny_raw["seeds"] = [0, 1, 2]
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["source_only", "i2i_none"]
+    tiny_raw["i2i"]["n_seeds"] = 1
+    params = parse_params(tiny_raw)
+    exp = Experiment(params, "mnist_usps")
+    assert exp.row_seeds("i2i_none") == (0,) and exp.row_seeds("source_only") == (0, 1, 2)
+    names = [s.name for s in build_stages(params, ("mnist_usps",))]
+    assert [n for n in names if n.startswith(("train_i2i", "evaluate__mnist_usps__i2i"))] == [
+        "train_i2i__mnist_usps__none__s0", "evaluate__mnist_usps__i2i_none__s0"]
+    assert len([n for n in names if n.startswith("evaluate__mnist_usps__source_only")]) == 3
+    report = next(s for s in build_stages(params, ("mnist_usps",)) if s.name == "report__mnist_usps")
+    assert "metrics/mnist_usps/i2i_none/seed1.json" not in report.deps and "i2i.n_seeds" in report.params
+
+
+def test_i2i_from_the_source_model_depends_on_it_and_needs_its_inputs(tiny_raw):
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["i2i_none"]
+    exp = Experiment(parse_params(tiny_raw), "mnist_usps")
+    assert not any(s.module == "train_supervised" for s in registry.method_stages(exp))  # from scratch
+    tiny_raw["i2i"]["init"] = "source_only"
+    with pytest.raises(PipelineError, match=r"i2i\.init: source_only starts from the lenet.* set i2i\.size: null and grey: "):
+        build_stages(parse_params(tiny_raw))  # the paper's 32x32 inputs do not fit the 28x28 source model
+    tiny_raw["i2i"]["size"], tiny_raw["i2i"]["grey"] = None, False
+    exp = Experiment(parse_params(tiny_raw), "mnist_usps")
+    stages = registry.method_stages(exp)
+    train = next(s for s in stages if s.module == "train_i2i")
+    assert str(exp.source_model(0)) in train.deps and "i2i.init" in train.params
+    assert any(s.module == "train_supervised" for s in stages)
+
+
 def test_every_params_section_is_found_and_validated(tiny_raw):
     assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator", "i2i"}
     params = parse_params(tiny_raw)

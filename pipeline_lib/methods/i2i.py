@@ -156,13 +156,19 @@ def forward(nets: I2INets, x: torch.Tensor, y: torch.Tensor, weights: Weights) -
 
 
 def generator_terms(nets: I2INets, fwd: Forward, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor,
-                    weights: Weights) -> dict[str, torch.Tensor]:
-    """Each active term of eq. 7 (unweighted) for the encoder, classifier and decoders."""
+                    weights: Weights, z_routing: str = "target") -> dict[str, torch.Tensor]:
+    """Each active term of eq. 7 (unweighted) for the encoder, classifier and decoders.
+
+    ``z_routing`` "target" (section 4): Q_z reaches the encoder through target codes only, -E[d_z(f(y))];
+    "both": through source codes too, E[d_z(f(x))] - E[d_z(f(y))] (the Wasserstein distance itself, as
+    WDGRL and DANN-style shared encoders train it; an option, not the paper's)."""
     w, terms = weights, {}
     if w["c"]:
         terms["c"] = classification_loss(fwd.logits_x, c)
-    if w["z"]:  # target codes only (section 4)
+    if w["z"]:
         terms["z"] = generator_loss(nets.d_z(fwd.z_y))
+        if z_routing == "both":
+            terms["z"] = terms["z"] + nets.d_z(fwd.z_x).float().mean()
     if w["tr"]:
         terms["tr"] = generator_loss(nets.d_y(fwd.x2y)) + generator_loss(nets.d_x(fwd.y2x))
     if w["id_x"]:
@@ -273,7 +279,7 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
             for critic in critics:
                 critic.requires_grad_(False)
             with autocast(device):
-                g_terms = generator_terms(nets, fwd, x, c, y, weights)
+                g_terms = generator_terms(nets, fwd, x, c, y, weights, params.z_routing)
             loss = sum(weights[k] * v for k, v in g_terms.items())
             check_finite(loss, where, hint)
             growth.check(g_terms.get("c", g_terms.get("trc")), where, hint)

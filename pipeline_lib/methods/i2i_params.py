@@ -51,6 +51,10 @@ class I2IParams(LoaderParams, PreciseBNParams):
     default_sets: tuple[str, ...] | None = Field(None, description=(
         "the sets an experiment that lists no methods reports (null: all of them; name others in "
         "experiments.<name>.methods as i2i_<set>)"))
+    init: Literal["scratch", "source_only"] = Field("scratch", description=(
+        "the encoder and classifier's start: scratch (random, as the paper's digits models train end to end) or the "
+        "experiment's source-only model (it reads the backbone's own inputs: size null, grey false on a colour "
+        "backbone)"))
     size: int | None = Field(32, ge=16, description="digits: images are bilinearly upsampled to this side (4.1)")
     grey: bool = Field(True, description="digits: colour images are converted to grey (4.1: SVHN)")
     scale: int = Field(1, ge=1, description="street scenes: images are downsampled by this factor (4.3: 2) and the "
@@ -67,6 +71,10 @@ class I2IParams(LoaderParams, PreciseBNParams):
     drift_penalty: float = Field(0.001, ge=0, description=(
         "epsilon * E[d(real)^2] added to each critic's loss (Karras et al. 2018's 0.001), which anchors the critics' "
         "scores near 0. 0: plain WGAN-GP, under which the shared encoder diverges (docs/i2i.md)"))
+    z_routing: Literal["target", "both"] = Field("target", description=(
+        "which codes carry Q_z's gradient to the encoder: target (section 4: 'only backpropagated to the generator "
+        "for target images') or both (the Wasserstein distance itself, as shared-encoder methods train it; not the "
+        "paper's: with a shared encoder, target-only pushes both domains' codes along the critic, docs/i2i.md)"))
     critic_steps: int = Field(1, ge=1, description="critic updates per generator update ('alternating': 1)")
     lr: float = Field(2e-4, gt=0, description="Adam, every network (section 4)")
     beta1: float = Field(0.5, ge=0, lt=1)
@@ -75,6 +83,8 @@ class I2IParams(LoaderParams, PreciseBNParams):
     epochs: int = Field(10, gt=0)
     steps_per_epoch: int | None = Field(None, gt=0, description="null: one pass over the source split")
     checkpoint_every: int = Field(1, gt=0)
+    n_seeds: int | None = Field(None, gt=0, description=(
+        "the rows run on the experiment's first n seeds (null: all of them); the report states each row's seeds"))
     embedding_points: int = Field(500, gt=0, description="test images per domain in the feature-embedding figure")
     embedding_sets: tuple[str, ...] = Field(("none", "cyclegan", "all"), description=(
         "the sets whose features Fig. 3's embedding shows: no adaptation, translation without d_z, the full model"))

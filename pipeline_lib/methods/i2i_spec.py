@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_lib import codedeps, paths
+from pipeline_lib.config import BackboneParams, Params
 from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
 from pipeline_lib.paper_numbers import PaperValue, digits
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
@@ -20,12 +21,42 @@ SELECTION = "last epoch; the paper's lambdas and Adam settings; no target labels
 LOADER = "pipeline_lib.models.i2i:load_i2i_model"
 #: fields of the section no ``train_i2i`` stage reads (the sets: only its own; the embedding stage's)
 EMBEDDING_FIELDS = ("embedding_points", "embedding_sets", "embedding_method")
-NOT_TRAINING = ("sets", "default_sets", *EMBEDDING_FIELDS)
+NOT_TRAINING = ("sets", "default_sets", "n_seeds", *EMBEDDING_FIELDS)
 
 
 def train_fields(cfg: I2IParams) -> tuple[str, ...]:
     """The section's fields a ``train_i2i`` stage reads besides its own set (segmentation adds crop, flip)."""
     return tuple(f for f in type(cfg).model_fields if f not in NOT_TRAINING)
+
+
+def input_update(cfg: I2IParams, backbone: BackboneParams) -> dict:
+    """The backbone settings the paper's input preparation changes (digits: side and channels)."""
+    if backbone.task != "classification":
+        return {}
+    return {"size": cfg.size or backbone.size, "channels": 1 if cfg.grey else backbone.channels}
+
+
+def init_problem(cfg: I2IParams, backbone: BackboneParams, key: str, name: str) -> str | None:
+    """Why ``init: source_only`` cannot load the source model into this input preparation (one line), or None."""
+    if cfg.init != "source_only" or all(v == getattr(backbone, k) for k, v in input_update(cfg, backbone).items()):
+        return None
+    return (f"{key}.init: source_only starts from the {name} source model, which reads {backbone.size}x{backbone.size} "
+            f"images of {backbone.channels} channel(s): set {key}.size: null and grey: "
+            f"{str(backbone.channels == 1).lower()}, or init: scratch")
+
+
+def _check(params: Params, name: str) -> str | None:
+    exp = Experiment(params, name)
+    return init_problem(exp.section("i2i"), params.backbones[exp.backbone], exp.key("i2i"), exp.backbone)
+
+
+def settings(cfg: I2IParams, set_name: str) -> str:
+    """The run's choices where the paper is silent or this project departs from it (a report column)."""
+    notes = ["encoder and classifier from " + ("the source-only model" if cfg.init == "source_only" else "scratch")]
+    if cfg.weights(set_name)["z"]:
+        notes.append("Q_z through target codes only (section 4)" if cfg.z_routing == "target" else
+                     "Q_z through both domains' codes (not the paper's routing; docs/i2i.md)")
+    return "; ".join(notes)
 
 
 def row_name(set_name: str) -> str:
@@ -63,7 +94,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     stages: list[StageSpec] = []
     for set_name in cfg.sets:
         row = row_name(set_name)
-        if not exp.wants(row):
+        if not exp.wants(row) or seed not in exp.row_seeds(row):
             continue
         model, png = i2i_model(exp.name, set_name, seed), translation_png(exp.name, set_name, seed)
         csv, label = paths.history(model), ROWS[row].label
@@ -77,7 +108,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         stages.append(StageSpec(
             name=f"train_i2i__{exp.name}__{set_name}__s{seed}", module="train_i2i",
             args=(("experiment", exp.name), ("set", set_name), ("seed", seed)),
-            deps=exp.data, outs=(str(model), str(csv), *pictures),
+            deps=(*exp.data, *((str(exp.source_model(seed)),) if cfg.init == "source_only" else ())),
+            outs=(str(model), str(csv), *pictures),
             params=exp.train_keys + _keys(exp, train_fields(cfg)) + (f"{exp.key('i2i')}.sets.{set_name}",
                                                                exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=pictures,
@@ -155,10 +187,15 @@ def _embedding(set_name: str):
     return inputs
 
 
-ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, loader=LOADER, needs_source_model=False,
+def _from_source(exp: Experiment) -> bool:
+    return exp.section("i2i").init == "source_only"
+
+
+ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, loader=LOADER, needs_source_model=_from_source,
                          checkpoint=lambda exp, seed, s=s: i2i_model(exp.name, s, seed), paper=_paper(s),
-                         by_default=_by_default(s), report_inputs=_embedding(s))
+                         by_default=_by_default(s), report_inputs=_embedding(s), seeds_from="i2i")
         for s in DEFAULT_SETS}
 
 METHOD = Method(name="i2i", paper="Murez et al., Image to Image Translation for Domain Adaptation, CVPR 2018",
-                order=40, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages)
+                order=40, rows=tuple(ROWS.values()), seed_stages=_seed_stages, experiment_stages=_experiment_stages,
+                check=_check)

@@ -23,7 +23,7 @@ def train_supervised(exp: Experiment, domain: str, seed: int) -> StageSpec:
 
 def _stages(exp: Experiment) -> list[StageSpec]:
     out: list[StageSpec] = []
-    if any(rows()[name].needs_source_model for name in exp.rows):  # most methods start from it
+    if any(rows()[name].uses_source_model(exp) for name in exp.rows):  # most methods start from it
         out += [train_supervised(exp, exp.source, s) for s in exp.seeds]
     if exp.wants("oracle"):
         out += [train_supervised(exp, exp.target, s) for s in exp.seeds]
