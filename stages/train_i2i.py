@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_lib import paths
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, require, run_stage, stage_parser
 from pipeline_lib.config import Params
@@ -15,11 +14,13 @@ from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.i2i import train_i2i, translations
-from pipeline_lib.methods.i2i_spec import has_decoders, i2i_model, init_problem, input_update, settings, train_fields, translation_png
+from pipeline_lib.methods.i2i_spec import (has_decoders, i2i_model, init_problem, input_update, settings, train_fields,
+                                           translation_png)
 from pipeline_lib.models import build_backbone
 from pipeline_lib.models.i2i import InputAdapter
 from pipeline_lib.plots import image_rows
 from pipeline_lib.provenance import stage_fingerprint
+from pipeline_lib.registry import Experiment
 from pipeline_lib.runtime import resolve_device, seed_everything
 
 
@@ -34,10 +35,11 @@ def main(args: argparse.Namespace, params: Params) -> None:
     update = input_update(cfg, backbone)
     inner = build_backbone(backbone.model_copy(update=update), num_classes=num_classes(src))
     if cfg.init == "source_only":
-        problem = init_problem(cfg, backbone, params.track(exp.backbone).prefix + "i2i", exp.backbone)
+        spec = Experiment(params, args.experiment)  # the declaration's key and dependency
+        problem = init_problem(cfg, backbone, spec.key("i2i"), exp.backbone)
         if problem:
             raise PipelineError(problem)
-        inner.load_state_dict(load_checkpoint(paths.supervised_model(exp.source, exp.backbone, args.seed))["state"])
+        inner.load_state_dict(load_checkpoint(spec.source_model(args.seed))["state"])
     adapter = InputAdapter(inner, size=cfg.size if update else None, grey=cfg.grey and bool(update), scale=cfg.scale)
     source = train_set(src, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
