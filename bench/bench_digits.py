@@ -58,8 +58,8 @@ def main() -> None:
         xs, xt = torch.randn(batch, 3, 32, 32, device=device), torch.randn(batch, 3, 32, 32, device=device)
         ys = torch.randint(0, 10, (batch,), device=device)
         pools = ImagePool(50, 0), ImagePool(50, 1)
-        sec = timed(lambda: _cyclegan_step(net, f_s, None, opt_g, opt_d, None, *pools, xs, ys, xt, params, device),
-                    args.repeats, device)
+        sec = timed(lambda: _cyclegan_step(net, f_s, None, opt_g, opt_d, None, *pools, xs, ys, xt, params, device,
+                                           where="bench", hint=""), args.repeats, device)
         print(f"CycleGAN step ({label}: ngf {ngf}, batch {batch}, 32x32 RGB): {sec:.3f} s, {batch / sec:.0f} images/s")
         images = torch.randn(2048, 3, 32, 32)
         sec = timed(lambda: translate(net.g_st, images, device, 256), 1, device)

@@ -33,6 +33,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return gen
 
 
+MIXED_PRECISION_DEVICES: tuple[str, ...] = ("cuda",)  # tests add "cpu" to run the bf16 paths without a GPU
+
+
 def autocast(device: torch.device) -> torch.autocast:
     """Mixed precision (bf16) on CUDA; a no-op context on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=device.type in MIXED_PRECISION_DEVICES)

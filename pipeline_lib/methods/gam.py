@@ -155,8 +155,9 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                                                 params.gan_mode) for n in order)
             descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint_d, watch=growth_d)
             sums["loss_d"] += loss_d.item()
-            sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
-                                                        params.gan_mode) for n in order) / len(order)
+            with torch.no_grad(), autocast(device):
+                sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n]).float(),
+                                                            params.gan_mode) for n in order) / len(order)
             if it >= params.disc_pretrain_steps and active:
                 discs.requires_grad_(False)
                 with autocast(device):

@@ -293,7 +293,7 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
             if critics:
                 for k, v in d_terms.items():
                     sums[f"loss_{k}"] = sums.get(f"loss_{k}", 0.0) + v.item()
-                with torch.no_grad():  # the critics' Wasserstein estimates, E[d(real)] - E[d(fake)]
+                with torch.no_grad(), autocast(device):  # the critics' Wasserstein estimates, E[d(real)] - E[d(fake)]
                     for k, crit, real, fake in critic_inputs(nets, fwd, x, y, weights):
                         sums[f"w_{k}"] = sums.get(f"w_{k}", 0.0) - critic_loss(crit(real), crit(fake)).item()
             step += 1
