@@ -35,9 +35,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from pipeline_lib.artifacts import ShardReader, atomic_path
 from pipeline_lib.config import REAL_SCENE_DOMAINS, FrameParams, Params
@@ -48,9 +45,13 @@ from pipeline_lib.domains.store import load_domain
 from pipeline_lib.errors import PipelineError
 
 if TYPE_CHECKING:
+    from torchvision import tv_tensors
+
     from pipeline_lib.domains.validation import FrameCheck
 
-Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[torch.Tensor, torch.Tensor]]
+# torchvision is imported where frames are transformed, not with this module: the digits stages import it
+# through pipeline_lib.domains.loading and never touch a frame (torchvision's import costs ~2 s per process)
+Transform = Callable[["tv_tensors.Image", "tv_tensors.Mask"], tuple[torch.Tensor, torch.Tensor]]
 
 
 class MaxWidth:
@@ -64,6 +65,7 @@ class MaxWidth:
         if w <= self.width:
             return image, mask
         size = [max(1, round(h * self.width / w)), self.width]
+        from torchvision.transforms.v2 import functional as TF
         return TF.resize(image, size, antialias=True), TF.resize(mask, size)
 
 
@@ -71,6 +73,8 @@ def frame_transform(frames: FrameParams | None = None, *, train: bool, flip: boo
                     size: tuple[int, int] | None = None) -> Transform:
     """Scale down (optional), resize to a fixed ``size`` (optional), random crop and flip (training),
     then float [-1, 1] images and int64 masks."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
     steps: list[Callable] = []
     if frames is not None and frames.max_width is not None:
         steps.append(MaxWidth(frames.max_width))
@@ -108,6 +112,7 @@ class ArrayFrames(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         frame, labels = self._raw(index)
+        from torchvision import tv_tensors
         image = tv_tensors.Image(torch.from_numpy(np.array(frame)).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(np.array(labels, dtype=np.int64)))
         return self.transform(image, mask) if self.transform is not None else (image, mask)

@@ -39,14 +39,16 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_png
+
+if TYPE_CHECKING:
+    from torchvision import tv_tensors
 
 from pipeline_lib.domains.classes import (
     CITYSCAPES_CLASSES,
@@ -78,7 +80,7 @@ __all__ = [
     "palette_for",
 ]
 
-Transforms = Callable[[tv_tensors.Image, tv_tensors.Mask], object]
+Transforms = Callable[["tv_tensors.Image", "tv_tensors.Mask"], object]  # torchvision is imported where used
 
 # --------------------------------------------------------------------------------------
 # Label tables
@@ -165,6 +167,7 @@ def _read_png_channel0(path: Path) -> np.ndarray:
     torchvision 0.29 (pinned) marks its image codecs deprecated in favour of TorchCodec; the
     warning is silenced here only. Switch to TorchCodec's PNG decoder when torchvision drops it.
     """
+    from torchvision.io import ImageReadMode, decode_png
     try:
         data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
         with warnings.catch_warnings():
@@ -241,6 +244,7 @@ class SegmentationDataset(Dataset):
                     f"{width}x{height}; replace the mismatched file with the original"
                 )
             image = image.resize((width, height), Image.Resampling.BILINEAR)
+        from torchvision import tv_tensors
         image_t = tv_tensors.Image(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous())
         mask_t = tv_tensors.Mask(torch.from_numpy(train_ids.astype(np.int64)))
         if self.transforms is not None:

@@ -1,30 +1,37 @@
 """Convert stored uint8 images to a backbone's input: size, channels, range [-1, 1].
 
-Uses torchvision transforms v2, which treat leading dimensions as a batch, so a whole
-digit split converts in one call.
+The same operations as torchvision's ``v2.Compose([ToDtype(float32, scale=True), Resize(size, antialias=True),
+Grayscale(1) | RGB(), Normalize(0.5, 0.5)])``, written with torch alone: importing torchvision costs about
+2 s per stage process (``torchvision.ops`` imports ``torch._dynamo``), and every digits stage converts its
+splits here. ``tests/test_domain_transforms.py`` checks the two agree bit for bit.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
+import torch.nn.functional as F
+
+GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
 
 
-def model_input_transform(channels: int, size: int) -> v2.Compose:
-    colour = v2.Grayscale(num_output_channels=1) if channels == 1 else v2.RGB()
-    return v2.Compose([
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Resize((size, size), antialias=True),
-        colour,
-        v2.Normalize(mean=[0.5] * channels, std=[0.5] * channels),
-    ])
+def _to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, C, H, W) float with C in {1, 3} -> ``channels`` (1: luma; 3: grey repeated)."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        return x.repeat(1, 3, 1, 1)
+    r, g, b = x.unbind(dim=1)
+    return r.mul(GREY_WEIGHTS[0]).add_(g, alpha=GREY_WEIGHTS[1]).add_(b, alpha=GREY_WEIGHTS[2]).unsqueeze(1)
 
 
 def to_model_tensor(images: np.ndarray, channels: int, size: int) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float32 (N, channels, size, size) in [-1, 1]."""
-    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    return model_input_transform(channels, size)(batch).clamp_(-1.0, 1.0).contiguous()
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255)
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=[size, size], mode="bilinear", align_corners=False, antialias=True)
+    x = _to_channels(x, channels)
+    return x.sub(0.5).div_(0.5).clamp_(-1.0, 1.0).contiguous()
 
 
 def to_uint8_images(x: torch.Tensor) -> np.ndarray:
