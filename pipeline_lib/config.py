@@ -107,10 +107,21 @@ class DerivedDomainParams(_Strict):
         return base
 
 
+class ShiftedDomainParams(_Strict):
+    """A paired copy of an in-memory domain: every image i of ``base`` (both splits) through one shift
+    (``pipeline_lib/domains/shifts.py``), labels kept, masks moved with the pixels (feature-map regression 4.1)."""
+
+    base: str
+    shift: Literal["photocopy", "ripple", "cubism"]
+    strength: float = Field(gt=0, le=1, description="0 < strength <= 1")
+    seed: int = Field(0, ge=0, description="the shift's random draws (ripple phases, cubism tiles)")
+
+
 class DataParams(_Strict):
     roots: dict[str, Path] = Field(default_factory=dict)
     folders: dict[str, FolderDomainParams] = Field(default_factory=dict)
     derived: dict[str, DerivedDomainParams] = Field(default_factory=dict)
+    shifted: dict[str, ShiftedDomainParams] = Field(default_factory=dict)
     download: bool = False
     cache_dir: Path = Path("data/cache")
 
@@ -122,7 +133,7 @@ class DataParams(_Strict):
             raise ValueError(f"unknown dataset {unknown[0]!r} (known: {', '.join(REAL_DOMAINS)})")
         return roots
 
-    @field_validator("folders", "derived")
+    @field_validator("folders", "derived", "shifted")
     @classmethod
     def _new_names(cls, domains: dict[str, Any]) -> dict[str, Any]:
         for name in domains:
@@ -209,6 +220,8 @@ class BackboneParams(_Strict):
     size: int | None = Field(None, ge=16, description="input side of a classification net")
     pretrained: bool = Field(False, description="start from ImageNet weights (downloaded once; needs network)")
     gam_layers: tuple[str, ...] = Field((), description="named layers GAM matches, in forward order")
+    fmr_layers: tuple[str, ...] = Field((), description="post-pooling layers feature-map regression regresses, in "
+                                        "forward order (the paper's pool1..pool5 on VGG-16)")
 
     @property
     def task(self) -> Task:
@@ -374,10 +387,13 @@ class Params(_Strict):
         return self.experiments[experiment].seeds or self.seeds
 
     def domain_task(self, domain: str) -> Task:
+        if domain in self.data.shifted:
+            return self.domain_task(self.data.shifted[domain].base)
         return "classification" if domain in DIGIT_DOMAINS or domain in self.data.derived else "segmentation"
 
     def known_domains(self) -> tuple[str, ...]:
-        return DIGIT_DOMAINS + SCENE_DOMAINS + tuple(self.data.folders) + tuple(self.data.derived)
+        return DIGIT_DOMAINS + SCENE_DOMAINS + tuple(self.data.folders) + tuple(self.data.derived) + \
+            tuple(self.data.shifted)
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Params":

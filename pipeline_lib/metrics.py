@@ -61,6 +61,15 @@ def mean_iou(conf: np.ndarray) -> float:
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
+def mean_class_accuracy(conf: np.ndarray) -> float:
+    """Mean over the classes present in the labels of each class's recall (the "mean accuracy" of
+    segmentation papers, e.g. feature-map regression's acc)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    total = conf.sum(1)
+    present = total > 0
+    return float(np.mean(np.diag(conf)[present] / total[present])) if present.any() else float("nan")
+
+
 def frequency_weighted_iou(conf: np.ndarray) -> float:
     conf = np.asarray(conf, dtype=np.float64)
     freq = conf.sum(1)
@@ -69,7 +78,7 @@ def frequency_weighted_iou(conf: np.ndarray) -> float:
 
 
 def segmentation_scores(conf: np.ndarray, eval_classes: Sequence[int] | None = None) -> dict[str, object]:
-    """mIoU, fwIoU, pixel accuracy and per-class IoU (NaN -> None), scored on ``eval_classes``
+    """mIoU, fwIoU, pixel accuracy, mean class accuracy and per-class IoU (NaN -> None), scored on ``eval_classes``
     (e.g. the 16 of SYNTHIA -> Cityscapes); the other rows and columns are dropped first."""
     conf = np.asarray(conf)
     if eval_classes is not None:
@@ -77,7 +86,7 @@ def segmentation_scores(conf: np.ndarray, eval_classes: Sequence[int] | None = N
         conf = conf[np.ix_(idx, idx)]
     iou = per_class_iou(conf)
     return {"miou": mean_iou(conf), "fwiou": frequency_weighted_iou(conf), "pixel_acc": pixel_accuracy(conf),
-            "iou": [None if np.isnan(v) else float(v) for v in iou]}
+            "class_acc": mean_class_accuracy(conf), "iou": [None if np.isnan(v) else float(v) for v in iou]}
 
 
 def label_distribution_bound(source_counts: Sequence[float], target_counts: Sequence[float],

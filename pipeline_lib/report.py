@@ -43,7 +43,9 @@ def _segmentation_columns(results: list[dict]) -> dict[str, object]:
     n = len(results)
     out: dict[str, object] = {"metric": "mIoU %"}
     for role in ("target", "source"):
-        for key in ("miou", "fwiou", "pixel_acc"):
+        for key in ("miou", "fwiou", "pixel_acc", "class_acc"):
+            if not all(key in r[role] for r in results):
+                continue
             mean, std = mean_std([100 * r[role][key] for r in results])
             out[f"{role}_{key}"] = _pm(mean, std, n)
             if key == "miou":

@@ -163,8 +163,25 @@ def test_resolve_is_light_to_import():
 def test_every_known_domain_resolves_and_agrees_with_the_path_helpers(params):
     for name in params.known_domains():
         d = resolve_domain(params, name)
-        assert d.name == name and d.kind in ("embedded_digits", "real_digits", "derived", "embedded_scenes",
+        assert d.name == name and d.kind in ("embedded_digits", "real_digits", "derived", "shifted", "embedded_scenes",
                                              "real_scenes", "folder")
         assert d.task == params.domain_task(name) and d.artifact.parent == paths.domain_npz(name).parent
         assert len(d.palette) == len(d.classes) and set(d.eval_classes) <= set(range(len(d.classes)))
         assert d.streamed == (d.kind in ("real_scenes", "folder")) == bool(d.stream_keys)
+
+
+def test_a_shifted_domain_copies_its_base_and_refuses_a_streamed_one(tiny_raw):
+    raw = dict(tiny_raw, data={**tiny_raw["data"], "shifted": {**tiny_raw["data"]["shifted"],
+        "digits_cubism": {"base": "mnist5k", "shift": "cubism", "strength": 0.5},
+        "street_ripple": {"base": "scenes_photo", "shift": "ripple", "strength": 1.0},
+        "city_ripple": {"base": "cityscapes", "shift": "ripple", "strength": 1.0}}})
+    params = parse_params(raw)
+    digits, street = resolve_domain(params, "digits_cubism"), resolve_domain(params, "street_ripple")
+    assert (digits.kind, digits.task, digits.inputs) == ("shifted", "classification", ("mnist5k",))
+    assert (street.task, street.classes) == ("segmentation", CITYSCAPES_CLASSES) and not street.streamed
+    assert digits.modules == ("pipeline_lib.domains.shifts",) and digits.prepare_keys == ("data.shifted.digits_cubism",)
+    with pytest.raises(PipelineError, match="data.shifted.city_ripple.base: 'cityscapes' is not an in-memory domain"):
+        resolve_domain(params, "city_ripple")
+    with pytest.raises(PipelineError, match="strength"):
+        parse_params(dict(tiny_raw, data={**tiny_raw["data"], "shifted": {
+            **tiny_raw["data"]["shifted"], "x": {"base": "mnist5k", "shift": "ripple", "strength": 1.5}}}))

@@ -265,3 +265,20 @@ def test_stage_cli_errors_are_one_line_with_exit_2(built):
         assert not (built / "models/supervised/mnistm-lenet_rgb/seed5.pt").exists()
     finally:
         npz.write_bytes(saved)
+
+
+def test_feature_map_regression_on_a_paired_experiment(tmp_path_factory):
+    """A shifted copy of MNIST-M, its baselines B0-B2, every regression variant LeNet has, the distortion
+    column and the inversion grid; each stage declared the modules it loaded."""
+    project = copy_project(tmp_path_factory.mktemp("fmr"), **TINY)
+    run(["snakemake", "--cores", "2", "reports/mnistm_ripple.csv"], project, env=record_modules(project))
+    table = pd.read_csv(project / "reports/mnistm_ripple.csv")
+    labels = [registry.row(m).label for m in ("source_only", "fmr_pool1", "fmr_pool2", "fmr_inc", "fmr_dec",
+                                              "finetune", "oracle")]
+    assert list(table["method"]) == labels
+    regression = table[table["method"].str.startswith("FMR")]
+    assert regression["settings"].str.startswith("regressed: conv").all()
+    assert regression["shift"].eq("ripple, strength 1, seed 0").all() and regression["distortion_pct"].notna().all()
+    assert table.loc[table["method"] == labels[-2], "uses_target_labels"].item()
+    assert (project / "reports/mnistm_ripple/fmr_inversion_seed0.png").stat().st_size > 1000
+    assert undeclared_modules(project) == {}

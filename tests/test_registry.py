@@ -19,9 +19,10 @@ def test_rows_keep_their_order_with_the_upper_bounds_last():
     assert list(registry.rows()) == [
         "source_only", "cycada_pixel", "cycada_feat", "cycada_pixel_feat", "gam_gaussian", "adda_reg", "gam_noreg",
         "gam", "calibrator", "cycada_calibrator", "i2i_none", "i2i_z", "i2i_idy", "i2i_idy_trc", "i2i_z_idy",
-        "i2i_z_idy_trc", "i2i_z_tr_idx_idy_trc", "i2i_all", "i2i_cyclegan", "oracle", "label_bound"]
+        "i2i_z_idy_trc", "i2i_z_tr_idx_idy_trc", "i2i_all", "i2i_cyclegan", "fmr_pool1", "fmr_pool2", "fmr_pool3",
+        "fmr_pool4", "fmr_pool5", "fmr_inc", "fmr_dec", "oracle", "label_bound", "finetune"]
     assert "label_bound" not in registry.default_rows("classification")
-    assert registry.default_rows("segmentation")[-2:] == ("oracle", "label_bound")
+    assert registry.default_rows("segmentation")[-3:] == ("oracle", "label_bound", "finetune")
 
 
 def test_a_method_may_report_a_subset_of_its_rows_by_default(tiny_raw):
@@ -67,7 +68,7 @@ def test_i2i_from_the_source_model_depends_on_it_and_needs_its_inputs(tiny_raw):
 
 
 def test_every_params_section_is_found_and_validated(tiny_raw):
-    assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator", "i2i"}
+    assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator", "i2i", "fmr"}
     params = parse_params(tiny_raw)
     assert params.section("gam", "lenet").match_activations.lr > 0
     bad = copy.deepcopy(tiny_raw)
@@ -121,3 +122,48 @@ def test_paper_numbers_follow_the_backbone(tiny_params):
     assert row.paper_values("mnist", "usps", "drn26") == ()
     assert row.paper_values("gta5", "cityscapes", "drn26")[0].miou == 21.7
     assert registry.row("label_bound").paper_values("gta5", "cityscapes", "lraspp_mobilenet_v3")[0].value.startswith("55")
+
+
+# ---- feature-map regression: paired experiments only ----------------------------------------------
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw["experiments"]["mnistm_ripple"].update(target="mnist5k"), "fmr_pool1 needs pairs"),
+    (lambda raw: raw["data"]["shifted"]["mnistm_ripple"].update(base="mnist5k"), "fmr_pool1 needs pairs"),
+    (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].append("fmr_pool3"), "fmr_pool3: backbones.lenet_rgb"),
+    (lambda raw: raw["backbones"]["lenet_rgb"].pop("fmr_layers"), "needs backbones.lenet_rgb.fmr_layers"),
+    (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].remove("source_only"), "need source_only"),
+    (lambda raw: raw["fmr"]["inversion"].update(variant="pool9"), "fmr.inversion.variant: 'pool9'"),
+    (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].remove("fmr_dec") or
+     raw["fmr"]["inversion"].update(variant="dec"), "dec is not among the experiment's rows"),
+])
+def test_regression_rows_need_pairs_layers_and_their_baseline(tiny_raw, edit, message):
+    raw = copy.deepcopy(tiny_raw)
+    raw["experiments"]["mnistm_ripple"] = dict(raw["experiments"]["mnistm_ripple"],
+                                               methods=list(raw["experiments"]["mnistm_ripple"]["methods"]))
+    edit(raw)
+    with pytest.raises(PipelineError, match=re.escape(message)):
+        registry.check_params(parse_params(raw))
+
+
+def test_regression_rows_are_default_only_on_paired_experiments(tiny_params):
+    assert not any(r.startswith("fmr_") or r == "finetune" for r in Experiment(tiny_params, "mnist5k_mnistm").rows)
+    raw = copy.deepcopy(tiny_params.raw)
+    del raw["experiments"]["mnistm_ripple"]["methods"]
+    rows = Experiment(parse_params(raw), "mnistm_ripple").rows
+    assert {"fmr_pool1", "fmr_pool2", "fmr_inc", "fmr_dec", "finetune"} <= set(rows)
+    assert "fmr_pool3" not in rows  # LeNet has two post-pooling layers
+
+
+def test_a_paired_experiment_regresses_from_the_source_model_and_inverts_one_variant(tiny_params):
+    stages = {s.name: s for s in build_stages(tiny_params, ("mnistm_ripple",))}
+    h1 = "models/supervised/mnistm-lenet_rgb/seed0.pt"
+    for variant in ("pool1", "pool2", "inc", "dec"):
+        stage = stages[f"regress_features__mnistm_ripple__{variant}__s0"]
+        assert h1 in stage.deps and "data/domains/mnistm_ripple.npz" in stage.deps
+        assert "fmr.regress" in stage.params and "fmr.finetune" not in stage.params
+    assert stages["finetune__mnistm_ripple__s0"].deps[0] == h1
+    inversion = stages["invert_features__mnistm_ripple"]
+    assert "models/fmr/mnistm_ripple/seed0/pool2.pt" in inversion.deps  # deepest: LeNet's pool2 (conv2)
+    assert stages["prepare__mnistm_ripple"].deps[0] == "data/domains/mnistm.npz"
+    assert "pipeline_lib/domains/shifts.py" in stages["prepare__mnistm_ripple"].deps
+    assert "pipeline_lib/domains/shifts.py" not in stages["regress_features__mnistm_ripple__pool1__s0"].deps

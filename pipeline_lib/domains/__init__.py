@@ -50,6 +50,9 @@ def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) ->
     from pipeline_lib.domains.base import DomainData, Split
 
     domain, prep = resolve_domain(params, name), params.prepare
+    if domain.kind == "shifted":
+        from pipeline_lib.domains.shifts import shift_domain
+        return shift_domain(name, params.data.shifted[name], inputs[params.data.shifted[name].base])
     if domain.kind == "derived":
         from pipeline_lib.domains.derived import build_derived
         spec = params.data.derived[name]

@@ -14,6 +14,8 @@ Kinds:
 - ``embedded_digits``: mnist5k, syndigits, mnistm, optdigits, built offline into ``data/domains/<name>.npz``;
 - ``real_digits``: mnist, usps, svhn, read through torchvision from ``data.roots.<name>`` into an ``.npz``;
 - ``derived``: a digit domain with part of some classes' training images removed (``data.derived.<name>``);
+- ``shifted``: an in-memory domain (digits, derived, embedded scenes) with every image through one paired shift
+  (``data.shifted.<name>``: photocopy, ripple, cubism), image i of each split the shifted image i of its base;
 - ``embedded_scenes``: scenes_game, scenes_photo, procedural street scenes in an ``.npz``;
 - ``real_scenes``: gta5, cityscapes, synthia, streamed from ``data.roots.<name>`` through a ``.json`` index;
 - ``folder``: a user's images + label PNGs (``data.folders.<name>``), streamed through a ``.json`` index.
@@ -45,7 +47,7 @@ from pipeline_lib.errors import PipelineError
 
 __all__ = ["KINDS", "Domain", "check_compatible", "resolve_domain"]
 
-KINDS = ("embedded_digits", "real_digits", "derived", "embedded_scenes", "real_scenes", "folder")
+KINDS = ("embedded_digits", "real_digits", "derived", "shifted", "embedded_scenes", "real_scenes", "folder")
 
 #: the module that builds each embedded or real digit set (beyond the shared domains package)
 _DIGIT_MODULES = {"mnist5k": "pipeline_lib.domains.mnist5k", "syndigits": "pipeline_lib.domains.syndigits",
@@ -130,6 +132,16 @@ def _streamed(params: Params, name: str) -> tuple[tuple[str, ...], tuple[str, ..
 def resolve_domain(params: Params, name: str) -> Domain:
     """The :class:`Domain` called ``name`` in ``params``; an unknown name is a one-line :class:`PipelineError`."""
     data = params.data
+    if name in data.shifted:
+        spec = data.shifted[name]
+        base = resolve_domain(params, spec.base) if spec.base not in data.shifted else None
+        if base is None or base.streamed:
+            raise PipelineError(f"data.shifted.{name}.base: {spec.base!r} is not an in-memory domain; shift a digit, "
+                                "derived or embedded scenes domain (streamed and shifted domains are not copied)")
+        return Domain(name=name, task=base.task, kind="shifted", artifact=_npz(name), inputs=(spec.base,),
+                      modules=("pipeline_lib.domains.shifts",), prepare_keys=(f"data.shifted.{name}",),
+                      stream_keys=(), classes=base.classes, eval_classes=base.eval_classes, palette=base.palette,
+                      root=None)
     if name in data.derived:
         base = data.derived[name].base
         return _digits(name, "derived", (base,), ("prepare.seed", f"data.derived.{name}"),
@@ -163,7 +175,7 @@ def resolve_domain(params: Params, name: str) -> Domain:
                       eval_classes=tuple(range(len(f.classes))), palette=palette_for(f.classes), root=f.root,
                       label_ids=f.ids if f.ids is not None else tuple(range(len(f.classes))), ignore_id=f.ignore_id)
     raise PipelineError(f"unknown domain {name!r} (known: {', '.join(params.known_domains())}); define your own "
-                        "under data.folders (segmentation) or data.derived (digits) in params.yaml")
+                        "under data.folders (segmentation), data.derived (digits) or data.shifted in params.yaml")
 
 
 def _class_key(domain: Domain) -> str:

@@ -1,0 +1,163 @@
+"""Feature-map regression: adapt a network to a paired, shifted dataset by regressing its own feature maps.
+
+"Semi-supervised domain adaptation by feature-map regression" (the text in ``shared/papers/feature-map-regression.txt``).
+H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, without D2's labels, on pairs
+(X1, X2 = T(X1)) to minimise sum_l w_l ||F_l(H1, X1) - F_l(H2, X2)||^2 over chosen layers (section 3.1):
+
+- :func:`variant_weights`: one post-pooling layer alone (``pool<k>``), or all of them with increasing
+  (``inc``: W_inc = [0.2, 0.4, 0.6, 0.8, 0.9]) or decreasing (``dec``) weights (4.2.2). On a backbone with
+  other than five such layers W_inc is resampled linearly over its layers (the paper is silent).
+- :func:`regression_loss`: the weighted sum. ||.||^2 is averaged over a layer's elements by default
+  (``reduction: mean``; the paper is silent on scaling, and a sum would let the largest map dominate).
+- :func:`regress_features`: the training loop. Each layer's loss reaches only the layers below it: H2 is
+  one forward pass, so the gradient of F_l never reaches layers above l, and layers above the deepest
+  regressed one get no gradient at all (they stay H1's). H1 runs in eval mode; H2 trains with its dropout
+  off (the regression target is deterministic) and batch norm in training mode, re-estimated on D2 at the
+  end. The paper gives no optimiser for this step: Adam (digits) or SGD (street scenes), from params.
+- :func:`invert_features` (section 3.3): from white noise, SGD on an image against a content loss
+  1/2 ||F_l(X) - F_l(X1)||^2 and a Gram-matrix style loss per layer (Gatys et al.'s definitions), both
+  through one network: X1 "as the network sees it".
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from pipeline_lib.config import DivergenceParams
+from pipeline_lib.errors import PipelineError
+from pipeline_lib.methods.fmr_params import RegressParams, variant_weights  # noqa: F401 (re-exported)
+from pipeline_lib.models.base import TaskModel
+from pipeline_lib.runtime import autocast
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   fixed_steps, recompute_batchnorm, shuffled_loader, step_bar)
+
+def regression_loss(target: dict[str, torch.Tensor], features: dict[str, torch.Tensor], weights: dict[str, float],
+                    reduction: str = "mean") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """sum_l w_l ||F_l(H1, X1) - F_l(H2, X2)||^2 (``target``: H1's maps, ``features``: H2's); and each layer's
+    unweighted term."""
+    parts = {name: F.mse_loss(features[name].float(), target[name].float().detach(), reduction=reduction)
+             for name in weights}
+    total = sum(weights[name] * parts[name] for name in weights)
+    return total, parts  # type: ignore[return-value]
+
+
+class PairedSet(Dataset):
+    """(X1, X2) of two aligned datasets (D2 = T(D1): item i of one is item i of the other, shifted)."""
+
+    def __init__(self, first: Dataset, second: Dataset) -> None:
+        if len(first) != len(second):  # type: ignore[arg-type]
+            raise PipelineError(f"paired sets differ in length ({len(first)} and {len(second)}): the target must be "  # type: ignore[arg-type]
+                                "the source through a shift (data.shifted.<name>.base = the source)")
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.first[index][0], self.second[index][0]
+
+
+def same_crop(x1: torch.Tensor, x2: torch.Tensor, crop: tuple[int, int] | None, flip: bool,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random crop (and flip) for a whole batch of pairs, the same for both images of a pair."""
+    if crop is not None:
+        h, w = x1.shape[-2:]
+        ch, cw = min(crop[0], h), min(crop[1], w)
+        top = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
+        x1, x2 = x1[..., top:top + ch, left:left + cw], x2[..., top:top + ch, left:left + cw]
+    if flip and bool(torch.rand((), generator=gen) < 0.5):
+        x1, x2 = x1.flip(-1), x2.flip(-1)
+    return x1, x2
+
+
+def _train_without_dropout(model: nn.Module) -> None:
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
+
+
+def regress_features(h1: TaskModel, pairs: Dataset, weights: dict[str, float], params: RegressParams,
+                     device: torch.device, seed: int, out, resume_key: str | None, desc: str = "fmr",
+                     crop: tuple[int, int] | None = None, flip: bool = False,
+                     monitor: Callable[[TaskModel], float] | None = None,
+                     divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
+    """Finetune a copy of ``h1`` (returned) so that its maps of X2 match ``h1``'s of X1 at ``weights``' layers."""
+    h1 = h1.to(device).eval().requires_grad_(False)
+    h2 = copy.deepcopy(h1).requires_grad_(True)
+    order = [n for n in h2.layer_names if n in weights]
+    opt = build_optimizer(params.optimizer, [p for p in h2.parameters()], params.lr, momentum=params.momentum)
+    gen, gen_crop = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    growth = LossGrowth(divergence.loss_growth, f"{desc}: regression loss")
+    state = Resumable(out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop})
+    state.restore(desc)
+    hint = "lower [segmentation.]fmr.regress.lr in params.yaml"
+    per_epoch = fixed_steps(len(pairs), params.batch_size, params.steps_per_epoch)  # type: ignore[arg-type]
+    bar = epoch_bar(state.start_epoch, params.epochs, desc)
+    for epoch in bar:
+        _train_without_dropout(h2)
+        sums: dict[str, float] = {}
+        step = 0
+        while step < per_epoch:
+            for x1, x2 in step_bar(shuffled_loader(pairs, params.batch_size, gen, params.num_workers),
+                                   per_epoch - step, f"epoch {epoch + 1}"):
+                x1, x2 = same_crop(x1.to(device), x2.to(device), crop, flip, gen_crop)
+                with autocast(device):
+                    with torch.no_grad():
+                        target = h1.forward_features(x1, order)
+                    loss, parts = regression_loss(target, h2.forward_features(x2, order), weights, params.reduction)
+                descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth)
+                sums["loss"] = sums.get("loss", 0.0) + loss.item()
+                for name, part in parts.items():
+                    sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + part.item()
+                step += 1
+                if step >= per_epoch:
+                    break
+        row = {k: v / max(step, 1) for k, v in sums.items()}
+        if monitor is not None:  # target metric for the training curves only (never selects a model)
+            row["target_metric"] = monitor(h2)
+        bar.set_postfix(loss=f"{row['loss']:.4g}")
+        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    # batch-norm statistics on D2 (the images H2 will see), as training passed them
+    recompute_batchnorm(h2, (x2 for _, x2 in shuffled_loader(pairs, params.batch_size, gen, params.num_workers)),
+                        device, params.batchnorm_batches)
+    return h2.eval(), state.result()
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of (N, C, H, W) maps, normalised by C * H * W (Gatys et al.)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def invert_features(model: TaskModel, images: torch.Tensor, layers: list[str], steps: int, lr: float,
+                    momentum: float, style_weight: float, seed: int, device: torch.device) -> torch.Tensor:
+    """Images that ``model`` sees as it sees ``images``: from white noise, SGD on content + style losses at
+    ``layers`` (maps of any shape take the content loss; 4-D maps also the Gram style loss). CPU, [-1, 1]."""
+    model = model.to(device).eval().requires_grad_(False)
+    x_ref = images.to(device)
+    with torch.no_grad():
+        target = {k: v.float() for k, v in model.forward_features(x_ref, layers).items()}
+        grams = {k: gram(v) for k, v in target.items() if v.dim() == 4}
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.rand(x_ref.shape, generator=gen) * 2 - 1).to(device).requires_grad_(True)
+    opt = torch.optim.SGD([x], lr=lr, momentum=momentum)
+    for _ in range(steps):
+        feats = model.forward_features(x, layers)
+        content = sum(0.5 * (feats[k].float() - target[k]).pow(2).sum() / len(x) for k in layers)
+        style = sum(F.mse_loss(gram(feats[k].float()), g, reduction="sum") / len(x) for k, g in grams.items())
+        loss = content + style_weight * style
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(-1, 1)
+    return x.detach().cpu()
