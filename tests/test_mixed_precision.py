@@ -103,3 +103,16 @@ def test_supervised_training_and_prediction(arch, shape, tmp_path):
     params = TrainSupervisedParams(lr=1e-3, batch_size=4, epochs=1, batchnorm_batches=1)
     train_supervised(model, TensorDataset(x, y), params, CPU, torch.Generator().manual_seed(0), tmp_path / "m.pt", {})
     assert predict(model, x, CPU, batch_size=4).shape[0] == 8
+
+
+def test_feature_map_regression_and_inversion(tmp_path):
+    from pipeline_lib.methods.fmr import PairedSet, invert_features, regress_features
+    from pipeline_lib.methods.fmr_params import RegressParams
+    torch.manual_seed(0)
+    h1, x = LeNet(10, 3, 32).eval(), torch.rand(16, 3, 32, 32) * 2 - 1
+    cfg = RegressParams(lr=1e-3, batch_size=8, epochs=1, steps_per_epoch=2)
+    _, result = regress_features(h1, PairedSet(TensorDataset(x), TensorDataset(-x)), {"conv1": 0.2, "conv2": 0.9},
+                                 cfg, CPU, 0, tmp_path / "h2.pt", None)
+    _finite(result.history)
+    seen = invert_features(h1, x[:2], ["conv1", "conv2"], 3, 0.5, 0.9, 1.0, 1, CPU)
+    assert seen.dtype == torch.float32 and torch.isfinite(seen).all()
