@@ -33,12 +33,12 @@ def main(args: argparse.Namespace, params: Params) -> None:
     rows = [(f"X1 ({spec.source})", to_uint8_images(x1)), (f"X2 = T(X1) ({spec.target})", to_uint8_images(x2))]
     for name, path in (("H1", exp.source_model(seed)), (f"H2 ({variant})", fmr_model(exp.name, variant, seed))):
         model, _ = load_task_model(path, backbone)
-        seen = invert_features(model, x1, list(layers(exp)), cfg.steps, cfg.lr, cfg.momentum, cfg.style_weight,
-                               seed, device)
+        seen = invert_features(model, x1, [layers(exp)[-1]], list(layers(exp)), cfg.steps, cfg.lr, cfg.momentum,
+                               cfg.style_weight, seed, device)
         rows.append((f"X1 as {name} sees it", to_uint8_images(seen)))
     out = inversion_png(exp.name, seed)
-    image_rows(rows, out, f"{exp.name}: feature inversion from white noise at {', '.join(layers(exp))} "
-               f"(content + style), seed {seed}")
+    image_rows(rows, out, f"{exp.name}: feature inversion from white noise, content at {layers(exp)[-1]}, style "
+               f"at {', '.join(layers(exp))}, seed {seed}")
     print(f"feature inversion of {len(x1)} image(s) -> {out}")
 
 

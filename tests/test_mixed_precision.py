@@ -114,5 +114,5 @@ def test_feature_map_regression_and_inversion(tmp_path):
     _, result = regress_features(h1, PairedSet(TensorDataset(x), TensorDataset(-x)), {"conv1": 0.2, "conv2": 0.9},
                                  cfg, CPU, 0, tmp_path / "h2.pt", None)
     _finite(result.history)
-    seen = invert_features(h1, x[:2], ["conv1", "conv2"], 3, 0.5, 0.9, 1.0, 1, CPU)
+    seen = invert_features(h1, x[:2], ["conv2"], ["conv1", "conv2"], 3, 0.5, 0.9, 1.0, 1, CPU)
     assert seen.dtype == torch.float32 and torch.isfinite(seen).all()

@@ -15,8 +15,10 @@ H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, wit
   off (the regression target is deterministic) and batch norm in training mode, re-estimated on D2 at the
   end. The paper gives no optimiser for this step: Adam (digits) or SGD (street scenes), from params.
 - :func:`invert_features` (section 3.3): from white noise, SGD on an image against a content loss
-  1/2 ||F_l(X) - F_l(X1)||^2 and a Gram-matrix style loss per layer (Gatys et al.'s definitions), both
-  through one network: X1 "as the network sees it".
+  1/2 ||F_l(X) - F_l(X1)||^2 and a Gram-matrix style loss (Gatys et al.'s definitions), both through one
+  network: X1 "as the network sees it". The paper sums both over its layers without saying which; here,
+  as in Gatys et al., the content is taken at the deepest regressed layer and the style at every one
+  (content at a shallow layer rebuilds X1 itself, through any network).
 """
 
 from __future__ import annotations
@@ -138,23 +140,23 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-def invert_features(model: TaskModel, images: torch.Tensor, layers: list[str], steps: int, lr: float,
-                    momentum: float, style_weight: float, seed: int, device: torch.device) -> torch.Tensor:
-    """Images that ``model`` sees as it sees ``images``: from white noise, SGD on content + style losses at
-    ``layers`` (maps of any shape take the content loss; 4-D maps also the Gram style loss). CPU, [-1, 1]."""
+def invert_features(model: TaskModel, images: torch.Tensor, content: list[str], style: list[str], steps: int,
+                    lr: float, momentum: float, style_weight: float, seed: int, device: torch.device) -> torch.Tensor:
+    """Images that ``model`` sees as it sees ``images``: from white noise, SGD on the content loss at ``content``
+    and the Gram style loss at ``style`` (4-D maps). CPU, [-1, 1]."""
     model = model.to(device).eval().requires_grad_(False)
-    x_ref = images.to(device)
+    layers = list(dict.fromkeys([*content, *style]))
     with torch.no_grad():
-        target = {k: v.float() for k, v in model.forward_features(x_ref, layers).items()}
-        grams = {k: gram(v) for k, v in target.items() if v.dim() == 4}
+        target = {k: v.float() for k, v in model.forward_features(images.to(device), layers).items()}
+        grams = {k: gram(target[k]) for k in style if target[k].dim() == 4}
     gen = torch.Generator().manual_seed(seed)
-    x = (torch.rand(x_ref.shape, generator=gen) * 2 - 1).to(device).requires_grad_(True)
+    x = (torch.rand(images.shape, generator=gen) * 2 - 1).to(device).requires_grad_(True)
     opt = torch.optim.SGD([x], lr=lr, momentum=momentum)
     for _ in range(steps):
         feats = model.forward_features(x, layers)
-        content = sum(0.5 * (feats[k].float() - target[k]).pow(2).sum() / len(x) for k in layers)
-        style = sum(F.mse_loss(gram(feats[k].float()), g, reduction="sum") / len(x) for k, g in grams.items())
-        loss = content + style_weight * style
+        loss = sum(0.5 * (feats[k].float() - target[k]).pow(2).sum() / len(x) for k in content)
+        loss = loss + style_weight * sum(F.mse_loss(gram(feats[k].float()), g, reduction="sum") / len(x)
+                                         for k, g in grams.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
