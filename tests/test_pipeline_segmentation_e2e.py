@@ -27,8 +27,11 @@ def _rows(project: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("scenes"), profile="tiny")
-    run(["snakemake", "--cores", "2", "reports/scenes.csv"], project, env=record_modules(project))
+    run(["snakemake", "--cores", "2", "reports/scenes.csv", FMR_REPORT], project, env=record_modules(project))
     return project
+
+
+FMR_REPORT = "reports/scenes_cubism.csv"  # feature-map regression on a paired shift of scenes_photo
 
 
 def test_every_segmentation_stage_declares_every_project_module_it_loaded(scenes):
@@ -55,6 +58,24 @@ def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
                 "fourier_cycada_seed0.png", "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"):
         assert (scenes / "reports/scenes" / png).read_bytes()[:4] == b"\x89PNG"
     assert snakemake_plan(scenes, "reports/scenes.csv") == {}
+
+
+def test_feature_map_regression_on_shifted_street_scenes(scenes):
+    """The cubism copy of scenes_photo moves the masks with the pixels; every regression variant of the street
+    backbone's four post-downsampling layers runs, with the mean class accuracy the paper reports."""
+    table = pd.read_csv(scenes / FMR_REPORT)
+    rows = registry.Experiment(load_params(scenes / "params.yaml"), "scenes_cubism").rows
+    assert list(table["method"]) == [registry.row(m).label for m in rows] and "fmr_pool4" in rows
+    assert table["target_class_acc"].notna().all() and table["target_miou"].notna().all()
+    regression = table[table["method"].str.startswith("FMR")]
+    assert regression["distortion_pct"].notna().all() and regression["settings"].str.contains("block").all()
+    base = np.load(scenes / "data/domains/scenes_photo.npz")
+    shifted = np.load(scenes / "data/domains/scenes_cubism.npz")
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert shifted[key].shape == base[key].shape
+    masks, moved = base["train_labels"], shifted["train_labels"]
+    assert not np.array_equal(masks, moved) and set(np.unique(moved)) <= set(np.unique(masks))
+    assert (scenes / "reports/scenes_cubism/fmr_inversion_seed0.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def _write_gta_and_cityscapes(root: Path) -> None:
