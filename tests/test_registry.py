@@ -160,7 +160,8 @@ def test_a_paired_experiment_regresses_from_the_source_model_and_inverts_one_var
     for variant in ("pool1", "pool2", "inc", "dec"):
         stage = stages[f"regress_features__mnistm_ripple__{variant}__s0"]
         assert h1 in stage.deps and "data/domains/mnistm_ripple.npz" in stage.deps
-        assert "fmr.regress" in stage.params and "fmr.finetune" not in stage.params
+        assert "fmr.regress.lr" in stage.params and not any(k.startswith("fmr.finetune") for k in stage.params)
+        assert ("fmr.regress.weights_inc" in stage.params) == (variant in ("inc", "dec"))
     assert stages["finetune__mnistm_ripple__s0"].deps[0] == h1
     inversion = stages["invert_features__mnistm_ripple"]
     assert "models/fmr/mnistm_ripple/seed0/pool2.pt" in inversion.deps  # deepest: LeNet's pool2 (conv2)

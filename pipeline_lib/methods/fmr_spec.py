@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.config import Params
 from pipeline_lib.methods.cycada_spec import monitor_curves
-from pipeline_lib.methods.fmr_params import MAX_LAYERS, variant_weights
+from pipeline_lib.methods.fmr_params import COMBINED, MAX_LAYERS, variant_weights
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 POOL_ROWS = tuple(f"fmr_pool{k}" for k in range(1, MAX_LAYERS + 1))
@@ -64,6 +64,12 @@ def inversion_variant(exp: Experiment) -> str:
 
 # ---- stages -----------------------------------------------------------------------------------
 
+def _regress_keys(exp: Experiment, variant: str) -> tuple[str, ...]:
+    """The ``regress`` keys a variant reads: a single layer has no use for ``weights_inc``."""
+    fields = type(exp.section("fmr").regress).model_fields
+    return tuple(f"{exp.key('fmr.regress')}.{f}" for f in fields if variant in COMBINED or f != "weights_inc")
+
+
 def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     h1 = str(exp.source_model(seed))
     stages: list[StageSpec] = []
@@ -76,7 +82,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"regress_features__{exp.name}__{variant}__s{seed}", module="regress_features",
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)), deps=(h1, *exp.data),
             outs=(str(model), str(csv)),
-            params=exp.train_keys + (exp.key("fmr.regress"), exp.key("evaluate")),
+            params=exp.train_keys + _regress_keys(exp, variant) + (exp.key("evaluate"),),
             domains=(exp.source, exp.target), backbone=exp.backbone,
             curves=(Curve(f"{label}: regression loss", f"seed {seed}", "loss", str(csv)),
                     *monitor_curves(exp, label, seed, csv))))
