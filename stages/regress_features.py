@@ -11,7 +11,8 @@ from pipeline_lib.config import FrameParams, Params
 from pipeline_lib.domains.loading import train_set
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
-from pipeline_lib.methods.fmr import PairedSet, regress_features, variant_weights
+from pipeline_lib.methods.fmr import PairedSet, regress_features
+from pipeline_lib.methods.fmr_params import variant_weights
 from pipeline_lib.methods.fmr_spec import VARIANTS, fmr_model, layers
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint

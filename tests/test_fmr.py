@@ -7,9 +7,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.methods.fmr import (PairedSet, gram, invert_features, regress_features, regression_loss,
-                                      same_crop, variant_weights)
-from pipeline_lib.methods.fmr_params import RegressParams
+from pipeline_lib.methods.fmr import PairedSet, gram, invert_features, regress_features, regression_loss, same_crop
+from pipeline_lib.methods.fmr_params import RegressParams, variant_weights
 from pipeline_lib.models.lenet import LeNet
 
 CPU = torch.device("cpu")

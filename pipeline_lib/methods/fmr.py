@@ -4,7 +4,7 @@
 H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, without D2's labels, on pairs
 (X1, X2 = T(X1)) to minimise sum_l w_l ||F_l(H1, X1) - F_l(H2, X2)||^2 over chosen layers (section 3.1):
 
-- :func:`variant_weights`: one post-pooling layer alone (``pool<k>``), or all of them with increasing
+- :func:`pipeline_lib.methods.fmr_params.variant_weights`: one post-pooling layer alone (``pool<k>``), or all of them with increasing
   (``inc``: W_inc = [0.2, 0.4, 0.6, 0.8, 0.9]) or decreasing (``dec``) weights (4.2.2). On a backbone with
   other than five such layers W_inc is resampled linearly over its layers (the paper is silent).
 - :func:`regression_loss`: the weighted sum. ||.||^2 is averaged over a layer's elements by default
@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from pipeline_lib.config import DivergenceParams
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.methods.fmr_params import RegressParams, variant_weights  # noqa: F401 (re-exported)
+from pipeline_lib.methods.fmr_params import RegressParams
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
@@ -95,7 +95,7 @@ def regress_features(h1: TaskModel, pairs: Dataset, weights: dict[str, float], p
     h1 = h1.to(device).eval().requires_grad_(False)
     h2 = copy.deepcopy(h1).requires_grad_(True)
     order = [n for n in h2.layer_names if n in weights]
-    opt = build_optimizer(params.optimizer, [p for p in h2.parameters()], params.lr, momentum=params.momentum)
+    opt = build_optimizer(params.optimizer, h2.parameters(), params.lr, momentum=params.momentum)
     gen, gen_crop = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     growth = LossGrowth(divergence.loss_growth, f"{desc}: regression loss")
     state = Resumable(out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop})

@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.config import Params
 from pipeline_lib.methods.cycada_spec import monitor_curves
-from pipeline_lib.methods.fmr_params import COMBINED, MAX_LAYERS, variant_weights
+from pipeline_lib.methods.fmr_params import COMBINED, MAX_LAYERS
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 POOL_ROWS = tuple(f"fmr_pool{k}" for k in range(1, MAX_LAYERS + 1))
@@ -170,19 +170,12 @@ def _regression_inputs(exp: Experiment) -> tuple[Path, ...]:
     return _b0_metrics(exp) + (inversion_png(exp.name, exp.seeds[0]),)
 
 
-def _settings(variant: str):
-    def columns(exp: Experiment) -> dict[str, object]:
-        weights = variant_weights(list(layers(exp)), variant, exp.section("fmr").regress.weights_inc)
-        return {**_columns(exp), "settings": "regressed: " + ", ".join(f"{k} (w {w:.2g})" for k, w in weights.items())}
-    return columns
-
-
 def _row(row: str) -> Row:
     variant = VARIANTS[row]
     label = {"inc": "FMR all post-pool layers (W_inc)", "dec": "FMR all post-pool layers (W_dec)"}.get(
         variant, f"FMR {variant} only")
     return Row(row, label, SELECTION, checkpoint=lambda exp, seed: fmr_model(exp.name, variant, seed),
-               by_default=_applies(row), report_inputs=_regression_inputs, columns=_settings(variant))
+               by_default=_applies(row), report_inputs=_regression_inputs, columns=_columns)
 
 
 ROWS = {
