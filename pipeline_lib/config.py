@@ -495,6 +495,31 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: {where}{msg}{more}"
 
 
+def _yaml_problem(text: str) -> str:
+    """' at line L, column C: <problem>', from the pure-Python parser, whose marks carry the text."""
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        # one line: the parser's own problem text at its (1-based) line and column; for an unclosed bracket or
+        # quote PyYAML notices the problem on a later line, so the construct's start (the context mark) follows
+        def at(mark: Any) -> str:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"  # PyYAML's marks count from 0
+            buffer = getattr(mark, "buffer", None)
+            ended = isinstance(buffer, str) and mark.pointer >= len(buffer.rstrip("\0"))
+            return where + (" (the end of the file)" if ended else "")
+
+        def flat(message: Any) -> str:
+            return " ".join(str(message).split())
+
+        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        detail = flat(problem or err)
+        if context:
+            detail += f" ({flat(context)}" + (f" that starts at {at(context_mark)})" if context_mark else ")")
+        return (f" at {at(mark)}" if mark is not None else "") + f": {detail}"
+    return ""
+
+
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     """Validate a loaded params mapping; raise a one-line :class:`PipelineError` on problems."""
     if not isinstance(raw, dict):
@@ -511,29 +536,16 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     return params
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: not found; run from the project root (where params.yaml lives)")
+    text = path.read_text()
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        # one line: the parser's own problem text at its (1-based) line and column; for an unclosed bracket or
-        # quote PyYAML notices the problem on a later line, so the construct's start (the context mark) follows
-        def at(mark: Any) -> str:
-            where = f"line {mark.line + 1}, column {mark.column + 1}"  # PyYAML's marks count from 0
-            text = getattr(mark, "buffer", None)
-            ended = isinstance(text, str) and mark.pointer >= len(text.rstrip("\0"))
-            return where + (" (the end of the file)" if ended else "")
-
-        def flat(text: Any) -> str:
-            return " ".join(str(text).split())
-
-        problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
-        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
-        detail = flat(problem or err)
-        if context:
-            detail += f" ({flat(context)}" + (f" that starts at {at(context_mark)})" if context_mark else ")")
-        where = f" at {at(mark)}" if mark is not None else ""
-        raise PipelineError(f"{path}: not valid YAML{where}: {detail}; fix the syntax") from None
+        raw = yaml.load(text, Loader=_FAST_LOADER)  # libyaml: ~0.15 s less per stage process than pure Python
+    except yaml.YAMLError:
+        raise PipelineError(f"{path}: not valid YAML{_yaml_problem(text)}; fix the syntax") from None
     return parse_params(raw, str(path))

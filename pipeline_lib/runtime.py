@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import random
 
 import numpy as np
@@ -26,11 +27,24 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic_algorithms()
     torch.backends.cudnn.benchmark = False
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+def _deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its ~1.7 s import of torch._inductor.
+
+    The public call imports the compiler only to set ``inductor_config.deterministic``, which matters to
+    ``torch.compile`` alone; no stage compiles. When the compiler is already loaded, the public call is cheap.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 MIXED_PRECISION_DEVICES: tuple[str, ...] = ("cuda",)  # tests add "cpu" to run the bf16 paths without a GPU
