@@ -1,5 +1,7 @@
 # The pipeline DAG for Snakemake. Rules are generated from pipeline_lib/dag.py, the same
-# stage list that dvc.yaml is written from (`make dag`), so the two runners cannot drift.
+# stage list that dvc.yaml is written from (`make dag`), so the two runners cannot drift:
+# one rule per stage kind (train_supervised, translate, evaluate, ...), its jobs told apart by
+# wildcards (pipeline_lib/rules.py), its resources from params.yaml's `resources`.
 #
 #   snakemake --cores 2 reports/mnist5k_mnistm.csv      # any experiment in params.yaml
 #   snakemake --cores 2                                 # the experiments in dvc_experiments
@@ -13,12 +15,14 @@ from pipeline_lib.config import load_params
 from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.locks import claim_workspace, find_runner
+from pipeline_lib.rules import build_rules
 from pipeline_lib import paths
 
 try:
     PARAMS = load_params("params.yaml")
     STAGES = build_stages(PARAMS)  # also checks the experiments' rows and class lists
     DVC_TEXT = dvc_yaml_text(PARAMS)
+    RULES = build_rules(PARAMS, STAGES)  # one rule per stage kind, its jobs told apart by wildcards
 except PipelineError as err:
     sys.exit(f"error: {err}")
 
@@ -46,19 +50,37 @@ rule all:
     input: [str(paths.report_csv(e)) for e in PARAMS.dvc_experiments]
     default_target: True
 
-for _stage in STAGES:
+def _cmd(rule):
+    return lambda wildcards, resources: rule.command(wildcards, resources.gpu)
+
+
+def _values(rule):  # the params a job reads, resolved: Snakemake reruns the job when they change
+    return lambda wildcards: json.dumps(param_values(PARAMS, rule.stage(wildcards).params), sort_keys=True)
+
+
+def _output(rule, pattern):
+    if pattern in rule.report_outs:
+        if pattern in rule.dir_outs:
+            return report(directory(pattern), patterns=["{name}.png"], category=rule.report_category)
+        return report(pattern, category=rule.report_category)
+    return directory(pattern) if pattern in rule.dir_outs else pattern
+
+
+for _rule in RULES:
     rule:
-        name: _stage.name
-        input: _stage.deps
-        output:
-            [report(o, category=_stage.report_category) if o in _stage.report_outs
-             else directory(o) if o in _stage.dir_outs else o
-             for o in _stage.outs]
+        name: _rule.name
+        input: lambda wildcards, rule=_rule: rule.stage(wildcards).deps
+        output: [_output(_rule, o) for o in _rule.outs]
         params:
-            # bound now: directives run at job time, when the loop variable has moved on
-            cmd=_stage.cmd,
-            values=json.dumps(param_values(PARAMS, _stage.params), sort_keys=True),
-        log: f"logs/{_stage.name}.log"
-        benchmark: f"benchmarks/{_stage.name}.tsv"
+            cmd=_cmd(_rule),
+            values=_values(_rule),
+        log: _rule.log
+        benchmark: _rule.benchmark
+        wildcard_constraints: **_rule.constraints
         threads: PARAMS.threads_per_job
+        resources:
+            gpu=_rule.resources.gpu,
+            mem_mb=_rule.resources.mem_mb,
+            runtime=_rule.resources.runtime,
+            cpus_per_task=_rule.resources.cpus_per_task,
         shell: "{params.cmd} 2>&1 | tee {log}"

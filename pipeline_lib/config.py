@@ -322,6 +322,7 @@ class EvaluateParams(_Strict):
     batch_size: int = Field(512, gt=0)
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     infer_max_width: int | None = Field(None, ge=32, description="segmentation: see segmentation.evaluate")
+    preview_frames: int = Field(10, ge=1, description="target test images shown in the report's prediction grid")
 
 
 class SegTrainParams(TrainSupervisedParams, FrameParams):
@@ -345,6 +346,36 @@ class SegmentationParams(_Strict):
     evaluate: SegEvaluateParams = SegEvaluateParams()
 
 
+class RuleResources(_Strict):
+    """What a cluster executor asks for per job of a rule (Snakemake resources); no stage reads them, so no
+    stage depends on them. ``gpu`` above 1 runs the stage under ``torchrun --nproc_per_node gpu``."""
+
+    gpu: int = Field(0, ge=0, description="GPUs per job (slurm: --gpus); > 1: one torchrun process per GPU")
+    mem_mb: int = Field(4000, gt=0, description="memory per job in MiB")
+    runtime: int = Field(60, gt=0, description="wall-clock limit per job in minutes")
+    cpus_per_task: int | None = Field(None, gt=0, description="CPU cores per job (default: threads_per_job)")
+
+
+class RuleOverrides(_Strict):
+    """A rule's resources where they differ from ``resources.default``."""
+
+    gpu: int | None = Field(None, ge=0)
+    mem_mb: int | None = Field(None, gt=0)
+    runtime: int | None = Field(None, gt=0)
+    cpus_per_task: int | None = Field(None, gt=0)
+
+
+class ResourcesParams(_Strict):
+    default: RuleResources = RuleResources()
+    rules: dict[str, RuleOverrides] = Field(default_factory=dict, description="per rule (a stage kind)")
+
+    def for_rule(self, rule: str, threads: int) -> RuleResources:
+        """``rule``'s resources: its overrides over the default; its cores default to ``threads``."""
+        given = self.rules.get(rule, RuleOverrides()).model_dump(exclude_none=True)
+        merged = self.default.model_copy(update=given)
+        return merged if merged.cpus_per_task else merged.model_copy(update={"cpus_per_task": threads})
+
+
 class Params(_Strict):
     profile: Profile
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -360,6 +391,7 @@ class Params(_Strict):
                                          "diverged (both tracks)")
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
+    resources: ResourcesParams = Field(ResourcesParams(), description="per-rule cluster resources (Snakemake)")
     # every method's section (cycada, gam, ...) is added by params_model()
     _raw: dict[str, Any] | None = PrivateAttr(None)  # params.yaml as written (per-profile values unresolved)
 

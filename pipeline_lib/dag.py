@@ -51,6 +51,8 @@ class Stage:
     dir_outs: tuple[str, ...] = field(default=())  # outputs that are directories (sharded datasets)
     report_outs: tuple[str, ...] = field(default=())  # outputs shown in `snakemake --report`
     report_category: str = ""
+    rule: str = ""  # the Snakemake rule (pipeline_lib/rules.py): the stage module, e.g. train_supervised
+    args: tuple[tuple[str, Any], ...] = field(default=())  # its command's arguments (the rule's wildcards)
 
 
 def _written(raw: dict[str, Any] | None, key: str) -> str | None:
@@ -98,51 +100,49 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     return Stage(name=spec.name, cmd=spec.cmd,
                  deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
                  outs=spec.outs, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs,
-                 report_outs=spec.report_outs, report_category=spec.report_category)
+                 report_outs=spec.report_outs, report_category=spec.report_category,
+                 rule=spec.rule or spec.module, args=spec.args)
 
 
 def _prepare(params: Params, domain: Domain) -> StageSpec:
     return StageSpec(
         name=f"prepare__{domain.name}", module="prepare", args=(("domain", domain.name),),
         deps=tuple(str(resolve_domain(params, d).artifact) for d in domain.inputs),
-        outs=(str(domain.artifact), str(paths.domain_samples_png(domain.name))), params=())
+        outs=(str(domain.artifact), str(paths.domain_samples_png(domain.name))), params=(),
+        rule="prepare_index" if domain.streamed else "prepare")  # an index of files on disk, not the data
 
 
 def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
     row = registry.rows()[name]
     assert row.checkpoint is not None
-    seg = exp.task == "segmentation"
     return StageSpec(
         name=f"evaluate__{exp.name}__{name}__s{seed}", module="evaluate",
         args=(("experiment", exp.name), ("method", name), ("seed", seed)),
         deps=(str(row.checkpoint(exp, seed)), *map(str, row.eval_inputs(exp, seed)), *exp.data),
-        outs=(str(paths.metrics_json(exp.name, name, seed)),)
-        + ((str(paths.predictions_preview(exp.name, name, seed)),) if seg else ()),
+        outs=(str(paths.metrics_json(exp.name, name, seed)), str(paths.predictions_preview(exp.name, name, seed))),
         params=exp.keys + (exp.key("evaluate"),), domains=(exp.source, exp.target), backbone=exp.backbone,
         modules=(row.loader.split(":")[0], *codedeps.spec_modules()))
 
 
 def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     models = [r for r in exp.rows if registry.rows()[r].checkpoint is not None]
-    seg = exp.task == "segmentation"
-    pngs = tuple(str(paths.confusion_png(exp.name, m)) for m in models) + (str(paths.curves_png(exp.name)),)
+    confusion = str(paths.confusion_dir(exp.name))
+    pngs = tuple(str(p) for p in (paths.curves_png(exp.name), paths.predictions_png(exp.name),
+                                  paths.tradeoff_png(exp.name)))
     inputs = [str(paths.metrics_json(exp.name, m, s)) for m in models for s in exp.row_seeds(m)]
     inputs += dict.fromkeys(c.csv for c in registry.curves(exp, method_specs))
-    if seg:
-        pngs += (str(paths.predictions_png(exp.name)),)
-        inputs += [str(paths.predictions_preview(exp.name, m, exp.row_seeds(m)[0])) for m in models]
+    inputs += [str(paths.predictions_preview(exp.name, m, exp.row_seeds(m)[0])) for m in models]
     inputs += [str(p) for r in exp.rows for p in registry.rows()[r].report_inputs(exp)]
     inputs = list(dict.fromkeys(inputs))  # rows may share a file (e.g. one figure of several rows)
-    pngs += (str(paths.tradeoff_png(exp.name)),)
     csv = str(paths.report_csv(exp.name))
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=(csv,) + pngs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch",
+        outs=(csv, confusion) + pngs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch",
                                     *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
-        report_outs=(csv,) + pngs, report_category=exp.name)
+        dir_outs=(confusion,), report_outs=(csv, confusion) + pngs, report_category=exp.name)
 
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:

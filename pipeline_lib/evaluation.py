@@ -33,6 +33,17 @@ def evaluate_confusion(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     return confusion_matrix(predict(model, images, device, batch_size), labels, num_classes)
 
 
+def evaluate_classification(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                            device: torch.device, batch_size: int,
+                            preview: int = 0) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """Confusion matrix over a test split; the first ``preview`` images come back as uint8 images with their
+    predicted and true classes (for the report's picture grid), as :func:`evaluate_segmentation` does."""
+    predictions = predict(model, images, device, batch_size)
+    shown = {"images": to_uint8_images(images[:preview]), "predictions": predictions[:preview].numpy(),
+             "labels": labels[:preview].numpy()}
+    return confusion_matrix(predictions, labels, num_classes), shown
+
+
 @torch.no_grad()
 def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, device: torch.device,
                           batch_size: int, infer_max_width: int | None = None, num_workers: int = 0,

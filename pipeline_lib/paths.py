@@ -33,7 +33,7 @@ def metrics_json(experiment: str, method: str, seed: int) -> Path:
 
 
 def predictions_preview(experiment: str, method: str, seed: int) -> Path:
-    """A few target frames with their predictions (segmentation), for the report's picture grid."""
+    """A few target test images with their predictions, for the report's picture grid."""
     return Path("metrics") / experiment / method / f"seed{seed}.preview.npz"
 
 
@@ -45,8 +45,14 @@ def report_csv(experiment: str) -> Path:
     return Path("reports") / f"{experiment}.csv"
 
 
+def confusion_dir(experiment: str) -> Path:
+    """One confusion matrix per report row: a folder, since the rows differ between experiments and one
+    Snakemake rule writes every experiment's report."""
+    return Path("reports") / experiment / "confusion"
+
+
 def confusion_png(experiment: str, method: str) -> Path:
-    return Path("reports") / experiment / f"confusion_{method}.png"
+    return confusion_dir(experiment) / f"{method}.png"
 
 
 def curves_png(experiment: str) -> Path:

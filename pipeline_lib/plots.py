@@ -105,6 +105,27 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: 
     _save(fig, path)
 
 
+def classification_grid(images: np.ndarray, labels: np.ndarray, rows: Sequence[tuple[str, np.ndarray]],
+                        classes: Sequence[str], path: str | Path, title: str) -> None:
+    """The same test images once per model (row), each titled with the model's predicted class: green where
+    it is right, red where it is wrong; the first row gives the true classes."""
+    n = len(images)
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(n * 0.75 + 0.4, (len(rows) + 1) * 0.95 + 0.4),
+                             squeeze=False)
+    for r, (name, predictions) in enumerate([("true class", labels), *rows]):
+        for c in range(n):
+            ax = axes[r][c]
+            _show(ax, images[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            right = predictions[c] == labels[c]
+            ax.set_title(str(classes[int(predictions[c])]), fontsize=6, pad=1,
+                         color="black" if r == 0 else "tab:green" if right else "tab:red")
+        axes[r][0].set_ylabel(textwrap.fill(name, 16), fontsize=6, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=8)
+    _save(fig, path)
+
+
 def training_curves(curves: Sequence[tuple[str, str, Sequence[float], Sequence[float]]], path: str | Path,
                     title: str) -> None:
     """Panels of (panel title, series label, x, y) lines; series sharing a panel title share axes."""

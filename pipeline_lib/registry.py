@@ -156,6 +156,7 @@ class StageSpec:
     report_outs: tuple[str, ...] = ()
     report_category: str = ""
     curves: tuple[Curve, ...] = ()
+    rule: str = ""  # the Snakemake rule it is a job of: ``module`` unless its outputs are laid out otherwise
 
     @property
     def cmd(self) -> str:

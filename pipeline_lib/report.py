@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import paths, registry
-from pipeline_lib.artifacts import atomic_path, read_json
+from pipeline_lib.artifacts import atomic_dir, atomic_path, read_json
 from pipeline_lib.config import Params
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import mean_std
-from pipeline_lib.plots import colorize, confusion_plot, segmentation_grid, tradeoff_plot, training_curves
+from pipeline_lib.plots import (classification_grid, colorize, confusion_plot, segmentation_grid, tradeoff_plot,
+                                 training_curves)
 from pipeline_lib.registry import Experiment
 
 
@@ -92,12 +93,19 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
 
 def prediction_grid(params: Params, experiment: str) -> None:
     """Target frames | source-only prediction | adapted predictions | ground truth (first seed), coloured
-    with the source domain's palette (its classes are the model's train ids)."""
+    with the source domain's palette (its classes are the model's train ids); for classification, the same
+    test images under each row's predicted class."""
     exp = Experiment(params, experiment)
     seed, src = exp.seeds[0], resolve_domain(params, exp.source)
     previews = {m: np.load(paths.predictions_preview(experiment, m, exp.row_seeds(m)[0])) for m in exp.rows
                 if registry.row(m).checkpoint is not None}
     first = next(iter(previews.values()))
+    if exp.task == "classification":
+        classification_grid(first["images"], first["labels"],
+                            [(registry.row(m).label, p["predictions"]) for m, p in previews.items()], src.classes,
+                            paths.predictions_png(experiment),
+                            f"{experiment}: {exp.target} test images, seed {seed} (green = right, red = wrong)")
+        return
     columns = [(f"{exp.target} image", first["images"])]
     columns += [(registry.row(m).label, colorize(p["predictions"], src.palette)) for m, p in previews.items()]
     columns.append(("ground truth", colorize(first["labels"], src.palette)))
@@ -116,11 +124,11 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
             curves.append((curve.panel, curve.series, hist["epoch"], hist[curve.column]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
     names = resolve_domain(params, exp.source).classes  # the model's train ids, in order
-    for method, conf in confusions.items():
-        confusion_plot(conf, names, paths.confusion_png(experiment, method),
-                       f"{experiment}: {registry.row(method).label} on {exp.target} test (seeds summed)")
-    if exp.task == "segmentation":
-        prediction_grid(params, experiment)
+    with atomic_dir(paths.confusion_dir(experiment)) as folder:
+        for method, conf in confusions.items():
+            confusion_plot(conf, names, folder / paths.confusion_png(experiment, method).name,
+                           f"{experiment}: {registry.row(method).label} on {exp.target} test (seeds summed)")
+    prediction_grid(params, experiment)
     rows = table[table["n_seeds"] > 0]
     seeds = "seeds " + " ".join(map(str, exp.seeds)) if rows["seeds"].nunique() == 1 else "each row's seeds"
     tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],

@@ -15,7 +15,6 @@ from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.adda import adapt_features
 from pipeline_lib.methods.cycada_spec import adapted_model, pixel_model, translated_dataset
-from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
@@ -41,8 +40,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
         source, _ = translated_set(source_data, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
     model, upstream = load_task_model(model_path, backbone)
-    out = gam_model(args.experiment, "adda_reg", args.seed) if args.variant == "feat_reg" \
-        else adapted_model(args.experiment, args.variant, args.seed)
+    out = adapted_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "adapt_params": cfg.model_dump(), "num_classes": model.num_classes}
     monitor = experiment_target_monitor(src, tgt, backbone, track.evaluate, model.num_classes, device)  # curves only

@@ -1,6 +1,7 @@
 """Evaluate one report row's model (one seed) on the target and source test splits.
 
-The row's checkpoint and how to load it come from its method's declaration (the registry)."""
+The row's checkpoint and how to load it come from its method's declaration (the registry). Beside the
+metrics, a few target test images with their predictions are kept for the report's picture grid."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import test_set
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.evaluation import evaluate_confusion, evaluate_segmentation
+from pipeline_lib.evaluation import evaluate_classification, evaluate_segmentation
 from pipeline_lib.metrics import accuracy, segmentation_scores
 from pipeline_lib.runtime import resolve_device
 
@@ -35,17 +36,18 @@ def main(args: argparse.Namespace, params: Params) -> None:
     for role in ("target", "source"):
         domain = getattr(exp, role)
         data = test_set(resolve_domain(params, domain), backbone)
+        preview = cfg.preview_frames if role == "target" else 0
         if backbone.task == "classification":
-            conf = evaluate_confusion(model, *data.tensors, model.num_classes, device, cfg.batch_size)
+            conf, shown = evaluate_classification(model, *data.tensors, model.num_classes, device, cfg.batch_size,
+                                                  preview)
             result[role] = {"domain": domain, "accuracy": accuracy(conf.numpy()), "confusion": conf.tolist()}
-            continue
-        src = resolve_domain(params, exp.source)
-        classes, eval_classes = src.classes, src.eval_classes  # e.g. SYNTHIA scores 16 classes
-        conf, shown = evaluate_segmentation(model, data, model.num_classes, device,
-                                            cfg.batch_size, cfg.infer_max_width, cfg.num_workers,
-                                            preview=cfg.preview_frames if role == "target" else 0)
-        result[role] = {"domain": domain, "classes": list(classes), "eval_classes": list(eval_classes),
-                        **segmentation_scores(conf.numpy(), eval_classes), "confusion": conf.tolist()}
+        else:
+            src = resolve_domain(params, exp.source)
+            classes, eval_classes = src.classes, src.eval_classes  # e.g. SYNTHIA scores 16 classes
+            conf, shown = evaluate_segmentation(model, data, model.num_classes, device,
+                                                cfg.batch_size, cfg.infer_max_width, cfg.num_workers, preview)
+            result[role] = {"domain": domain, "classes": list(classes), "eval_classes": list(eval_classes),
+                            **segmentation_scores(conf.numpy(), eval_classes), "confusion": conf.tolist()}
         if role == "target":
             with atomic_path(paths.predictions_preview(args.experiment, args.method, args.seed)) as tmp:
                 with open(tmp, "wb") as fh:

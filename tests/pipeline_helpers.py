@@ -55,20 +55,27 @@ def copy_project(dest: Path, **overrides: Any) -> Path:
 
 
 def snakemake_plan(project: Path, *targets: str, force: bool = False) -> dict[str, dict[str, Any]]:
-    """Jobs Snakemake would run: rule name -> {inputs, outputs, cmd} (parsed from a dry run)."""
+    """Jobs Snakemake would run: stage name -> {rule, inputs, outputs, cmd, wildcards} (parsed from a dry run).
+
+    Rules are per stage kind; a job is named by its log, ``logs/<stage>.log``, as in dvc.yaml."""
     args = ["snakemake", "-n", "-p", "--cores", "1", *(["-F"] if force else []), *targets]
     out = run(args, project).stdout
-    jobs: dict[str, dict[str, Any]] = {}
-    current: dict[str, Any] | None = None
+    blocks: list[dict[str, Any]] = []
     for line in out.splitlines():
         if m := re.match(r"^(?:local)?rule (\S+):$", line):
-            current = jobs.setdefault(m.group(1), {"inputs": [], "outputs": [], "cmd": None})
-        elif current is not None and (m := re.match(r"^\s+(input|output): (.*)$", line)):
-            current[m.group(1) + "s"] = [p.strip() for p in m.group(2).split(",")]
-        elif current is not None and line.startswith("Shell command: "):
-            current["cmd"] = line.removeprefix("Shell command: ").split(" 2>&1 | tee ")[0]
-    jobs.pop("all", None)
-    return jobs
+            blocks.append({"rule": m.group(1), "inputs": [], "outputs": [], "cmd": None, "log": None,
+                           "wildcards": {}})
+        elif blocks and (m := re.match(r"^\s+(input|output|log|wildcards): (.*)$", line)):
+            items = [p.strip() for p in m.group(2).split(",")]
+            if m.group(1) == "log":
+                blocks[-1]["log"] = items[0]
+            elif m.group(1) == "wildcards":
+                blocks[-1]["wildcards"] = dict(item.split("=", 1) for item in items)
+            else:
+                blocks[-1][m.group(1) + "s"] = items
+        elif blocks and line.startswith("Shell command: "):
+            blocks[-1]["cmd"] = line.removeprefix("Shell command: ").split(" 2>&1 | tee ")[0]
+    return {Path(b["log"]).stem: b for b in blocks if b["rule"] != "all"}
 
 
 def record_modules(project: Path) -> dict[str, str]:

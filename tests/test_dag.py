@@ -20,6 +20,7 @@ def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_output
     plan = snakemake_plan(ROOT, *targets, force=True)
     assert set(plan) == set(dvc)
     for name, stage in dvc.items():
+        assert plan[name]["rule"] == stage["cmd"].split()[2].removeprefix("stages."), name  # one rule per kind
         assert plan[name]["cmd"] == stage["cmd"], name
         assert sorted(plan[name]["outputs"]) == sorted(next(iter(o)) for o in stage["outs"]), name
         assert all(o[next(iter(o))] == {"persist": True} for o in stage["outs"]), name

@@ -49,3 +49,24 @@ def test_frames_of_other_sizes_are_batched_apart():
     conf, _ = evaluate_segmentation(model, data, num_classes=2, device=torch.device("cpu"), batch_size=4)
     assert sorted(model.seen) == [(16, 32), (32, 64)]
     assert conf.sum() == 2 * 31 * 64 + 15 * 32
+
+
+class _Brightness(nn.Module):
+    """Two classes: 1 where the image's mean is above 0 (images in [-1, 1])."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([-m, m], dim=1)
+
+
+def test_classification_keeps_the_first_test_images_with_their_predictions():
+    from pipeline_lib.evaluation import evaluate_classification
+
+    images = torch.linspace(-1, 1, 6).view(6, 1, 1, 1).expand(6, 1, 4, 4).contiguous()
+    labels = torch.tensor([0, 0, 1, 1, 0, 1])
+    conf, shown = evaluate_classification(_Brightness(), images, labels, 2, torch.device("cpu"), batch_size=4,
+                                          preview=4)
+    assert conf.tolist() == [[2, 1], [1, 2]]
+    assert shown["predictions"].tolist() == [0, 0, 0, 1] and shown["labels"].tolist() == [0, 0, 1, 1]
+    assert shown["images"].shape == (4, 4, 4, 1) and shown["images"].dtype == np.uint8
+    assert shown["images"][0].max() == 0 and shown["images"][3].min() > 127

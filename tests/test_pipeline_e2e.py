@@ -76,7 +76,8 @@ def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
     src = metrics["metrics/mnist5k_mnistm/source_only/seed0.json"]
     assert src["source"]["domain"] == "mnist5k" and src["target"]["domain"] == "mnistm"
     assert sum(map(sum, src["target"]["confusion"])) == 1000  # mnistm test split
-    pngs = [f"confusion_{m}.png" for m in METHODS] + ["training_curves.png", "translation_seed0.png", "tradeoff.png",
+    pngs = [f"confusion/{m}.png" for m in METHODS] + ["training_curves.png", "translation_seed0.png", "tradeoff.png",
+                                                       "predictions.png",
                                                        "fourier_raw_seed0.png", "fourier_cycada_seed0.png",
                                                        "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"]
     for png in pngs:
@@ -193,7 +194,7 @@ def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
 def test_html_report_is_self_contained(built):
     run(["snakemake", "--cores", "1", "--report", "reports/report.html", REPORT], built)
     html = (built / "reports/report.html").read_text(errors="replace")
-    for item in ("mnist5k_mnistm", "confusion_oracle.png", "translation_seed0.png", "training_curves.png",
+    for item in ("mnist5k_mnistm", "oracle.png", "predictions.png", "translation_seed0.png", "training_curves.png",
                  "fourier_raw_seed0.png"):
         assert item in html, item
 

@@ -82,5 +82,5 @@ def test_report_scores_the_domains_own_classes(own):
     metrics = json.loads((own / "metrics/own/source_only/seed0.json").read_text())
     assert metrics["target"]["classes"] == CLASSES and np.asarray(metrics["target"]["confusion"]).shape == (11, 11)
     assert np.asarray(metrics["target"]["confusion"]).sum() == 4 * 64 * 94  # 4 test frames, 2 columns ignored
-    for png in ["predictions.png", *(f"confusion_{m}.png" for m in METHODS)]:
+    for png in ["predictions.png", *(f"confusion/{m}.png" for m in METHODS)]:
         assert (own / "reports/own" / png).read_bytes()[:4] == b"\x89PNG"

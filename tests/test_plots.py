@@ -48,3 +48,16 @@ def test_prediction_grid_with_a_legend_for_any_class_count(tmp_path, k):
         assert im.format == "PNG"
         width, height = im.size
     assert width < 1200  # the legend wraps into rows instead of widening the figure
+
+
+def test_classification_grid_draws_one_row_per_model_under_the_true_classes(tmp_path):
+    from pipeline_lib.plots import classification_grid
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (6, 28, 28, 1), np.uint8), np.arange(6) % 3
+    rows = [(f"model {i}", rng.integers(0, 3, 6)) for i in range(3)]
+    classification_grid(images, labels, rows, ["zero", "one", "two"], tmp_path / "p.png", "title")
+    with Image.open(tmp_path / "p.png") as few:
+        classification_grid(images, labels, rows * 3, ["zero", "one", "two"], tmp_path / "q.png", "title")
+        with Image.open(tmp_path / "q.png") as many:
+            assert many.height > few.height > 0 and many.width == few.width

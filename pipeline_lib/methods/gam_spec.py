@@ -13,13 +13,13 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.config import Params
-from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, monitor_curves
+from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, adapted_model, monitor_curves
 from pipeline_lib.paper_numbers import PaperValue, digits, gam_table3, merge
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 LAST = "last epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 #: rows -> the checkpoint variant that holds them
-VARIANTS = {"gam_gaussian": "gaussian", "adda_reg": "adda_reg", "gam_noreg": "noreg", "gam": "full"}
+ADDA_REG_VARIANT = "feat_reg"  # the adapt_features variant of the "ADDA + weight regulariser" row
 #: the ``match_activations`` variants and their rows
 MATCH_VARIANTS = {"gam": "full", "gam_noreg": "noreg"}
 
@@ -27,7 +27,8 @@ MATCH_VARIANTS = {"gam": "full", "gam_noreg": "noreg"}
 # ---- artifacts --------------------------------------------------------------------------------
 
 def gam_model(experiment: str, variant: str, seed: int) -> Path:
-    """GAM's checkpoints: gaussian (4.1), full / noreg (4.2), adda_reg (ADDA + the regulariser)."""
+    """GAM's checkpoints: gaussian (4.1), full / noreg (4.2). ADDA + the regulariser is CyCADA's
+    ``adapt_features`` stage (variant ``feat_reg``), stored where that stage stores every variant."""
     return Path("models/gam") / experiment / f"seed{seed}" / f"{variant}.pt"
 
 
@@ -73,9 +74,9 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             params=exp.train_keys + (exp.key("gam.match_activations"), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
     if exp.wants("adda_reg"):
-        model = gam_model(exp.name, "adda_reg", seed)
+        model = adapted_model(exp.name, ADDA_REG_VARIANT, seed)
         stages.append(adapt_features(
-            exp, "adda_reg", "feat_reg", seed, (f_s, exp.data[0]), model,
+            exp, "adda_reg", ADDA_REG_VARIANT, seed, (f_s, exp.data[0]), model,
             extra_keys=(exp.key("gam.adda_weight_reg"), exp.key("gam.match_activations.drift_reduction")),
             extra_curves=(_drift_curve(ROWS["adda_reg"].label, seed, paths.history(model)),)))
     return stages
@@ -122,7 +123,7 @@ ROWS = {
     "gam_gaussian": Row("gam_gaussian", "GAM i.i.d. Gaussian matching", "closed form; no target labels",
                         checkpoint=_checkpoint("gaussian"), paper=gam_table3("28.0")),
     "adda_reg": Row("adda_reg", "ADDA + weight regulariser", ADDA_SELECTION,
-                    checkpoint=_checkpoint("adda_reg"),
+                    checkpoint=lambda exp, seed: adapted_model(exp.name, ADDA_REG_VARIANT, seed),
                     paper=merge(digits("GAM Table 1", "90.5 ± 0.5", "97.4 ± 0.6", "73.5 ± 0.8"), gam_table3("30.5"))),
     "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, checkpoint=_checkpoint("noreg"),
                      paper=digits("GAM Table 1", "95.6 ± 0.6", "97.8 ± 0.6", "73.6 ± 0.6")),
