@@ -35,6 +35,7 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.registry import Experiment, StageSpec
 
 ROOT = codedeps.ROOT
+INDEX_RULE = "prepare_index"  # a streamed domain's prepare writes an index of files on disk, not the data
 DVC_HEADER = (
     "# GENERATED from params.yaml by `make dag` (python -m pipeline_lib.dag); do not edit by hand.\n"
     "# The Snakefile builds its rules from the same stage list (pipeline_lib/dag.py).\n"
@@ -109,7 +110,7 @@ def _prepare(params: Params, domain: Domain) -> StageSpec:
         name=f"prepare__{domain.name}", module="prepare", args=(("domain", domain.name),),
         deps=tuple(str(resolve_domain(params, d).artifact) for d in domain.inputs),
         outs=(str(domain.artifact), str(paths.domain_samples_png(domain.name))), params=(),
-        rule="prepare_index" if domain.streamed else "prepare")  # an index of files on disk, not the data
+        rule=INDEX_RULE if domain.streamed else "prepare")
 
 
 def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:

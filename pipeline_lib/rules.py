@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from pipeline_lib import codedeps
 from pipeline_lib.config import Params, RuleResources
-from pipeline_lib.dag import Stage
+from pipeline_lib.dag import INDEX_RULE, Stage
 from pipeline_lib.errors import PipelineError
 
 
@@ -111,8 +112,10 @@ def build_rules(params: Params, stages: list[Stage]) -> list[Rule]:
     by_rule: dict[str, list[Stage]] = {}
     for stage in stages:
         by_rule.setdefault(stage.rule, []).append(stage)
-    unknown = sorted(set(params.resources.rules) - set(by_rule))
+    known = {p.stem for p in (codedeps.ROOT / "stages").glob("*.py") if p.stem != "__init__"} | {INDEX_RULE}
+    unknown = sorted(set(params.resources.rules) - known)
     if unknown:
-        raise PipelineError(f"resources.rules.{unknown[0]}: no such rule; the rules are {', '.join(sorted(by_rule))}")
+        raise PipelineError(f"resources.rules.{unknown[0]}: no such rule; the rules are the stage kinds "
+                            f"({', '.join(sorted(known))})")
     return [_rule(name, jobs, params.resources.for_rule(name, params.threads_per_job))
             for name, jobs in by_rule.items()]

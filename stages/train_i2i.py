@@ -14,7 +14,7 @@ from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.i2i import train_i2i, translations
-from pipeline_lib.methods.i2i_spec import (has_decoders, i2i_model, init_problem, input_update, settings, train_fields,
+from pipeline_lib.methods.i2i_spec import (i2i_model, init_problem, input_update, settings, train_fields,
                                            translation_png)
 from pipeline_lib.models import build_backbone
 from pipeline_lib.models.i2i import InputAdapter
@@ -58,13 +58,12 @@ def main(args: argparse.Namespace, params: Params) -> None:
     save_checkpoint(out, inner.cpu().state_dict(), {**meta, "train_seconds": result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)
-    if has_decoders(cfg, args.set):
-        nets.cpu()
-        x = adapter.prepare(sample_images(src, backbone, 10, cfg.max_width))
-        y = adapter.prepare(sample_images(tgt, backbone, 10, cfg.max_width))
-        rows = [(name, to_uint8_images(images)) for name, images in translations(nets, x, y)]
-        image_rows(rows, translation_png(args.experiment, args.set, args.seed),
-                   f"{args.experiment}: I2I {args.set}, seed {args.seed} (test images)")
+    nets.cpu()  # a set without decoders draws its test inputs only
+    x = adapter.prepare(sample_images(src, backbone, 10, cfg.max_width))
+    y = adapter.prepare(sample_images(tgt, backbone, 10, cfg.max_width))
+    rows = [(name, to_uint8_images(images)) for name, images in translations(nets, x, y)]
+    image_rows(rows, translation_png(args.experiment, args.set, args.seed),
+               f"{args.experiment}: I2I {args.set}, seed {args.seed} (test images)")
     print(f"i2i {args.set} -> {out}: {len(result.history)} epoch(s), {result.seconds:.1f}s")
 
 

@@ -70,3 +70,15 @@ def test_snakemake_selects_jobs_by_rule_name():
     assert {job["rule"] for job in until.values()} == {"prepare", "train_supervised", "train_cyclegan", "translate"}
     listed = run(["snakemake", "--list-rules"], ROOT).stdout.split()
     assert "train_supervised" in listed and len(listed) < 25
+
+
+@pytest.mark.parametrize("profile", ["tiny", "demo", "full", "paper"])
+def test_every_profile_builds_its_rules(profile):
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = profile
+    params = parse_params(raw)
+    rules = {r.name: r for r in build_rules(params, build_stages(params))}
+    assert rules["train_cyclegan"].resources.gpu == (1 if profile == "paper" else 0)
+    assert rules["report"].resources.gpu == 0

@@ -77,12 +77,6 @@ def embedding_png(experiment: str, seed: int) -> Path:
     return Path("reports") / experiment / f"i2i_embedding_seed{seed}.png"
 
 
-def has_decoders(cfg: I2IParams, set_name: str) -> bool:
-    """Whether the set trains a decoder (its stage then draws translation examples)."""
-    w = cfg.weights(set_name)
-    return any(w[t] > 0 for t in ("tr", "id_x", "id_y", "cyc", "trc"))
-
-
 # ---- stages -----------------------------------------------------------------------------------
 
 def _keys(exp: Experiment, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -98,7 +92,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             continue
         model, png = i2i_model(exp.name, set_name, seed), translation_png(exp.name, set_name, seed)
         csv, label = paths.history(model), ROWS[row].label
-        pictures = (str(png),) if has_decoders(cfg, set_name) else ()
+        pictures = (str(png),)  # a set without decoders shows its test inputs only, so every set has the picture
         on = {t for t, w in cfg.weights(set_name).items() if w > 0}
         curves = tuple(Curve(f"{label}: {name}", f"seed {seed}", f"loss_{t}" if t != "z" else "w_d_z", str(csv))
                        for t, name in (("c", "Q_c (source cross-entropy)"), ("trc", "Q_trc (translated source)"),
