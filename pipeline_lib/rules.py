@@ -23,8 +23,8 @@ from pipeline_lib.errors import PipelineError
 
 
 def _pattern(text: str, args: tuple[tuple[str, Any], ...]) -> str:
-    """``text`` with each argument's value replaced by ``{name}``: the longest values first, whole tokens only
-    (``mnistm`` is not replaced inside ``mnistm_photocopy``'s neighbour ``mnistm2``), seeds after ``seed`` or
+    """``text`` with each argument's value replaced by ``{name}``: the longest values first, between
+    non-alphanumeric characters only (``mnistm`` is not replaced inside ``mnistm2``), seeds after ``seed`` or
     ``__s``."""
     marks: dict[str, str] = {}
     for i, (name, value) in enumerate(sorted(args, key=lambda kv: -len(str(kv[1])))):
