@@ -115,11 +115,19 @@ def runner_name(comm: str, cmdline: list[str]) -> str | None:
     return None
 
 
+def cluster_job(cmdline: list[str]) -> bool:
+    """Whether a Snakemake command line runs one job of a cluster run (SLURM, Kubernetes: ``--mode remote``)."""
+    return any(arg == "--mode" and value == "remote" for arg, value in zip(cmdline, cmdline[1:])) \
+        or "--mode=remote" in cmdline
+
+
 def find_runner() -> Runner | None:
     """The outermost ``snakemake``/``dvc`` process among this process and its ancestors, if any.
 
     Outermost, so that a runner's helper subprocesses (Snakemake spawns ``python -m snakemake`` for
-    some jobs) count as the runner itself. Any failure to read ``/proc`` means "no runner".
+    some jobs) count as the runner itself. Any failure to read ``/proc`` means "no runner". A job of a
+    cluster run (its Snakemake in ``--mode remote``, on a compute node or beside other jobs on one) has no
+    runner of its own: the submitting Snakemake claimed the workspace, and the job takes its stage lock only.
     """
     try:
         import psutil
@@ -131,7 +139,10 @@ def find_runner() -> Runner | None:
     found = None
     for proc in chain:
         try:
-            name = runner_name(proc.name(), proc.cmdline())
+            cmdline = proc.cmdline()
+            name = runner_name(proc.name(), cmdline)
+            if name == "snakemake" and cluster_job(cmdline):
+                return None
             if name:
                 found = Runner(name, proc.pid, proc.create_time())
         except Exception:  # noqa: BLE001 - a process that vanished or is not ours to read

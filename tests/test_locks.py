@@ -251,6 +251,34 @@ def test_runner_names(comm, cmdline, expected):
     assert locks.runner_name(comm, cmdline) == expected
 
 
+def test_a_job_of_a_cluster_run_has_no_runner_of_its_own(monkeypatch):
+    import psutil
+
+    class _Proc:
+        def __init__(self, pid, cmdline, parents=()):
+            self.pid, self._cmdline, self._parents = pid, cmdline, list(parents)
+
+        def name(self):
+            return "python3"
+
+        def cmdline(self):
+            return self._cmdline
+
+        def create_time(self):
+            return 1.0
+
+        def parents(self):
+            return self._parents
+
+    main = _Proc(10, ["python3", "-m", "snakemake", "--profile", "profiles/slurm"])
+    job = _Proc(20, ["python3", "-m", "snakemake", "--executor", "slurm-jobstep", "--mode", "remote"], [main])
+    stage = _Proc(30, ["python3", "-m", "stages.prepare", "--domain", "mnist5k"], [job, main])
+    monkeypatch.setattr(psutil, "Process", lambda: stage)
+    assert locks.find_runner() is None  # the submitting Snakemake owns the workspace
+    job._cmdline = ["python3", "-m", "snakemake", "--cores", "2"]  # a helper subprocess of a local run
+    assert locks.find_runner() == locks.Runner("snakemake", 10, 1.0)
+
+
 def test_stage_lock_excludes_a_second_holder_and_the_key_ignores_the_params_file(tmp_path):
     first = locks.StageLock(tmp_path, "stages.prepare", {"params": "params.yaml", "domain": "mnist5k"}, "cmd 1")
     first.acquire()
