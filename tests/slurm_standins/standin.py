@@ -2,12 +2,12 @@
 
 Each executable in this folder (``sbatch``, ``sacct``, ...) is a wrapper: ``standin.py <command> <args>``.
 Put the folder first on PATH and set ``STANDIN_SLURM_LOG`` to a file (not named SLURM_*: the jobstep plugin
-drops SLURM_* variables before it calls srun): every ``sbatch`` call appends one JSON
-line there ({"event": "submit", "job_id", "argv", "line", "options", "script"}), runs the job at once on this
-machine (synchronously: the job's processes stay descendants of the Snakemake that submitted it, which is
-what pipeline_lib/locks.py's runner check expects on one host), then appends {"event": "end", "job_id",
-"state", "exit_code"}. ``sacct`` and ``squeue`` answer from those lines in the formats the plugin parses;
-``srun`` records its argv ({"event": "srun", "job_id", "argv"}), drops its options and runs the command. Nothing here is a scheduler: no queue, no limits.
+drops SLURM_* variables before it calls srun). Every ``sbatch`` call appends one JSON line there
+({"event": "submit", "job_id", "argv", "line", "options", "script"}), runs the job at once on this machine,
+then appends {"event": "end", "job_id", "state", "exit_code"}. Synchronously: the job's processes stay
+descendants of the Snakemake that submitted it, which pipeline_lib/locks.py's runner check expects on one host.
+``sacct`` and ``squeue`` answer from those lines in the formats the plugin parses; ``srun`` records its argv
+({"event": "srun", "job_id", "argv"}), drops its options and runs the command. No queue, no limits.
 """
 
 from __future__ import annotations
