@@ -50,8 +50,19 @@ rule all:
     input: [str(paths.report_csv(e)) for e in PARAMS.dvc_experiments]
     default_target: True
 
+# a default storage provider (profiles/kubernetes: S3) keeps the jobs' files under .snakemake/storage/...; the code
+# and params.yaml stay with the workflow's source (local())
+STORAGE = workflow.storage_settings is not None and workflow.storage_settings.default_storage_provider is not None
+
+
+def _inputs(rule):
+    if not STORAGE:
+        return lambda wildcards: rule.stage(wildcards).deps
+    return lambda wildcards: [local(d) if d.endswith(".py") else d for d in rule.stage(wildcards).deps]
+
+
 def _cmd(rule):
-    return lambda wildcards, resources: rule.command(wildcards, resources.gpu)
+    return lambda wildcards, output, resources: rule.command(wildcards, resources.gpu, str(output[0]), os.getcwd())
 
 
 def _values(rule):  # the params a job reads, resolved: Snakemake reruns the job when they change
@@ -69,7 +80,7 @@ def _output(rule, pattern):
 for _rule in RULES:
     rule:
         name: _rule.name
-        input: lambda wildcards, rule=_rule: rule.stage(wildcards).deps
+        input: _inputs(_rule)
         output: [_output(_rule, o) for o in _rule.outs]
         params:
             cmd=_cmd(_rule),

@@ -13,7 +13,9 @@ A job's inputs, command and params values are looked up from its wildcards, neve
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from pipeline_lib import codedeps
@@ -62,10 +64,22 @@ class Rule:
                                 "of an experiment in params.yaml")
         return self.jobs[key]
 
-    def command(self, wildcards: Mapping[str, str], gpu: int) -> str:
-        """The job's command; with more than one GPU, under ``torchrun`` with one process per GPU."""
-        cmd = self.stage(wildcards).cmd
-        return cmd.replace("python3 -m ", f"torchrun --nproc_per_node {gpu} -m ", 1) if gpu > 1 else cmd
+    def command(self, wildcards: Mapping[str, str], gpu: int, first_output: str = "", workdir: str = "") -> str:
+        """The job's command; with more than one GPU, under ``torchrun`` with one process per GPU.
+
+        Under a default storage provider (S3, as on Kubernetes) Snakemake keeps a job's files under
+        ``.snakemake/storage/<provider>/<bucket>/<prefix>/`` and gives that path as ``first_output``. The stages
+        name their files relative to the working folder, so the job then runs in that folder, with the code
+        and params.yaml of ``workdir`` (the workflow's folder)."""
+        stage = self.stage(wildcards)
+        launch = f"torchrun --standalone --nproc_per_node {gpu} -m "  # standalone: a free port per job
+        cmd = stage.cmd.replace("python3 -m ", launch, 1) if gpu > 1 else stage.cmd
+        declared = stage.outs[0]
+        root = first_output[:-len(declared)] if first_output != declared and first_output.endswith(declared) else ""
+        if not root:
+            return cmd
+        return (f"(cd {shlex.quote(root)} && PYTHONPATH={shlex.quote(workdir)} "
+                f"{cmd} --params {shlex.quote(str(Path(workdir) / 'params.yaml'))})")
 
 
 def _layout(stage: Stage) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def test_resources_come_from_params_per_rule_and_two_gpus_run_under_torchrun(tin
     assert (evaluate.gpu, evaluate.runtime, evaluate.cpus_per_task) == (0, 60, params.threads_per_job)
     rule = rules["train_cyclegan"]
     wildcards = dict(zip(rule.wildcards, next(iter(rule.jobs))))
-    assert rule.command(wildcards, 2).startswith("torchrun --nproc_per_node 2 -m stages.train_cyclegan ")
+    assert rule.command(wildcards, 2).startswith("torchrun --standalone --nproc_per_node 2 -m stages.train_cyclegan ")
     assert rule.command(wildcards, 1).startswith("python3 -m stages.train_cyclegan ")
     tiny_raw["resources"]["rules"]["train_cyclgan"] = {"gpu": 1}
     with pytest.raises(PipelineError, match="resources.rules.train_cyclgan: no such rule"):

@@ -44,7 +44,7 @@ def test_slurm_profile_submits_each_job_with_its_rules_resources_and_the_outputs
     # --set-resources reaches the jobs (dry run: nothing is submitted); two GPUs launch torchrun
     plan = run(["snakemake", "--profile", "profiles/slurm", "--set-resources", "train_supervised:gpu=2", "-n",
                 TARGET], project, env=env).stdout
-    assert "gpu=2" in plan and "torchrun --nproc_per_node 2 -m stages.train_supervised" in plan
+    assert "gpu=2" in plan and "torchrun --standalone --nproc_per_node 2 -m stages.train_supervised" in plan
     assert not log.exists()
 
     out = run(["snakemake", "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "1", TARGET],
