@@ -67,6 +67,10 @@ def init() -> None:
                             "processes with torchrun --nproc_per_node N -m stages.<name> ..., or unset WORLD_SIZE")
     backend = "gloo"
     if torch.cuda.is_available():
+        if local_rank() >= torch.cuda.device_count():
+            raise PipelineError(f"process {local_rank()} of torchrun --nproc_per_node has no GPU of its own "
+                                f"({torch.cuda.device_count()} visible): run at most that many processes per machine "
+                                "(for CPU processes hide the GPUs: CUDA_VISIBLE_DEVICES=)")
         torch.cuda.set_device(local_rank())
         backend = "cpu:gloo,cuda:nccl"
     torch.distributed.init_process_group(backend)
