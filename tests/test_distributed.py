@@ -62,6 +62,15 @@ def _adapt(out: Path) -> tuple[nn.Module, training.TrainResult]:
                           ADDA, torch.device("cpu"), 0, out, "k")
 
 
+def _precise_bn() -> dict[str, torch.Tensor]:
+    """A conv + batch-norm net's running statistics re-estimated on 4 (sharded) batches of 16."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    batches = training.shuffled_loader(TensorDataset(_images(64, 4)), 16, torch.Generator().manual_seed(0))
+    training.recompute_batchnorm(net, batches, torch.device("cpu"), max_batches=4)
+    return {k: v for k, v in net[1].state_dict().items() if k.startswith("running")}
+
+
 def _fail() -> None:
     raise PipelineError("the stage lock is held")
 
@@ -89,7 +98,8 @@ def _worker(rank: int, port: int, tmp: Path) -> None:
         errors = {"on_main": _error_of(lambda: distributed.on_main(_fail)),
                   "nan": _error_of(lambda: training.check_finite(nan_here, "step 1", "fix"))}
         torch.save({"model": model.state_dict(), "history": result.history, "adapted": adapted.state_dict(),
-                    "adapt_history": adapt_result.history, "errors": errors}, tmp / f"result{rank}.pt")
+                    "adapt_history": adapt_result.history, "errors": errors, "bn": _precise_bn()},
+                   tmp / f"result{rank}.pt")
     finally:
         distributed.teardown()
 
@@ -149,6 +159,17 @@ def test_a_failure_on_one_process_stops_every_process_with_the_same_line(ddp):
     _, results = ddp
     assert [r["errors"]["on_main"] for r in results] == ["the stage lock is held"] * WORLD
     assert [r["errors"]["nan"] for r in results] == ["loss became nan at step 1: fix"] * WORLD
+
+
+@pytest.mark.slow
+def test_batch_norm_statistics_end_the_same_on_every_process(ddp):
+    """On the CPU (no SyncBatchNorm) each process measures its shares; the averaged mean is the global one."""
+    _, (rank0, rank1) = ddp
+    single = _precise_bn()
+    for name in ("running_mean", "running_var"):
+        torch.testing.assert_close(rank0["bn"][name], rank1["bn"][name], rtol=0, atol=0)
+    torch.testing.assert_close(rank0["bn"]["running_mean"], single["running_mean"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(rank0["bn"]["running_var"], single["running_var"], rtol=0.05, atol=0)
 
 
 # ---- sharded batches (no processes needed: the shard follows RANK and WORLD_SIZE) ----------------------
