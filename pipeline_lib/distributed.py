@@ -49,6 +49,7 @@ def is_main() -> bool:
 
 
 def enabled() -> bool:
+    """Several processes: the collectives below run (one process: every function here is a no-op)."""
     return world_size() > 1
 
 
@@ -63,7 +64,7 @@ def init() -> None:
         return
     missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
     if missing:
-        raise PipelineError(f"WORLD_SIZE is {world_size()} but {' and '.join(missing)} is not set: start several "
+        raise PipelineError(f"WORLD_SIZE is {world_size()} but {' and '.join(missing)} unset: start several "
                             "processes with torchrun --nproc_per_node N -m stages.<name> ..., or unset WORLD_SIZE")
     backend = "gloo"
     if torch.cuda.is_available():
