@@ -3,6 +3,11 @@
 A killed stage therefore leaves either the previous artifact or none, never a half
 file that a later run would accept. Checkpoints hold only tensors and plain values
 and are loaded with ``weights_only=True``.
+
+Under torchrun (:mod:`pipeline_lib.distributed`) rank 0 alone writes: the other processes hold the same
+weights and the same (averaged) histories, and N writers of one file would race. Their ``atomic_path`` and
+``atomic_dir`` blocks write into a private temporary folder that is removed afterwards, so stage code needs
+no ``if rank == 0`` of its own; :func:`save_checkpoint` skips even that (checkpoints are large).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from pipeline_lib import distributed
 from pipeline_lib.errors import PipelineError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -66,8 +72,13 @@ def _blame(err: OSError, path: Path, tmp: Path | None = None) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
+    Off rank 0, a file in a private temporary folder that is then dropped (see the module docstring)."""
     path = Path(path)
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix="pipeline-rank-") as scratch:
+            yield Path(scratch) / path.name
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -118,7 +129,9 @@ def code_version() -> str:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Save ``{"state": ..., "meta": ...}``; ``meta`` must be plain JSON-like values."""
+    """Save ``{"state": ..., "meta": ...}``; ``meta`` must be plain JSON-like values. Rank 0 only."""
+    if not distributed.is_main():
+        return
     payload = {"state": state, "meta": {**meta, "code_version": code_version()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -141,8 +154,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds.
+    Off rank 0, a private temporary folder that is then dropped (see the module docstring)."""
     path = Path(path)
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix="pipeline-rank-") as scratch:
+            yield Path(scratch)
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

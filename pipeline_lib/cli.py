@@ -6,6 +6,11 @@ loads and validates params.yaml and calls ``main(args, params)``. What can go wr
 one line on stderr, never a traceback: a :class:`PipelineError` or an I/O error (permissions, a full
 disk: the line names the path and the fix) exits with status 2, Ctrl-C with 130, SIGTERM with 143.
 Outputs are written atomically (:mod:`pipeline_lib.artifacts`), so a stopped stage leaves none half-written.
+
+Every stage also runs as several processes under ``torchrun --nproc_per_node N -m stages.<name> ...``:
+``run_stage`` joins the process group (:mod:`pipeline_lib.distributed`), rank 0 alone takes the locks (the
+others write nothing; a lock it cannot take stops all of them with its line), and at the end every process
+waits for the others, so none leaves while rank 0 still writes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from pipeline_lib import distributed
 from pipeline_lib.artifacts import atomic_path, set_temp_hook
 from pipeline_lib.config import ExperimentParams, Params, load_params
 from pipeline_lib.errors import PipelineError
@@ -112,6 +118,17 @@ def _on_sigterm(owner: int) -> Callable[[int, Any], None]:
     return handler
 
 
+def _lock_stage(workspace: Path, module: str, args: argparse.Namespace, command: str) -> StageLock:
+    """Claim the workspace for the runner, if any (one runner per workspace; a stage run by hand takes
+    only its stage lock), and take this stage's lock, which also removes what a killed earlier run left."""
+    runner = find_runner()
+    if runner is not None:
+        claim_workspace(workspace, runner)
+    lock = StageLock(workspace, module, vars(args), command, runner)
+    lock.acquire()
+    return lock
+
+
 def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace, Params], None],
               argv: list[str] | None = None) -> int:
     """Run one stage: locks, params, ``main(args, params)``; returns the exit status (see the module doc)."""
@@ -127,18 +144,16 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
     try:
         if in_main_thread:
             signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
-        workspace = Path.cwd()
-        runner = find_runner()
-        if runner is not None:  # one runner per workspace; a stage run by hand takes only its stage lock
-            claim_workspace(workspace, runner)
-        lock = StageLock(workspace, module, vars(args), command, runner)
-        lock.acquire()  # also removes what a killed earlier run of this stage left
-        held = lock
-        previous_hook = set_temp_hook(lambda tmp, alive: held.temp_created(tmp) if alive else held.temp_gone(tmp))
-        hooked = True
+        distributed.init()
+        lock = distributed.on_main(lambda: _lock_stage(Path.cwd(), module, args, command))
+        if lock is not None:  # rank 0: the only process that writes, so the only one with temporary files
+            held = lock
+            previous_hook = set_temp_hook(lambda tmp, alive: held.temp_created(tmp) if alive else held.temp_gone(tmp))
+            hooked = True
         params = load_params(args.params)
         torch.set_num_threads(params.threads_per_job)  # same threads under both runners -> same numbers
         main(args, params)
+        distributed.barrier()  # rank 0's last writes are done before any process leaves
     except PipelineError as err:
         _say(f"error: {err}")
         return 2
@@ -158,7 +173,8 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
             lock.release()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm if previous_sigterm is not None else signal.SIG_DFL)
-    if os.environ.get(RECORD_MODULES):
+        distributed.teardown()
+    if os.environ.get(RECORD_MODULES) and distributed.is_main():
         _record_modules(os.environ[RECORD_MODULES], " ".join(words))  # as the DAG writes the command
     return 0
 
@@ -174,7 +190,9 @@ def experiment(params: Params, name: str) -> ExperimentParams:
 
 
 def finish_training(out: Path, result: TrainResult) -> None:
-    """Write the per-epoch history next to the checkpoint and drop the resume file."""
+    """Write the per-epoch history next to the checkpoint and drop the resume file (rank 0 only)."""
+    if not distributed.is_main():
+        return
     with atomic_path(history(out)) as tmp:
         import pandas as pd  # imported here: every stage process pays for what it imports
         pd.DataFrame(result.history).to_csv(tmp, index=False)

@@ -14,6 +14,11 @@ running statistics an exponential average gathered while the net changed fast de
 Divergence stops a run before its checkpoint is written: a non-finite loss (:func:`descend`),
 a watched loss that grows by ``divergence.loss_growth`` (:class:`LossGrowth`) and, for
 supervised classification, a training accuracy that stays at chance (:func:`check_chance`).
+
+Under torchrun (:mod:`pipeline_lib.distributed`) each process reads its share of every global batch
+(:class:`ShardedBatches`), :func:`optimizer_step` averages the gradients before each step, the divergence
+checks and the epoch history see values averaged over the processes (so all stop together and rank 0 logs
+the global means) and only rank 0 writes partial checkpoints. With one process nothing of that changes a bit.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, default_collate
 from tqdm.auto import tqdm
 
+from pipeline_lib import distributed
 from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
 from pipeline_lib.config import DivergenceParams, TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
@@ -66,8 +72,19 @@ def partial_path(out: Path) -> Path:
 
 
 def check_finite(loss: torch.Tensor, where: str, hint: str) -> None:
-    if not torch.isfinite(loss):
-        raise PipelineError(f"loss became {loss.item()} at {where}: {hint}")
+    """Stop when ``loss`` (averaged over the processes: one rank's NaN stops them all) is not finite."""
+    value = distributed.mean(loss.item())
+    if not math.isfinite(value):
+        raise PipelineError(f"loss became {value} at {where}: {hint}")
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Back-propagate ``loss`` and step ``opt``; under torchrun the gradients are first averaged over the
+    processes (:func:`pipeline_lib.distributed.average_gradients`), so every process takes the same step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(opt)
+    opt.step()
 
 
 def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str,
@@ -77,9 +94,7 @@ def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: st
     check_finite(loss, where, hint)
     if watch is not None:
         watch.check(loss, where, hint)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    optimizer_step(opt, loss)
 
 
 #: a watched loss's start is the mean of its first this many values
@@ -93,7 +108,8 @@ class LossGrowth:
     the mean of the ones before it, so a loss that explodes within the first steps (Adam at lr 1e6 does at
     step 2) is caught and never becomes part of the start. A start of zero is never exceeded. Non-finite
     values are left to :func:`check_finite`. ``factor`` None switches the test off. Its state is part of a
-    resumable checkpoint, so a resumed run keeps its start.
+    resumable checkpoint, so a resumed run keeps its start. Under torchrun it watches the loss averaged over
+    the processes: the global batch's, the same on every process, so all of them stop together.
     """
 
     def __init__(self, factor: float | None, what: str) -> None:
@@ -106,7 +122,7 @@ class LossGrowth:
         """Raise a one-line :class:`PipelineError` naming ``hint`` when ``loss`` exceeds ``factor`` x the start."""
         if self.factor is None:
             return
-        value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
+        value = distributed.mean(float(loss.item() if isinstance(loss, torch.Tensor) else loss))
         if not math.isfinite(value):
             return
         if self.seen:
@@ -142,10 +158,19 @@ def check_chance(history: list[dict[str, float]], num_classes: int | None, steps
 
 
 class Resumable:
-    """Epoch-level checkpointing of a training loop's whole state."""
+    """Epoch-level checkpointing of a training loop's whole state.
+
+    Every loop hands it all the modules it trains before its first step, so this is also where, under
+    torchrun on CUDA, their batch norms become synchronised (:func:`pipeline_lib.distributed.sync_batchnorm`).
+    Every process reads a partial checkpoint (the same file, so all make the same choice); rank 0 alone
+    writes or deletes one.
+    """
 
     def __init__(self, out: Path, resume_key: str | None, parts: Mapping[str, Stateful],
                  generators: Mapping[str, torch.Generator]) -> None:
+        for part in parts.values():
+            if isinstance(part, nn.Module):
+                distributed.sync_batchnorm(part)
         self.path = partial_path(Path(out))
         self.key = resume_key
         self.parts = parts
@@ -189,7 +214,8 @@ class Resumable:
         tqdm.write(f"resuming {desc} from epoch {self.start_epoch} ({self.path})")
 
     def _discard(self, why: str) -> None:
-        self.path.unlink(missing_ok=True)
+        if distributed.is_main():  # another process may still open it: it then finds it gone, and starts fresh too
+            self.path.unlink(missing_ok=True)
         tqdm.write(f"discarding {self.path}: {why}; starting fresh")
 
     @property
@@ -197,8 +223,9 @@ class Resumable:
         return time.perf_counter() - self._t0
 
     def end_epoch(self, epoch: int, row: dict[str, float], every: int, last: bool) -> None:
-        """Record epoch ``epoch`` (1-based) and checkpoint when due (never after the last one)."""
-        self.history.append({"epoch": epoch, **row, "seconds": self.seconds})
+        """Record epoch ``epoch`` (1-based), its values averaged over the processes, and checkpoint when due
+        (never after the last one)."""
+        self.history.append({"epoch": epoch, **distributed.mean_values(row), "seconds": self.seconds})
         if self.key is not None and epoch % every == 0 and not last:
             state: dict[str, Any] = {name: part.state_dict() for name, part in self.parts.items()}
             state["__torch_rng"] = torch.get_rng_state()
@@ -216,12 +243,15 @@ def _one_line(err: BaseException, limit: int = 160) -> str:
 
 
 def epoch_bar(start: int, total: int, desc: str) -> tqdm:
-    return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True)
+    """Progress over epochs; under torchrun shown by rank 0 only (one bar, not one per process)."""
+    return tqdm(range(start, total), desc=desc, unit="epoch", initial=start, total=total, dynamic_ncols=True,
+                disable=not distributed.is_main())
 
 
 def step_bar(batches: Iterable, total: int, desc: str) -> tqdm:
     """Progress within an epoch (segmentation epochs take minutes); cleared when the epoch ends."""
-    return tqdm(batches, total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, mininterval=2)
+    return tqdm(batches, total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, mininterval=2,
+                disable=not distributed.is_main())
 
 
 def steps_per_epoch(items: int, batch_size: int, max_steps: int | None) -> int:
@@ -246,13 +276,42 @@ def fixed_steps(items: int, batch_size: int, steps: int | None) -> int:
     return steps if steps else max(items // batch_size, 1)
 
 
+class ShardedBatches(Sampler[list[int]]):
+    """This process's share of each global batch: ``sampler``'s indices grouped into batches of ``batch_size``
+    exactly as ``DataLoader(batch_size=...)`` groups them (torch's own :class:`BatchSampler`, so the same
+    draws from the sampler's generator), then cut into ``world_size`` contiguous equal shares.
+
+    Every process holds a generator seeded alike, so all draw the same permutation and the shares of batch
+    k together are the single-process batch k: with mean-reduced losses the averaged gradient is the global
+    batch's. One process gets the whole batch, so its batches are today's. ``batch_size`` must be a multiple
+    of the process count (a one-line :class:`PipelineError` otherwise); a lone short batch (a dataset smaller
+    than one batch) is split as evenly as it goes.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool) -> None:
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        if batch_size % self.world:
+            raise PipelineError(f"batch_size {batch_size} does not split into equal shares for the {self.world} "
+                                f"processes of torchrun --nproc_per_node {self.world}: set this stage's batch_size "
+                                f"in params.yaml to a multiple of {self.world}, or run a number of processes that divides it")
+        self.batches = BatchSampler(sampler, batch_size, drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            yield batch[self.rank * len(batch) // self.world:(self.rank + 1) * len(batch) // self.world]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator,
                     num_workers: int = 0) -> DataLoader:
     """Seeded shuffling (worker seeds derive from ``generator`` too, so random crops repeat);
-    the last short batch is dropped unless it is the only one."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                      drop_last=len(dataset) > batch_size, num_workers=num_workers, collate_fn=_collate,
-                      pin_memory=torch.cuda.is_available())
+    the last short batch is dropped unless it is the only one. Under torchrun, this process's share of
+    each batch (:class:`ShardedBatches`); ``batch_size`` is the global batch."""
+    batches = ShardedBatches(RandomSampler(dataset, generator=generator), batch_size, len(dataset) > batch_size)
+    return DataLoader(dataset, batch_sampler=batches, generator=generator, num_workers=num_workers,
+                      collate_fn=_collate, pin_memory=torch.cuda.is_available())
 
 
 def _collate(items: list) -> Any:
@@ -267,7 +326,8 @@ def _collate(items: list) -> Any:
 
 def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) batches in dataset order; a batch whose frames differ in size is split
-    into runs of equal size (real datasets hold a few odd-sized frames)."""
+    into runs of equal size (real datasets hold a few odd-sized frames). Never sharded: its readers
+    (evaluation, activation statistics, translation) need every item, on every process alike."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list)
     for items in loader:
         groups: dict[tuple[int, ...], list] = {}
@@ -325,6 +385,10 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable, device: torch.devic
     does not reach keep their statistics; weights, momenta and every module's train/eval mode are restored.
     A model without batch norm, or ``max_batches`` 0, is left untouched (and ``batches`` is not read).
     Returns the number of batches used.
+
+    Under torchrun each process passes its shares of the batches. SyncBatchNorm layers (CUDA) gather the
+    global batch's statistics themselves; plain ones (CPU) end with the processes' statistics averaged, so
+    every process keeps the same (the mean exactly the global one, the variance the mean of the shares').
     """
     layers = batchnorm_layers(model)
     if not layers or max_batches <= 0:
@@ -355,6 +419,8 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable, device: torch.devic
     for bn, (mean, var, count) in zip(layers, saved):
         if bn.num_batches_tracked.item() == 0:  # not reached (or no data): keep what training left
             bn.running_mean.copy_(mean), bn.running_var.copy_(var), bn.num_batches_tracked.copy_(count)
+    distributed.average_([t for bn in layers if not isinstance(bn, nn.SyncBatchNorm)
+                          for t in (bn.running_mean, bn.running_var)])
     return used
 
 

@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from pipeline_lib import distributed
 from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.cycada_params import AdaptFeaturesParams
 from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_loss, weight_drift
@@ -147,7 +148,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                 real, fake = disc(hs).float(), disc(ht.detach()).float()
                 loss_d = discriminator_loss(real, fake, params.gan_mode)
             descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint, watch=growth_d)
-            acc = discriminator_accuracy(real, fake, params.gan_mode)
+            acc = distributed.mean(discriminator_accuracy(real, fake, params.gan_mode))  # one gate for all processes
             sums["loss_d"] += loss_d.item()
             sums["acc_d"] += acc
             if gate.update(acc):

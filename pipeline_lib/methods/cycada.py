@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from pipeline_lib import distributed
 from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.cycada_params import CycleGANParams
 from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
@@ -183,7 +184,7 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
             ce = F.cross_entropy(classifier(xs).float(), ys)
         descend(opt_c, ce, f"{where} (classifier update)", hint)
         logs["classifier_ce"] = ce.item()
-        if ce.item() <= p.joint_ce_threshold:
+        if distributed.mean(ce.item()) <= p.joint_ce_threshold:  # the global batch's: every process alike
             sem_model = classifier
     # generators: fool both discriminators, reconstruct both ways, keep the labeller's predictions
     frozen_now = [net.d_s, net.d_t] + ([classifier] if classifier is not None else [])

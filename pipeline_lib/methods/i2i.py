@@ -40,8 +40,8 @@ from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.models.i2i import Decoders, ImageCritic, InputAdapter
 from pipeline_lib.runtime import autocast
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, check_finite, cycled_pairs,
-                                   epoch_bar, fixed_steps, paired_batches, recompute_batchnorm, shuffled_loader,
-                                   step_bar)
+                                   descend, epoch_bar, fixed_steps, optimizer_step, paired_batches,
+                                   recompute_batchnorm, shuffled_loader, step_bar)
 
 Weights = dict[str, float]
 
@@ -272,10 +272,7 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
                     d_terms = critic_terms(nets, fwd, x, y, weights, params.gradient_penalty, gen_aug,
                                            params.drift_penalty)
                 loss_d = sum(d_terms.values())
-                check_finite(loss_d, where, hint)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                descend(opt_d, loss_d, where, hint)
             for critic in critics:
                 critic.requires_grad_(False)
             with autocast(device):
@@ -283,9 +280,7 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
             loss = sum(weights[k] * v for k, v in g_terms.items())
             check_finite(loss, where, hint)
             growth.check(g_terms.get("c", g_terms.get("trc")), where, hint)
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
+            optimizer_step(opt_g, loss)
             for critic in critics:
                 critic.requires_grad_(True)
             for k, v in g_terms.items():
