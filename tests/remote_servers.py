@@ -92,7 +92,7 @@ def serve(what: str, command: Callable[[int], list[str]], log: Path, attempts: i
     ``STARTUP_S``. Another process can take the free port between :func:`free_port` and the bind, so an early
     exit is retried on a new port ``attempts`` times.
     """
-    reason = "not started"
+    reason = ""
     for _ in range(attempts):
         port = free_port()
         with log.open("wb") as out:
@@ -109,9 +109,12 @@ def serve(what: str, command: Callable[[int], list[str]], log: Path, attempts: i
             finally:
                 _stop(proc)
             return
+        exited = proc.poll()
         _stop(proc)
-        reason = f"exited with {proc.returncode}" if proc.returncode is not None else f"not listening in {STARTUP_S}s"
-        reason = f"{reason}: {_last_line(log)}"
+        if exited is None:
+            reason = f"did not listen within {STARTUP_S:.0f} s: {_last_line(log)}"
+            break
+        reason = f"exited with status {exited}: {_last_line(log)}"
     pytest.skip(f"{what} on 127.0.0.1 {reason}")
 
 
