@@ -64,14 +64,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace")
 
 
 def _last_line(log: Path) -> str:
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    lines = [line.strip() for line in _text(log).splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
 
 
@@ -85,12 +83,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def serve(what: str, command: Callable[[int], list[str]], log: Path, attempts: int = 3) -> Iterator[int]:
-    """Run ``command(port)`` until it accepts connections on 127.0.0.1:port; yield the port; stop it afterwards.
+def serve(what: str, command: Callable[[int], list[str]], log: Path, ready: str, attempts: int = 3) -> Iterator[int]:
+    """Run ``command(port)`` until its log says ``ready.format(port=port)``; yield the port; stop it afterwards.
 
-    Skips the calling test, with the server's last log line, when it exits or does not listen within
-    ``STARTUP_S``. Another process can take the free port between :func:`free_port` and the bind, so an early
-    exit is retried on a new port ``attempts`` times.
+    Readiness is read from the server's own log, not from a connection: another process can take the free port
+    between :func:`free_port` and the bind, and a connection would then reach that process. Our server exits
+    instead, and is retried on a new port ``attempts`` times. Skips the calling test with the server's last log
+    line when it keeps exiting or is not ready within ``STARTUP_S``.
     """
     reason = ""
     for _ in range(attempts):
@@ -101,9 +100,9 @@ def serve(what: str, command: Callable[[int], list[str]], log: Path, attempts: i
             except OSError as exc:
                 pytest.skip(f"{what} cannot start: {exc}")
         deadline = time.monotonic() + STARTUP_S
-        while proc.poll() is None and time.monotonic() < deadline and not _listening(port):
+        while proc.poll() is None and time.monotonic() < deadline and ready.format(port=port) not in _text(log):
             time.sleep(0.1)
-        if proc.poll() is None and _listening(port):
+        if proc.poll() is None and ready.format(port=port) in _text(log):
             try:
                 yield port
             finally:
@@ -112,7 +111,7 @@ def serve(what: str, command: Callable[[int], list[str]], log: Path, attempts: i
         exited = proc.poll()
         _stop(proc)
         if exited is None:
-            reason = f"did not listen within {STARTUP_S:.0f} s: {_last_line(log)}"
+            reason = f"was not ready within {STARTUP_S:.0f} s: {_last_line(log)}"
             break
         reason = f"exited with status {exited}: {_last_line(log)}"
     pytest.skip(f"{what} on 127.0.0.1 {reason}")
@@ -153,7 +152,8 @@ def s3_remote(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     home = tmp_path_factory.mktemp("s3")
     isolated_aws_env(monkeypatch, home)
     server = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
-    with serve("moto S3 server", lambda port: [*server, str(port)], home / "moto.log") as port:
+    with serve("moto S3 server", lambda port: [*server, str(port)], home / "moto.log",
+               ready="Running on http://127.0.0.1:{port}") as port:
         endpoint = f"http://127.0.0.1:{port}"
         keys = {"access_key_id": "testing", "secret_access_key": "testing"}
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=keys["access_key_id"],
@@ -182,6 +182,7 @@ PermitRootLogin prohibit-password
 UsePAM no
 Subsystem sftp internal-sftp
 LogLevel INFO
+# (INFO logs "Server listening on ...", which serve() waits for)
 """
 
 
@@ -218,6 +219,7 @@ def ssh_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         (keys / "sshd_config").write_text(SSHD_CONFIG.format(port=port, dir=keys, user=user))
         return [SSHD, "-D", "-e", "-f", str(keys / "sshd_config")]
 
-    with serve("OpenSSH sshd", command, keys / "sshd.log") as port:
+    listening = "Server listening on 127.0.0.1 port {port}."
+    with serve("OpenSSH sshd", command, keys / "sshd.log", ready=listening) as port:
         yield Remote("ssh", f"ssh://{user}@127.0.0.1:{port}{store}", {"keyfile": str(keys / "user_ed25519")},
                      lambda: folder_objects(store))
