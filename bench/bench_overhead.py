@@ -266,8 +266,16 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
 I2I_SET = "z_idy_trc"  # the demo's first I2I set (the paper's best digits line): terms c, z, id_y, trc
 
 
-def raw_run(ctx: Context, kind: str, steps: int) -> float:
-    """The hand-written loop for ``kind``: same models, optimisers, batch and losses; seconds for ``steps`` steps."""
+#: raw-loop variants that add one piece of the pipeline's per-step extra work, to measure what it costs
+RAW_VARIANTS = {
+    "match_activations": "+ the pipeline's acc_d pass: every discriminator re-run on both domains' activations "
+                         "after its step (no grad), accuracies read with .item()",
+}
+
+
+def raw_run(ctx: Context, kind: str, steps: int, variant: bool = False) -> float:
+    """The hand-written loop for ``kind``: same models, optimisers, batch and losses; seconds for ``steps`` steps.
+    ``variant``: add the extra work :data:`RAW_VARIANTS` names."""
     import copy
     import random
     import torch
@@ -406,6 +414,9 @@ def raw_run(ctx: Context, kind: str, steps: int) -> float:
             ht = features(model, xt, layers)
             update(opt_d, sum(0.5 * (bce(discs[k](hs[k]), True) + bce(discs[k](ht[k].detach()), False))
                               for k in layers))
+            if variant:  # gam.py: sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]), discs[n](ht[n])))
+                with torch.no_grad():
+                    sum(float((discs[k](hs[k]) > 0).sum() + (discs[k](ht[k]) <= 0).sum()) for k in layers)
             discs.requires_grad_(False)
             loss_gan = sum(weights[k] * bce(discs[k](ht[k]), True) for k in layers)
             drift = sum((p - r).pow(2).mean() for p, r in zip(model.parameters(), reference))
@@ -527,15 +538,16 @@ def throughput(args: argparse.Namespace) -> None:
     ctx.make_data(max(steps[k] * batch[k] for k in kinds))
     print(f"\n## 1. Training throughput: pipeline loop vs raw PyTorch loop\n\n"
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; demo profile shapes (lenet_rgb, "
-          f"32x32 RGB); median of {args.repeats} alternating runs after a warm-up; monitors excluded from both; "
-          f"images/s = source images per second\n", flush=True)
+          f"32x32 RGB); images/s: median of {args.repeats} runs each, "
+          f"alternating, after a warm-up; ratio: median over neighbouring (pipeline, raw) pairs; monitors excluded "
+          f"from both; images/s = source images per second\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pt"
         for kind in kinds:
             n = steps[kind]
-            pipeline_run(ctx, kind, 2, out)  # warm-up (allocator, lazy initialisation)
-            raw_run(ctx, kind, 2)
+            pipeline_run(ctx, kind, max(2, n // 2), out)  # warm-up (allocator, lazy initialisation)
+            raw_run(ctx, kind, max(2, n // 2))
             pipe, raw, fixed = [], [], []
             for r in range(args.repeats):
                 order = ("pipe", "raw") if r % 2 == 0 else ("raw", "pipe")
@@ -548,17 +560,30 @@ def throughput(args: argparse.Namespace) -> None:
                         raw.append(raw_run(ctx, kind, n))
             b = batch[kind]
             p_rate, r_rate = n * b / statistics.median(pipe), n * b / statistics.median(raw)
+            # the ratio of each pair of neighbouring runs (they share the machine's load), then the median
+            ratio = statistics.median(r / p for p, r in zip(pipe, raw))
             note = ""
             if kind == "adapt_features":
                 note = f"encoder updates {ctx.last_updates}/{n} vs {ctx.raw_updates}/{n}"
-            rows.append((kind, KINDS[kind][0], b, n, p_rate, r_rate, p_rate / r_rate, statistics.median(fixed), note))
-            print(f"  {kind}: pipeline {p_rate:.0f} images/s, raw {r_rate:.0f} images/s, ratio {p_rate / r_rate:.3f}",
-                  file=sys.stderr, flush=True)
-    print("| stage | loop function | batch | steps | pipeline images/s | raw images/s | ratio | fixed s | note |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    for kind, fn, b, n, p, r, ratio, fixed, note in rows:
+            spread = f"{min(r / p for p, r in zip(pipe, raw)):.2f}-{max(r / p for p, r in zip(pipe, raw)):.2f}"
+            if kind in RAW_VARIANTS:
+                extra = []
+                for _ in range(args.repeats):
+                    extra.append(raw_run(ctx, kind, n, variant=True))
+                    raw.append(raw_run(ctx, kind, n))
+                cost = statistics.median(e / r - 1 for e, r in zip(extra, raw[-args.repeats:]))
+                note = (f"raw {RAW_VARIANTS[kind]}: {n * b / statistics.median(extra):.0f} images/s, "
+                        f"{cost:+.1%} time per step")
+            rows.append((kind, KINDS[kind][0], b, n, p_rate, r_rate, ratio, spread, statistics.median(fixed), note))
+            print(f"  {kind}: pipeline {p_rate:.0f} images/s, raw {r_rate:.0f} images/s, ratio {ratio:.3f} "
+                  f"(pairs: {' '.join(f'{r / p:.3f}' for p, r in zip(pipe, raw))})", file=sys.stderr, flush=True)
+    print("| stage | loop function | batch | steps | pipeline images/s | raw images/s | ratio | pair ratios "
+          "| fixed s | note |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|---|")
+    for kind, fn, b, n, p, r, ratio, spread, fixed, note in rows:
         flag = "" if ratio >= 0.9 else " (< 0.9)"
-        print(f"| {kind} | {fn} | {b} | {n} | {p:.0f} | {r:.0f} | {ratio:.3f}{flag} | {fixed:.3f} | {note} |")
+        print(f"| {kind} | {fn} | {b} | {n} | {p:.0f} | {r:.0f} | {ratio:.3f}{flag} | {spread} | {fixed:.3f} "
+              f"| {note} |")
     if args.profile:
         profile_loop(ctx, args.profile, steps.get(args.profile, KINDS[args.profile][1]))
 
@@ -708,8 +733,12 @@ def startup(args: argparse.Namespace) -> None:
             done = subprocess.run([PYTHON, "-P", str(Path(__file__).resolve()), "_probe", *argv], cwd=workspace,
                                   env=env, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
-                raise RuntimeError(f"probe of {module} failed: {done.stderr[-3000:]}")
+                why = (done.stderr.strip().splitlines() or ["?"])[-1][:160]
+                print(f"| {module.split('.')[-1]} | failed: {why} |" + " |" * 12, flush=True)
+                break
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if not runs:
+            continue
         med = {k: statistics.median(r[k] for r in runs) for k in ("import", "params", "main", *PHASE_ORDER, "rss_mb")}
         help_wall = statistics.median(_wall([PYTHON, "-P", "-m", module, "--help"], workspace, env)
                                       for _ in range(args.repeats))
@@ -780,21 +809,50 @@ def importtime(workspace: Path, env: dict, module: str, top: int = 15) -> None:
 # 3. no-op runs of the two runners
 # ---------------------------------------------------------------------------------------------------------------
 
-def noop_workspace(workspace: Path, copy: Path) -> None:
+def noop_workspace(workspace: Path, copy: Path, target: str) -> None:
     """``copy``: the workspace (``cp -a``) without its .venv (gigabytes; the runners here are this interpreter's),
-    with a dvc.lock: a run made by Snakemake has none, so the outputs are recorded as ``make share`` does."""
-    if not copy.exists():
-        copy.mkdir(parents=True)
-        for entry in sorted(workspace.iterdir()):
-            if entry.name != ".venv":
-                subprocess.run(["cp", "-a", str(entry), str(copy / entry.name)], check=True)
-        print(f"copied {workspace} to {copy} (without .venv)", file=sys.stderr, flush=True)
+    brought to a state where both runners have nothing to do. Tracked files changed after the run (``git
+    status``) are put back as the run read them; jobs Snakemake still finds out of date (an output rewritten after
+    the run) are run; a run made by Snakemake has no dvc.lock, so the outputs are recorded as ``make share`` does
+    (``dvc commit --force``, which rewrites them), and then get their mtimes back."""
+    if copy.exists():
+        return
+    copy.mkdir(parents=True)
+    for entry in sorted(workspace.iterdir()):
+        if entry.name != ".venv":
+            subprocess.run(["cp", "-a", str(entry), str(copy / entry.name)], check=True)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"copied {workspace} to {copy} (without .venv)")
+    env = _workspace_env(copy)
+    changed = [line[3:] for line in subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=copy,
+                                                   capture_output=True, text=True, check=True).stdout.splitlines()]
+    if changed:
+        subprocess.run(["git", "checkout", "--", *changed], cwd=copy, check=True)
+        reference = (copy / "Snakefile").stat()
+        for name in changed:
+            os.utime(copy / name, ns=(reference.st_atime_ns, reference.st_mtime_ns))
+        say(f"put back as committed (changed after the run): {', '.join(changed)}")
+    done = subprocess.run([str(BIN / "snakemake"), target, "--cores", "2", "--quiet", "rules"], cwd=copy, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"snakemake {target} failed in {copy}:\n{(done.stdout + done.stderr)[-3000:]}")
+    say(f"snakemake {target} in the copy ran: {' '.join(done.stdout.split()) or 'nothing'}")
     if not (copy / "dvc.lock").is_file():
+        skip = {".git", ".dvc", ".snakemake", ".pipeline"}
+        times = {}
+        for folder, dirs, files in os.walk(copy):
+            dirs[:] = [d for d in dirs if d not in skip]
+            for name in [*files, *dirs, ""]:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    st = path.stat()
+                    times[path] = (st.st_atime_ns, st.st_mtime_ns)
         start = time.perf_counter()
-        subprocess.run([str(BIN / "dvc"), "commit", "--force", "--quiet"], cwd=copy, env=_workspace_env(copy),
-                       check=True)
-        print(f"dvc commit --force (records the run in dvc.lock): {time.perf_counter() - start:.1f} s",
-              file=sys.stderr, flush=True)
+        subprocess.run([str(BIN / "dvc"), "commit", "--force", "--quiet"], cwd=copy, env=env, check=True)
+        say(f"dvc commit --force (records the run in dvc.lock): {time.perf_counter() - start:.1f} s")
+        for path, ns in times.items():
+            if path.exists():
+                os.utime(path, ns=ns)
 
 
 def _workspace_env(copy: Path) -> dict:
@@ -859,9 +917,9 @@ DVC_PARTS = {
 
 def noop(args: argparse.Namespace) -> None:
     copy = args.noop_dir
-    noop_workspace(args.workspace, copy)
-    env = _workspace_env(copy)
     target = f"reports/{args.experiments[0]}.csv"
+    noop_workspace(args.workspace, copy, target)
+    env = _workspace_env(copy)
     snake = [str(BIN / "snakemake"), "-n", target]
     dvc = [str(BIN / "dvc"), "status"]
     s_wall, _ = _runs(snake, copy, env, args.repeats, "Nothing to be done")
@@ -887,6 +945,72 @@ def noop(args: argparse.Namespace) -> None:
     print(f"| `dvc status` | {d_wall:.2f} | `dvc --version` {d_version:.2f} s |")
     _profile(snake, copy, env, SNAKEMAKE_PARTS)
     _profile(dvc, copy, env, DVC_PARTS)
+    noop_cuts(args, copy, env, target, s_wall, d_wall)
+
+
+#: Snakefile variants (text replacements), each a candidate cut of `snakemake -n`
+SNAKEFILE_CUTS = {
+    "no dvc.yaml freshness check (dvc_yaml_text at every start)": [
+        ("    DVC_TEXT = dvc_yaml_text(PARAMS)\n", ""),
+        ('if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != DVC_TEXT:', "if False:")],
+    "rules for the requested experiment only (build_stages(PARAMS, (experiment,)))": [
+        ("    STAGES = build_stages(PARAMS)", "    STAGES = build_stages(PARAMS, ({experiment!r},))")],
+}
+#: run `dvc status` with dvc.dependency.param's load_path memoised per (path, mtime, size): params.yaml is parsed
+#: once instead of once per stage
+MEMO_DVC = """
+import functools, os, sys
+import dvc.dependency.param as param
+_load, _seen = param.load_path, {}
+def load_path(path, fs, **kwargs):
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
+    if key not in _seen:
+        _seen[key] = _load(path, fs, **kwargs)
+    return _seen[key]
+param.load_path = load_path
+from dvc.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def noop_cuts(args: argparse.Namespace, copy: Path, env: dict, target: str, s_wall: float, d_wall: float) -> None:
+    """Candidate cuts, each measured on the copy (median of ``--repeats`` after a warm-up; both must stay no-ops)."""
+    rows = [("`snakemake -n` as is", s_wall, s_wall)]
+    text = (copy / "Snakefile").read_text()
+    for label, replacements in SNAKEFILE_CUTS.items():
+        variant = text
+        for old, new in replacements:
+            new = new.format(experiment=args.experiments[0]) if "{experiment" in new else new
+            if old not in variant:
+                raise RuntimeError(f"Snakefile cut {label!r}: {old!r} not found")
+            variant = variant.replace(old, new)
+        path = copy / "Snakefile.bench_cut"
+        path.write_text(variant)
+        wall, _ = _runs([str(BIN / "snakemake"), "-s", path.name, "-n", target], copy, env, args.repeats,
+                        "Nothing to be done")
+        rows.append((f"`snakemake -n`, {label}", wall, s_wall))
+    path.unlink()
+    rows.append(("`dvc status` as is", d_wall, d_wall))
+    memo = copy / ".bench_dvc_memo.py"
+    memo.write_text(MEMO_DVC)
+    variants = [("params file parsed once per process (load_path memoised)", [PYTHON, str(memo), "status"], env)]
+    if args.ruamel_clib:
+        clib_env = {**env, "PYTHONPATH": f"{args.ruamel_clib}{os.pathsep}{env['PYTHONPATH']}"}
+        variants += [("ruamel.yaml.clib installed (ruamel.yaml 0.19 made its C parser an extra)",
+                      [str(BIN / "dvc"), "status"], clib_env),
+                     ("both", [PYTHON, str(memo), "status"], clib_env)]
+    for label, cmd, cmd_env in variants:
+        wall, _ = _runs(cmd, copy, cmd_env, args.repeats, "up to date")
+        rows.append((f"`dvc status`, {label}", wall, d_wall))
+    memo.unlink()
+    print("\n### Candidate cuts, measured on the copy\n")
+    print("| variant | wall s | gain s |")
+    print("|---|---:|---:|")
+    for label, wall, base in rows:
+        print(f"| {label} | {wall:.2f} | {base - wall:+.2f} |")
+    if not args.ruamel_clib:
+        print("\n(`--ruamel-clib DIR` with `pip install --target DIR ruamel.yaml.clib` adds the C-parser variants)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -973,6 +1097,8 @@ def main() -> int:
     noop_ = argparse.ArgumentParser(add_help=False)
     noop_.add_argument("--noop-dir", type=Path, default=Path("/tmp/bench_noop"),
                        help="the workspace copy the no-op runs use (made when absent)")
+    noop_.add_argument("--ruamel-clib", type=Path, metavar="DIR",
+                       help="a `pip install --target DIR ruamel.yaml.clib` folder: also time dvc with its C parser")
     mem = argparse.ArgumentParser(add_help=False)
     mem.add_argument("--measure-missing", action="store_true",
                      help="run stage kinds without a benchmark file under /usr/bin/time -v (slow; writes outputs)")
