@@ -643,7 +643,6 @@ def probe(module: str, argv: list[str]) -> None:
         setattr(ns, key, int(value) if key == "seed" else value)
     params = load_params(ns.params)
     t2 = time.perf_counter()
-    import resource
     import torch
     torch.set_num_threads(params.threads_per_job)  # as run_stage does
     spent = dict.fromkeys(PHASE_ORDER, 0.0)
@@ -675,7 +674,9 @@ def probe(module: str, argv: list[str]) -> None:
     except _Reached:
         pass
     t3 = reached["at"] or time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big process reports the parent's
+    status = Path("/proc/self/status").read_text().splitlines()
+    rss = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), float("nan"))
     print(json.dumps({"import": t1 - t0, "params": t2 - t1, "main": t3 - t2, **spent, "entry": reached["name"],
                       "rss_mb": rss}))
 
@@ -909,8 +910,10 @@ DVC_PARTS = {
     "imports (all)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "repo status": ("dvc/repo/status.py", "status"),
     "index: collect and load dvc.yaml's stages": ("dvc/repo/index.py", "from_repo"),
-    "dvc.yaml / dvc.lock parsing": ("dvc/utils/serialize/_yaml.py", "parse_yaml"),
+    "YAML parsing (ruamel): dvc.yaml, dvc.lock, params.yaml per stage": ("dvc/utils/serialize/_yaml.py",
+                                                                         "parse_yaml"),
     "stage status (deps/outs)": ("dvc/stage/__init__.py", "status"),
+    "  params deps: params.yaml read for each stage": ("dvc/dependency/param.py", "read_params"),
     "hashing (state db, files)": ("dvc_data/hashfile/hash.py", "hash_file"),
 }
 
