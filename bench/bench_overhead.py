@@ -613,7 +613,7 @@ def profile_loop(ctx: Context, kind: str, steps: int) -> None:
 #: names in a stage module's globals whose call starts the stage's real work: the probe stops there
 ENTRY_POINTS = ("train_supervised", "train_cyclegan", "adapt_features", "match_activations", "gaussian_match",
                 "train_calibrator", "train_i2i", "regress_features", "invert_features", "translate_dataset",
-                "evaluate_confusion", "evaluate_segmentation", "embed", "trace_deployed", "write_report",
+                "evaluate_classification", "evaluate_segmentation", "embed", "trace_deployed", "write_report",
                 "build_domain", "pixel_counts")
 #: names in a stage module's globals timed apart on the way there, by phase
 PHASES = {"seed_everything": "seed", "train_set": "data", "test_set": "data", "translated_set": "data",
