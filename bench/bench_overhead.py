@@ -936,9 +936,9 @@ def noop(args: argparse.Namespace) -> None:
     parts = [list(map(float, subprocess.run([PYTHON, "-P", "-c", code], cwd=copy, env=env, capture_output=True,
                                             text=True, check=True).stdout.split())) for _ in range(args.repeats)]
     imp, load, stages_s, dvc_text = (statistics.median(p[i] for p in parts) for i in range(4))
-    n_rules = int(parts[0][4])
+    n_jobs = int(parts[0][4])
     print(f"\n## 3. No-op runs on a finished run ({copy}: a copy of {args.workspace})\n\n"
-          f"median of {args.repeats} after one warm-up; {n_rules} Snakemake rules, dvc.yaml "
+          f"median of {args.repeats} after one warm-up; {n_jobs} stages in params.yaml's DAG, dvc.yaml "
           f"{(copy / 'dvc.yaml').stat().st_size / 1024:.0f} KiB, dvc.lock {(copy / 'dvc.lock').stat().st_size / 1024:.0f} KiB\n")
     print("| command | wall s | of which |")
     print("|---|---:|---|")
