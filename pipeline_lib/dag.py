@@ -138,12 +138,12 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     csv = str(paths.report_csv(exp.name))
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
+    outs = (csv, confusion) + pngs  # every one shown in `snakemake --report`
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=(csv, confusion) + pngs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch",
-                                    *seed_keys),
+        outs=outs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
-        dir_outs=(confusion,), report_outs=(csv, confusion) + pngs, report_category=exp.name)
+        dir_outs=(confusion,), report_outs=outs, report_category=exp.name)
 
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:

@@ -28,11 +28,6 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
-def evaluate_confusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                       device: torch.device, batch_size: int) -> torch.Tensor:
-    return confusion_matrix(predict(model, images, device, batch_size), labels, num_classes)
-
-
 def evaluate_classification(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                             device: torch.device, batch_size: int,
                             preview: int = 0) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
@@ -87,7 +82,7 @@ def target_monitor(model_task: str, data: Dataset, num_classes: int, device: tor
         was_training = model.training
         if model_task == "classification":
             images, labels = data.tensors  # type: ignore[attr-defined]
-            value = accuracy(evaluate_confusion(model, images, labels, num_classes, device, batch_size).numpy())
+            value = accuracy(evaluate_classification(model, images, labels, num_classes, device, batch_size)[0].numpy())
         else:
             conf, _ = evaluate_segmentation(model, data, num_classes, device, batch_size, infer_max_width)
             value = float(segmentation_scores(conf.numpy(), eval_classes)["miou"])

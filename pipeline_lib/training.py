@@ -293,7 +293,8 @@ class ShardedBatches(Sampler[list[int]]):
         if batch_size % self.world:
             raise PipelineError(f"batch_size {batch_size} does not split into equal shares for the {self.world} "
                                 f"processes of torchrun --nproc_per_node {self.world}: set this stage's batch_size "
-                                f"in params.yaml to a multiple of {self.world}, or run a number of processes that divides it")
+                                f"in params.yaml to a multiple of {self.world}, or run a number of processes that "
+                                "divides it")
         self.batches = BatchSampler(sampler, batch_size, drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:

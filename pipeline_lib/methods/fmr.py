@@ -4,9 +4,10 @@
 H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, without D2's labels, on pairs
 (X1, X2 = T(X1)) to minimise sum_l w_l ||F_l(H1, X1) - F_l(H2, X2)||^2 over chosen layers (section 3.1):
 
-- :func:`pipeline_lib.methods.fmr_params.variant_weights`: one post-pooling layer alone (``pool<k>``), or all of them with increasing
-  (``inc``: W_inc = [0.2, 0.4, 0.6, 0.8, 0.9]) or decreasing (``dec``) weights (4.2.2). On a backbone with
-  other than five such layers W_inc is resampled linearly over its layers (the paper is silent).
+- :func:`pipeline_lib.methods.fmr_params.variant_weights`: one post-pooling layer alone (``pool<k>``), or all
+  of them with increasing (``inc``: W_inc = [0.2, 0.4, 0.6, 0.8, 0.9]) or decreasing (``dec``) weights
+  (4.2.2). On a backbone with other than five such layers W_inc is resampled linearly over its layers (the
+  paper is silent).
 - :func:`regression_loss`: the weighted sum. ||.||^2 is averaged over a layer's elements by default
   (``reduction: mean``; the paper is silent on scaling, and a sum would let the largest map dominate).
 - :func:`regress_features`: the training loop. Each layer's loss reaches only the layers below it: H2 is
