@@ -193,7 +193,7 @@ def finish_training(out: Path, result: TrainResult) -> None:
     """Write the per-epoch history next to the checkpoint and drop the resume file (rank 0 only)."""
     if not distributed.is_main():
         return
+    from pipeline_lib.history import write_history  # imported here: pandas costs every stage process that loads it
     with atomic_path(history(out)) as tmp:
-        import pandas as pd  # imported here: every stage process pays for what it imports
-        pd.DataFrame(result.history).to_csv(tmp, index=False)
+        write_history(tmp, result.history)
     partial_path(out).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from pipeline_lib import codedeps, paths, registry
 from pipeline_lib.config import ARCH_MODULES, PROFILES, Params, load_params
 from pipeline_lib.domains.resolve import Domain, check_compatible, resolve_domain
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.registry import Experiment, StageSpec
+from pipeline_lib.registry import Experiment, Plot, StageSpec, losses_plot
 
 ROOT = codedeps.ROOT
 INDEX_RULE = "prepare_index"  # a streamed domain's prepare writes an index of files on disk, not the data
@@ -52,6 +52,8 @@ class Stage:
     dir_outs: tuple[str, ...] = field(default=())  # outputs that are directories (sharded datasets)
     report_outs: tuple[str, ...] = field(default=())  # outputs shown in `snakemake --report`
     report_category: str = ""
+    metrics: tuple[str, ...] = field(default=())  # outputs that are DVC metrics
+    plots: tuple[Plot, ...] = field(default=())  # DVC plots of its outputs
     rule: str = ""  # the Snakemake rule (pipeline_lib/rules.py): the stage module, e.g. train_supervised
     args: tuple[tuple[str, Any], ...] = field(default=())  # its command's arguments (the rule's wildcards)
 
@@ -98,11 +100,13 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     written = [k for k in (_written(params.raw, key) for key in dict.fromkeys(keys)) if k is not None]
     if any(_per_profile(params.raw, k) for k in written):
         written.insert(0, "profile")  # the resolved value changes with the profile
+    histories = tuple(losses_plot(out, f"{spec.name}: training losses per epoch") for out in spec.outs
+                      if paths.is_history(out))
     return Stage(name=spec.name, cmd=spec.cmd,
                  deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
                  outs=spec.outs, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs,
                  report_outs=spec.report_outs, report_category=spec.report_category,
-                 rule=spec.rule or spec.module, args=spec.args)
+                 metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args)
 
 
 def _prepare(params: Params, domain: Domain) -> StageSpec:
@@ -122,7 +126,8 @@ def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
         deps=(str(row.checkpoint(exp, seed)), *map(str, row.eval_inputs(exp, seed)), *exp.data),
         outs=(str(paths.metrics_json(exp.name, name, seed)), str(paths.predictions_preview(exp.name, name, seed))),
         params=exp.keys + (exp.key("evaluate"),), domains=(exp.source, exp.target), backbone=exp.backbone,
-        modules=(row.loader.split(":")[0], *codedeps.spec_modules()))
+        modules=(row.loader.split(":")[0], *codedeps.spec_modules()),
+        metrics=(str(paths.metrics_json(exp.name, name, seed)),))
 
 
 def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
@@ -139,11 +144,17 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
     outs = (csv, confusion) + pngs  # every one shown in `snakemake --report`
+    summary = str(paths.report_metrics(exp.name))
+    plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), template="confusion_counts", x="predicted", y="actual",
+                       title=f"{exp.name}: {registry.rows()[m].label} on {exp.target} test (seeds summed)",
+                       x_label="predicted class", y_label="true class") for m in models)
+    plots += tuple(Plot(p) for p in pngs)
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=outs, params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
+        outs=outs + (summary,),
+        params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
-        dir_outs=(confusion,), report_outs=outs, report_category=exp.name)
+        dir_outs=(confusion,), report_outs=outs, report_category=exp.name, metrics=(summary,), plots=plots)
 
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:
@@ -186,12 +197,16 @@ def dvc_yaml_text(params: Params) -> str:
     """dvc.yaml for the dvc_experiments. Outputs are ``persist``: DVC must not delete a stage's outputs
     before running it (every stage replaces them atomically itself), so a stage that refuses to run
     because another runner holds the workspace (``pipeline_lib/locks.py``) leaves them untouched."""
-    stages = {
-        st.name: {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params),
-                  "outs": [{out: {"persist": True}} for out in st.outs]}
-        for st in build_stages(params, params.dvc_experiments)
-    }
-    return DVC_HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+    built = build_stages(params, params.dvc_experiments)
+    stages = {}
+    for st in built:
+        entry: dict[str, Any] = {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params),
+                                 "outs": [{out: {"persist": True}} for out in st.outs if out not in st.metrics]}
+        if st.metrics:
+            entry["metrics"] = [{out: {"persist": True}} for out in st.metrics]
+        stages[st.name] = entry
+    plots = [plot.entry() for st in built for plot in st.plots]
+    return DVC_HEADER + yaml.safe_dump({"stages": stages, "plots": plots}, sort_keys=False, width=120)
 
 
 def param_values(params: Params, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -23,9 +23,16 @@ def supervised_model(domain: str, backbone: str, seed: int) -> Path:
     return Path("models/supervised") / f"{domain}-{backbone}" / f"seed{seed}.pt"
 
 
+HISTORY_SUFFIX = ".history.csv"
+
+
 def history(model: Path) -> Path:
-    """The per-epoch training log next to a checkpoint."""
-    return model.with_suffix(".history.csv")
+    """The per-epoch training log next to a checkpoint (:mod:`pipeline_lib.history`)."""
+    return model.with_suffix(HISTORY_SUFFIX)
+
+
+def is_history(path: str | Path) -> bool:
+    return str(path).endswith(HISTORY_SUFFIX)
 
 
 def metrics_json(experiment: str, method: str, seed: int) -> Path:
@@ -45,6 +52,11 @@ def report_csv(experiment: str) -> Path:
     return Path("reports") / f"{experiment}.csv"
 
 
+def report_metrics(experiment: str) -> Path:
+    """The report table's numbers as DVC metrics: per row, target and source mean and std over seeds."""
+    return Path("reports") / experiment / "metrics.json"
+
+
 def confusion_dir(experiment: str) -> Path:
     """One confusion matrix per report row: a folder, since the rows differ between experiments and one
     Snakemake rule writes every experiment's report."""
@@ -53,6 +65,11 @@ def confusion_dir(experiment: str) -> Path:
 
 def confusion_png(experiment: str, method: str) -> Path:
     return confusion_dir(experiment) / f"{method}.png"
+
+
+def confusion_json(experiment: str, method: str) -> Path:
+    """The same matrix as DVC plot data (template .dvc/plots/confusion_counts.json)."""
+    return confusion_dir(experiment) / f"{method}.json"
 
 
 def curves_png(experiment: str) -> Path:

@@ -134,6 +134,31 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class Plot:
+    """A DVC plot (dvc.yaml's top-level ``plots``) of one of a stage's outputs: a data file drawn with ``template``
+    (DVC's, or one of the project's in ``.dvc/plots/``), an image, or a folder of either."""
+
+    path: str
+    title: str = ""
+    template: str = ""
+    x: str = ""
+    y: str = ""
+    x_label: str = ""
+    y_label: str = ""
+
+    def entry(self) -> str | dict[str, dict[str, str]]:
+        """The plot as dvc.yaml lists it: its path, with the properties that are set."""
+        props = {k: v for k, v in (("template", self.template), ("x", self.x), ("y", self.y), ("title", self.title),
+                                   ("x_label", self.x_label), ("y_label", self.y_label)) if v}
+        return {self.path: props} if props else self.path
+
+
+def losses_plot(history: str, title: str) -> Plot:
+    """A training history (:mod:`pipeline_lib.history`, long form) as a line per loss term against epoch."""
+    return Plot(history, title=title, template="losses", x="epoch", y="value", x_label="epoch", y_label="loss")
+
+
+@dataclass(frozen=True)
 class StageSpec:
     """A stage as a method declares it; the DAG adds its code and domain dependencies.
 
@@ -156,6 +181,8 @@ class StageSpec:
     report_outs: tuple[str, ...] = ()
     report_category: str = ""
     curves: tuple[Curve, ...] = ()
+    metrics: tuple[str, ...] = ()  # outputs that are DVC metrics (JSON; dvc metrics show/diff, dvc exp show)
+    plots: tuple[Plot, ...] = ()  # DVC plots of its outputs (a training history's losses plot is added by the DAG)
     rule: str = ""  # the Snakemake rule it is a job of: ``module`` unless its outputs are laid out otherwise
 
     @property

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib import paths, registry
-from pipeline_lib.artifacts import atomic_dir, atomic_path, read_json
+from pipeline_lib.artifacts import atomic_dir, atomic_path, read_json, write_json
 from pipeline_lib.config import Params
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.history import read_history
 from pipeline_lib.metrics import mean_std
 from pipeline_lib.plots import (classification_grid, colorize, confusion_plot, segmentation_grid, tradeoff_plot,
                                  training_curves)
@@ -59,7 +60,8 @@ def _segmentation_columns(results: list[dict]) -> dict[str, object]:
 
 
 def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Rows of the report and the seed-summed target confusion matrix per method."""
+    """Rows of the report (indexed by the rows' method names) and the seed-summed target confusion matrix per
+    method."""
     exp = Experiment(params, experiment)
     rows, confusions = [], {}
     for method in exp.rows:
@@ -88,7 +90,7 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
             **row.columns(exp),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
-    return pd.DataFrame(rows), confusions
+    return pd.DataFrame(rows, index=pd.Index(exp.rows, name="row")), confusions  # indexed by the rows' names
 
 
 def prediction_grid(params: Params, experiment: str) -> None:
@@ -119,15 +121,17 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     exp = Experiment(params, experiment)
     curves, histories = [], {}
     for curve in registry.curves(exp):  # the training curves the experiment's stages declare
-        hist = histories.setdefault(curve.csv, pd.read_csv(curve.csv))
+        hist = histories.setdefault(curve.csv, read_history(curve.csv))
         if curve.column in hist:
             curves.append((curve.panel, curve.series, hist["epoch"], hist[curve.column]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
     names = resolve_domain(params, exp.source).classes  # the model's train ids, in order
     with atomic_dir(paths.confusion_dir(experiment)) as folder:
         for method, conf in confusions.items():
-            confusion_plot(conf, names, folder / paths.confusion_png(experiment, method).name,
-                           f"{experiment}: {registry.row(method).label} on {exp.target} test (seeds summed)")
+            png = folder / paths.confusion_png(experiment, method).name
+            confusion_plot(conf, names, png, f"{experiment}: {registry.row(method).label} on {exp.target} test "
+                           "(seeds summed)")
+            write_json(folder / paths.confusion_json(experiment, method).name, confusion_rows(conf, names))
     prediction_grid(params, experiment)
     rows = table[table["n_seeds"] > 0]
     seeds = "seeds " + " ".join(map(str, exp.seeds)) if rows["seeds"].nunique() == 1 else "each row's seeds"
@@ -137,4 +141,26 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     out = Path(paths.report_csv(experiment))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
+    write_json(paths.report_metrics(experiment), report_metrics(table))
     return table
+
+
+def confusion_rows(conf: np.ndarray, names: list[str]) -> list[dict[str, object]]:
+    """A confusion matrix as DVC plot data: one record per (true, predicted) class pair with its count, true
+    classes in order (template ``.dvc/plots/confusion_counts.json``; a segmentation's pixels are too many to list
+    one by one, as DVC's own ``confusion`` template would want)."""
+    return [{"actual": names[i], "predicted": names[j], "count": int(conf[i, j])}
+            for i in range(len(names)) for j in range(len(names))]
+
+
+def report_metrics(table: pd.DataFrame) -> dict[str, object]:
+    """The report's numbers as DVC metrics (``dvc metrics show``, ``dvc exp show``): the target and source metric
+    of each row with a model (%, mean over seeds), their std over seeds and the number of seeds, each keyed by the
+    row's method name, so that ``target.<row>`` is one column of ``dvc exp show``."""
+    rows = table[table["n_seeds"] > 0]
+    out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "", "profile": table["profile"].iloc[0]}
+    for key, column in (("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
+                        ("source_std", "source_std"), ("n_seeds", "n_seeds")):
+        out[key] = {str(name): (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
+                    for name, v in rows[column].items()}
+    return out

@@ -132,3 +132,30 @@ def test_segmentation_track_sections_and_experiment_seeds(tiny_raw):
         params.section("nope", "street")
     assert cls.train_supervised.epochs == 1 and not hasattr(cls.train_supervised, "crop")
     assert params.experiment_seeds("scenes") == (3, 4) and params.experiment_seeds("mnist_usps") == (0,)
+
+
+def test_params_yaml_is_read_with_yaml_1_2_booleans_as_dvc_reads_it(tmp_path):
+    """DVC reads params.yaml with ruamel.yaml (YAML 1.2): `off`/`yes` are strings there, so they are here too."""
+    from pipeline_lib.config import _ParamsLoader
+
+    raw = yaml.load("a: off\nb: yes\nc: true\nd: False\ne: 'on'\n", Loader=_ParamsLoader)
+    assert raw == {"a": "off", "b": "yes", "c": True, "d": False, "e": "on"}
+
+
+def test_dvc_exp_run_set_rewrites_params_yaml_to_the_same_params_but_the_key_it_sets(tmp_path):
+    """`dvc exp run -S` rewrites the whole file through DVC's YAML writer (flow lists become block lists, YAML merge
+    keys are expanded, the quotes of "off" go): every other value must read back unchanged."""
+    from dvc.utils.hydra import apply_overrides
+
+    from pipeline_helpers import ROOT
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    apply_overrides(str(path), ["cycada.adapt_features.lr=0.0003"])
+    assert path.read_text() != (ROOT / "params.yaml").read_text()
+    before, after = load_params(ROOT / "params.yaml"), load_params(path)
+    assert after.cycada.adapt_features.lr == 0.0003
+    changed = after.model_dump()
+    changed["cycada"]["adapt_features"]["lr"] = before.cycada.adapt_features.lr
+    assert changed == before.model_dump()
+    assert changed["segmentation"]["cycada"]["cyclegan"]["semantic_loss"] == "off"

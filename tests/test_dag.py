@@ -22,8 +22,9 @@ def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_output
     for name, stage in dvc.items():
         assert plan[name]["rule"] == stage["cmd"].split()[2].removeprefix("stages."), name  # one rule per kind
         assert plan[name]["cmd"] == stage["cmd"], name
-        assert sorted(plan[name]["outputs"]) == sorted(next(iter(o)) for o in stage["outs"]), name
-        assert all(o[next(iter(o))] == {"persist": True} for o in stage["outs"]), name
+        outs = stage["outs"] + stage.get("metrics", [])  # a metrics file is an output DVC also reads as metrics
+        assert sorted(plan[name]["outputs"]) == sorted(next(iter(o)) for o in outs), name
+        assert all(o[next(iter(o))] == {"persist": True} for o in outs), name
         assert sorted(plan[name]["inputs"]) == sorted(stage["deps"]), name
 
 
@@ -54,3 +55,21 @@ def test_source_and_target_class_lists_are_checked_when_the_dag_is_built(tiny_ra
     with pytest.raises(PipelineError, match="experiments.own.*different class lists") as err:
         build_stages(parse_params(tiny_raw))
     assert "\n" not in str(err.value)
+
+
+def test_metrics_and_plots_are_declared_for_dvc():
+    """Every evaluation's metrics file and each report's summary are DVC metrics; every training history, each
+    report's confusion folder and figures are DVC plots, with the project's templates."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stages = dvc["stages"]
+    metrics = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
+    evaluations = [n for n in stages if n.startswith("evaluate__")]
+    assert evaluations and metrics == {str(paths.report_metrics(e)) for e in load_params(ROOT / "params.yaml")
+                                       .dvc_experiments} | {next(iter(stages[n]["metrics"][0])) for n in evaluations}
+    plots = {next(iter(p)) if isinstance(p, dict) else p: p for p in dvc["plots"]}
+    histories = {next(iter(o)) for s in stages.values() for o in s["outs"] if paths.is_history(next(iter(o)))}
+    assert histories and histories <= set(plots)
+    assert all(plots[h][h]["template"] == "losses" and plots[h][h]["x"] == "epoch" for h in histories)
+    for name in ("losses", "confusion_counts"):
+        template = ROOT / ".dvc/plots" / f"{name}.json"
+        assert "<DVC_METRIC_DATA>" in template.read_text(), template

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -21,6 +22,7 @@ import yaml
 
 from pipeline_lib import registry
 from pipeline_lib.config import load_params
+from pipeline_lib.history import read_history
 from pipeline_helpers import (BIN, copy_project, downstream, record_modules, run, snakemake_plan, stages_using,
                               undeclared_modules)
 from remote_servers import Remote, folder_objects, s3_remote, ssh_remote  # noqa: F401 (fixtures)
@@ -174,11 +176,11 @@ def test_an_i2i_lambda_set_reruns_only_its_row_and_the_embedding_it_feeds(built)
     plan = _plan_after(built, "i2i", "lr", 1e-4)  # a shared setting: every set
     assert plan == _jobs("train_i2i", ("all", "z_idy_trc")) | _jobs("evaluate", ("i2i_all", "i2i_z_idy_trc")) | {
         "i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
-    history = pd.read_csv(built / "models/i2i/mnist5k_mnistm/seed0/all.history.csv")
+    history = read_history(built / "models/i2i/mnist5k_mnistm/seed0/all.history.csv")
     for col in ("loss_c", "loss_z", "loss_tr", "loss_id_x", "loss_id_y", "loss_cyc", "loss_trc", "w_d_z", "w_d_x",
                 "target_metric"):
         assert col in history, col
-    assert "loss_tr" not in pd.read_csv(built / "models/i2i/mnist5k_mnistm/seed0/z_idy_trc.history.csv")
+    assert "loss_tr" not in read_history(built / "models/i2i/mnist5k_mnistm/seed0/z_idy_trc.history.csv")
 
 
 def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
@@ -201,14 +203,87 @@ def test_html_report_is_self_contained(built):
         assert item in html, item
 
 
-def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, tmp_path):
-    project = copy_project(tmp_path / "dvc", **TINY)
-    out = run(["dvc", "repro"], project).stdout
+@pytest.fixture(scope="module")
+def dvc_built(tmp_path_factory) -> tuple[Path, str]:
+    """A second copy built by `dvc repro`, and what it printed."""
+    project = copy_project(tmp_path_factory.mktemp("dvc"), **TINY)
+    return project, run(["dvc", "repro"], project).stdout
+
+
+def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, dvc_built):
+    project, out = dvc_built
     assert "Running stage 'report__mnist5k_mnistm'" in out
     assert len(_metrics(built)) == len(_methods(built)) and _metrics(project) == _metrics(built)  # same seed -> same numbers
     again = run(["dvc", "repro"], project).stdout
     assert "Running stage" not in again
     assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"
+
+
+def _dvc_json(project: Path, *args: str) -> dict:
+    return json.loads(run(["dvc", *args, "--json"], project).stdout)
+
+
+def test_dvc_metrics_show_every_evaluation_per_method_and_seed_and_the_report(dvc_built):
+    project, _ = dvc_built
+    shown = _dvc_json(project, "metrics", "show")[""]["data"]  # "": the workspace
+    rows = [m for m in _methods(project) if registry.rows()[m].checkpoint is not None]
+    for method in rows:
+        metrics = shown[f"metrics/mnist5k_mnistm/{method}/seed0.json"]["data"]
+        assert (metrics["method"], metrics["seed"]) == (method, 0)
+        assert 0 <= metrics["target"]["accuracy"] <= 1 and 0 <= metrics["source"]["accuracy"] <= 1
+    summary = shown["reports/mnist5k_mnistm/metrics.json"]["data"]
+    assert set(summary) == {"metric", "profile", "target", "source", "target_std", "source_std", "n_seeds"}
+    table = pd.read_csv(project / REPORT)
+    assert list(summary["target"]) == rows and list(summary["source"]) == rows
+    assert list(summary["target"].values()) == list(table.loc[table["n_seeds"] > 0, "target_mean"])
+    assert "source_only" in run(["dvc", "metrics", "show"], project).stdout  # the table a user reads
+
+
+def test_dvc_plots_show_draws_every_history_and_confusion_matrix(dvc_built, tmp_path):
+    project, _ = dvc_built
+    shown = _dvc_json(project, "plots", "show")
+    assert not shown.get("errors"), shown.get("errors")
+    histories = {o for s in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values()
+                 for o in map(lambda out: next(iter(out)), s["outs"]) if o.endswith(".history.csv")}
+    assert histories and histories <= set(shown["data"])
+    for path in histories:  # one line per loss term against epoch, every series a loss
+        (plot,) = shown["data"][path]
+        values = plot["content"]["data"]["values"]
+        assert plot["type"] == "vega" and values and {v["epoch"] for v in values} and \
+            any(v["series"].startswith("loss") for v in values), path
+        assert plot["content"]["transform"][0]["filter"].startswith("indexof(datum.series, 'loss')")
+    (confusion,) = shown["data"]["reports/mnist5k_mnistm/confusion/source_only.json"]
+    counts = confusion["content"]["data"]["values"]
+    assert len(counts) == 100 and sum(int(v["count"]) for v in counts) > 0  # 10 x 10 classes
+    assert shown["data"]["reports/mnist5k_mnistm/confusion/source_only.png"][0]["type"] == "image"
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], project)
+    html = (tmp_path / "plots/index.html").read_text()
+    assert "vega" in html and "training losses per epoch" in html and "source_only.png" in html
+
+
+def test_dvc_exp_run_reruns_only_what_a_param_feeds_and_exp_show_and_metrics_diff_list_it(dvc_built):
+    project, _ = dvc_built
+    run("git add -A && git commit -qm 'tiny run'", project)
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    adapted = {n for n, s in stages.items() if "cycada.adapt_features" in s["params"]}
+    assert adapted
+    out = run(["dvc", "exp", "run", "-n", "lr-3e-4", "-S", "cycada.adapt_features.lr=0.0003"], project).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == downstream(project, adapted)
+    (exp,) = [e for baseline in _dvc_json(project, "exp", "show") for e in baseline.get("experiments") or []
+              if e.get("name") == "lr-3e-4"]
+    (rev,) = exp["revs"]
+    data = rev["data"]
+    assert data["params"]["params.yaml"]["data"]["cycada"]["adapt_features"]["lr"] == 0.0003
+    assert "source_only" in data["metrics"]["reports/mnist5k_mnistm/metrics.json"]["data"]
+    run("git add -A && git commit -qm 'lr 3e-4'", project)  # the experiment's results, kept in the workspace
+    diff = _dvc_json(project, "metrics", "diff", "HEAD~1", "HEAD")
+    evaluated = {next(iter(m)) for n in ran if n.startswith("evaluate__") for m in stages[n]["metrics"]}
+    assert set(diff) == evaluated | {"reports/mnist5k_mnistm/metrics.json"}  # the other rows did not move
+
+
+def test_dvc_reruns_exactly_what_changed(dvc_built):
+    project, _ = dvc_built
     # an unrelated params key changes nothing; a code edit marks exactly the stages that import that file
     params = project / "params.yaml"
     raw = yaml.safe_load(params.read_text())
