@@ -5,7 +5,8 @@
 #
 #   snakemake --cores 2 reports/mnist5k_mnistm.csv      # any experiment in params.yaml
 #   snakemake --cores 2                                 # the experiments in dvc_experiments
-#   snakemake --report reports/report.html              # self-contained HTML report
+#   snakemake --report reports/report.html              # self-contained HTML report: per experiment, per
+#                                                       # method, each figure with its caption (reports/captions/)
 
 import json
 import os
@@ -15,7 +16,7 @@ from pipeline_lib.config import load_params
 from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.locks import claim_workspace, find_runner
-from pipeline_lib.rules import build_rules
+from pipeline_lib.rules import ROW_FILES, build_rules
 from pipeline_lib import paths
 
 try:
@@ -70,11 +71,15 @@ def _values(rule):  # the params a job reads, resolved: Snakemake reruns the job
 
 
 def _output(rule, pattern):
-    if pattern in rule.report_outs:
-        if pattern in rule.dir_outs:
-            return report(directory(pattern), patterns=["{name}.png"], category=rule.report_category)
-        return report(pattern, category=rule.report_category)
-    return directory(pattern) if pattern in rule.dir_outs else pattern
+    out = directory(pattern) if pattern in rule.dir_outs else pattern
+    if pattern not in rule.captions:
+        return out
+    # a figure of the report: its caption file is the rule's, where it is filed and its labels the job's (a
+    # folder's files are labelled with their row); the caption is no input or param, so editing it reruns nothing
+    return report(out, caption=rule.captions[pattern], patterns=[ROW_FILES] if pattern in rule.dir_outs else [],
+                  category=lambda wildcards: rule.figure(wildcards, pattern).category,
+                  subcategory=lambda wildcards: rule.figure(wildcards, pattern).subcategory,
+                  labels=lambda wildcards: rule.labels(wildcards, pattern))
 
 
 for _rule in RULES:

@@ -32,9 +32,10 @@ from pipeline_lib import codedeps, paths, registry
 from pipeline_lib.config import ARCH_MODULES, PROFILES, Params, load_params
 from pipeline_lib.domains.resolve import Domain, check_compatible, resolve_domain
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.registry import Experiment, Plot, StageSpec, losses_plot
+from pipeline_lib.registry import Experiment, Figure, Plot, StageSpec, losses_plot
 
 ROOT = codedeps.ROOT
+ALL_METHODS = "All methods"  # the report's subcategory of the figures that compare every row
 INDEX_RULE = "prepare_index"  # a streamed domain's prepare writes an index of files on disk, not the data
 DVC_HEADER = (
     "# GENERATED from params.yaml by `make dag` (python -m pipeline_lib.dag); do not edit by hand.\n"
@@ -50,8 +51,7 @@ class Stage:
     outs: tuple[str, ...]
     params: tuple[str, ...]
     dir_outs: tuple[str, ...] = field(default=())  # outputs that are directories (sharded datasets)
-    report_outs: tuple[str, ...] = field(default=())  # outputs shown in `snakemake --report`
-    report_category: str = ""
+    figures: tuple[Figure, ...] = field(default=())  # outputs shown in `snakemake --report`, with their captions
     metrics: tuple[str, ...] = field(default=())  # outputs that are DVC metrics
     plots: tuple[Plot, ...] = field(default=())  # DVC plots of its outputs
     rule: str = ""  # the Snakemake rule (pipeline_lib/rules.py): the stage module, e.g. train_supervised
@@ -104,17 +104,18 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
                       if paths.is_history(out))
     return Stage(name=spec.name, cmd=spec.cmd,
                  deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
-                 outs=spec.outs, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs,
-                 report_outs=spec.report_outs, report_category=spec.report_category,
+                 outs=spec.outs, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs, figures=spec.figures,
                  metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args)
 
 
 def _prepare(params: Params, domain: Domain) -> StageSpec:
+    samples = str(paths.domain_samples_png(domain.name))
     return StageSpec(
         name=f"prepare__{domain.name}", module="prepare", args=(("domain", domain.name),),
         deps=tuple(str(resolve_domain(params, d).artifact) for d in domain.inputs),
-        outs=(str(domain.artifact), str(paths.domain_samples_png(domain.name))), params=(),
-        rule=INDEX_RULE if domain.streamed else "prepare")
+        outs=(str(domain.artifact), samples), params=(),
+        rule=INDEX_RULE if domain.streamed else "prepare",
+        figures=(Figure(samples, "domain_samples", "Domains", domain.name, (("figure", "training samples"),)),))
 
 
 def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
@@ -143,7 +144,7 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     csv = str(paths.report_csv(exp.name))
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
-    outs = (csv, confusion) + pngs  # every one shown in `snakemake --report`
+    outs = (csv, confusion) + pngs
     summary = str(paths.report_metrics(exp.name))
     plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), template="confusion_counts", x="predicted", y="actual",
                        title=f"{exp.name}: {registry.rows()[m].label} on {exp.target} test (seeds summed)",
@@ -154,7 +155,20 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
         outs=outs + (summary,),
         params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
-        dir_outs=(confusion,), report_outs=outs, report_category=exp.name, metrics=(summary,), plots=plots)
+        dir_outs=(confusion,), figures=_report_figures(exp), metrics=(summary,), plots=plots)
+
+
+def _report_figures(exp: Experiment) -> tuple[Figure, ...]:
+    """The report stage's outputs, every one shown: the table and the figures that compare the rows (the
+    confusion folder file by file, each labelled with its row)."""
+    every = {"method": "all methods"}
+    return (exp.figure(paths.report_csv(exp.name), "report_table", ALL_METHODS, figure="results table", **every),
+            exp.figure(paths.confusion_dir(exp.name), "confusion", ALL_METHODS, row_key="method",
+                       figure="confusion matrix"),
+            exp.figure(paths.curves_png(exp.name), "training_curves", ALL_METHODS, figure="training curves", **every),
+            exp.figure(paths.predictions_png(exp.name), "predictions", ALL_METHODS, figure="target predictions",
+                       **every),
+            exp.figure(paths.tradeoff_png(exp.name), "tradeoff", ALL_METHODS, figure="source vs target", **every))
 
 
 def experiment_stages(params: Params, experiment: str) -> list[Stage]:

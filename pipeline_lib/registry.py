@@ -7,7 +7,8 @@ and ``<name>_spec.py`` its declaration, a light module with one :class:`Method` 
 - its report rows (:class:`Row`: label, whether it reads target labels, the model-selection note,
   the checkpoint ``evaluate`` scores and the function that loads it, the papers' numbers);
 - its stages per seed (:class:`StageSpec`: command, artifact inputs and outputs, params keys,
-  the domains it reads, the training curves its history holds) and any per-experiment stages;
+  the domains it reads, the training curves its history holds, the figures it shows in
+  ``snakemake --report``) and any per-experiment stages;
 - its artifact paths, and a check of an experiment's params.
 
 The DAG (:mod:`pipeline_lib.dag`), the report, ``evaluate`` and the params validation iterate over
@@ -122,6 +123,13 @@ class Experiment:
     def source_model(self, seed: int) -> Path:
         return paths.supervised_model(self.source, self.backbone, seed)
 
+    def figure(self, path: str | Path, caption: str, subcategory: str, *, row_key: str = "",
+               **labels: object) -> Figure:
+        """One of the experiment's figures: shown under the experiment's name, in ``subcategory``
+        (the method, the paper's name), told apart from the others there by ``labels``."""
+        return Figure(str(path), caption, self.name, subcategory, tuple((k, str(v)) for k, v in labels.items()),
+                      row_key)
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -131,6 +139,33 @@ class Curve:
     series: str
     column: str
     csv: str
+
+
+#: the caption files of the report's figures (read by ``snakemake --report`` only, never by a stage)
+CAPTIONS = Path("reports/captions")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An output a stage shows in ``snakemake --report``, with its caption, where it is filed and its labels.
+
+    ``caption`` names ``reports/captions/<caption>.rst`` (one file per kind of figure, the same for every job
+    of a rule; Jinja sees ``snakemake.wildcards``); ``category`` is the experiment (or "Domains"),
+    ``subcategory`` the method, ``labels`` tell the figures of one subcategory apart (the same keys for all of
+    them). A folder is shown file by file: it holds one ``<row>.png`` per report row, and each file is
+    labelled ``row_key: <the row's label>``.
+    """
+
+    path: str
+    caption: str
+    category: str
+    subcategory: str
+    labels: tuple[tuple[str, str], ...] = ()
+    row_key: str = ""
+
+    @property
+    def caption_file(self) -> str:
+        return str(CAPTIONS / f"{self.caption}.rst")
 
 
 @dataclass(frozen=True)
@@ -165,7 +200,9 @@ class StageSpec:
     ``module`` is the CLI in ``stages/`` (run as ``python3 -m stages.<module>``: ``python3`` exists wherever
     Python 3 does, and ``stages/__init__.py`` switches to the project's ``.venv`` when needed) with ``args``;
     ``deps`` are artifacts only; ``params`` the keys it reads beyond those of its domains;
-    ``domains`` the domains whose data it opens; ``modules`` project modules it imports by name.
+    ``domains`` the domains whose data it opens; ``modules`` project modules it imports by name;
+    ``figures`` the outputs ``snakemake --report`` shows (never a dependency of anything: a caption
+    change reruns nothing).
     """
 
     name: str
@@ -178,8 +215,7 @@ class StageSpec:
     backbone: str | None = None
     modules: tuple[str, ...] = ()
     dir_outs: tuple[str, ...] = ()
-    report_outs: tuple[str, ...] = ()
-    report_category: str = ""
+    figures: tuple[Figure, ...] = ()
     curves: tuple[Curve, ...] = ()
     metrics: tuple[str, ...] = ()  # outputs that are DVC metrics (JSON; dvc metrics show/diff, dvc exp show)
     plots: tuple[Plot, ...] = ()  # DVC plots of its outputs (a training history's losses plot is added by the DAG)

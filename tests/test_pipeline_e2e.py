@@ -195,12 +195,49 @@ def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
     assert meta.strip().endswith("(8, 10)")
 
 
+def _report_data(html: str, name: str) -> dict:
+    """One of the JSON objects Snakemake's HTML report inlines as ``<script id="<name>"> var <name> = {...};``
+    (results, categories)."""
+    found = re.search(rf'<script id="{name}">\s*var {name} = (.*);$', html, re.M)
+    assert found, name
+    return json.loads(found.group(1))
+
+
 def test_html_report_is_self_contained(built):
     run(["snakemake", "--cores", "1", "--report", "reports/report.html", REPORT], built)
     html = (built / "reports/report.html").read_text(errors="replace")
     for item in ("mnist5k_mnistm", "oracle.png", "predictions.png", "translation_seed0.png", "training_curves.png",
                  "fourier_raw_seed0.png"):
         assert item in html, item
+    # a document: every result filed under its experiment (or the domains) and a method, with a caption
+    results, categories = _report_data(html, "results"), _report_data(html, "categories")
+    assert set(categories) == {"mnist5k_mnistm", "Domains"} and set(categories["Domains"]) == {"mnist5k", "mnistm"}
+    filed = {path: (category, sub) for category, subs in categories.items() for sub, paths in subs.items()
+             for path in paths}
+    assert set(filed) == set(results) and "Other" not in {sub for _, sub in filed.values()}
+    assert {"All methods", "CyCADA", "GAM", "Calibrator", "I2IAdapt"} <= set(categories["mnist5k_mnistm"])
+    confusion = {p for p in results if "/confusion/" in p}
+    assert len(confusion) == len(_methods(built)) and REPORT in results
+    for path, result in results.items():
+        assert "<p>" in result["caption"] and "system-message" not in result["caption"], path
+        assert result["labels"] and all(result["labels"].values()), path
+        if filed[path][0] == "mnist5k_mnistm":
+            assert "mnist5k_mnistm" in result["caption"], path  # the caption names its experiment
+    for path in confusion:  # a folder shown file by file, each labelled with its row
+        assert results[path]["labels"]["method"] == registry.row(Path(path).stem).label
+    by_sub: dict[tuple[str, str], list[dict]] = {}
+    for path, where in filed.items():
+        by_sub.setdefault(where, []).append(results[path]["labels"])
+    for where, labels in by_sub.items():  # the report lists a subcategory by its labels: the same keys, each once
+        assert len({tuple(x) for x in labels}) == 1 and len({tuple(x.values()) for x in labels}) == len(labels)
+    # captions are read by the report only: editing one reruns nothing
+    caption = built / "reports/captions/confusion.rst"
+    original = caption.read_text()
+    caption.write_text(original + "\nEdited.\n")
+    try:
+        assert snakemake_plan(built, REPORT) == {}
+    finally:
+        caption.write_text(original)
 
 
 @pytest.fixture(scope="module")

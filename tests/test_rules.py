@@ -5,9 +5,11 @@ import re
 import pytest
 
 from pipeline_helpers import ROOT, run, snakemake_plan
+from pipeline_lib import registry
 from pipeline_lib.config import load_params, parse_params
 from pipeline_lib.dag import Stage, build_stages
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.registry import Experiment, Figure
 from pipeline_lib.rules import build_rules
 
 
@@ -44,6 +46,49 @@ def test_outputs_laid_out_two_ways_in_one_rule_are_a_one_line_error():
                      (), rule="train", args=(("experiment", "x"), ("seed", 0)))
     with pytest.raises(PipelineError, match="does not name seed"):
         build_rules(params, [nameless])
+
+
+def test_every_figure_is_an_output_with_one_caption_per_rule_and_unique_labels_in_its_subcategory():
+    params = load_params(ROOT / "params.yaml")
+    stages = build_stages(params)
+    assert not [d for s in stages for d in s.deps + s.params if "captions" in d]  # a caption edit reruns nothing
+    shown: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for rule in build_rules(params, stages):
+        assert set(rule.captions) <= set(rule.outs), rule.name
+        for pattern, caption in rule.captions.items():
+            assert (ROOT / caption).read_text().strip(), caption
+            for key in rule.jobs:
+                wildcards = dict(zip(rule.wildcards, key))
+                figure = rule.figure(wildcards, pattern)
+                assert figure.category and figure.subcategory and figure.caption_file == caption, figure
+                rows = [r for r in Experiment(params, wildcards["experiment"]).rows
+                        if registry.row(r).checkpoint is not None] if figure.row_key else [""]
+                for row in rows:  # a folder's files: one per report row with a model
+                    shown.setdefault((figure.category, figure.subcategory), []).append(
+                        rule.labels({**wildcards, "row": row}, pattern))
+    assert {"Domains", "mnist5k_mnistm"} <= {category for category, _ in shown}
+    for where, labels in shown.items():  # the HTML report lists a subcategory by its labels: all, each once
+        assert len({tuple(sorted(x)) for x in labels}) == 1, (where, labels)
+        assert len({tuple(x.items()) for x in labels}) == len(labels), where
+
+
+def _figure_stage(experiment: str, caption: str, path: str = "") -> Stage:
+    out = f"reports/{experiment}/picture.png"
+    return Stage(f"draw__{experiment}", f"python3 -m stages.draw --experiment {experiment}", (), (out,), (),
+                 rule="draw", args=(("experiment", experiment),),
+                 figures=(Figure(path or out, caption, experiment, "Method", (("figure", "picture"),)),))
+
+
+def test_a_rule_with_two_captions_for_one_output_or_a_figure_that_is_no_output_is_a_one_line_error():
+    params = load_params(ROOT / "params.yaml")
+    build_rules(params, [_figure_stage("x", "tradeoff"), _figure_stage("y", "tradeoff")])
+    with pytest.raises(PipelineError, match="stages draw__x and draw__y show different outputs or captions") as err:
+        build_rules(params, [_figure_stage("x", "tradeoff"), _figure_stage("y", "confusion")])
+    assert "\n" not in str(err.value)
+    with pytest.raises(PipelineError, match="reports/captions/no_such.rst does not exist; write it"):
+        build_rules(params, [_figure_stage("x", "no_such")])
+    with pytest.raises(PipelineError, match="figure reports/x/other.png is not one of its outputs"):
+        build_rules(params, [_figure_stage("x", "tradeoff", "reports/x/other.png")])
 
 
 def test_resources_come_from_params_per_rule_and_two_gpus_run_under_torchrun(tiny_raw):

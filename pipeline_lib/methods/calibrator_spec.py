@@ -26,6 +26,7 @@ CURVES = (("acc_d_feat", "feature discriminator, 4-way accuracy"),
           ("acc_d_pixel", "pixel discriminator, 4-way accuracy"),
           ("fooled", "calibrated images classified as source (G1)"))
 LOADER = "pipeline_lib.models.calibrator:load_calibrated_model"
+FIGURES = "Calibrator"  # the report's subcategory of the method's figures
 
 
 # ---- artifacts --------------------------------------------------------------------------------
@@ -71,7 +72,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
                       deps=(frozen, source, tgt), outs=(str(model), str(csv), str(fourier)),
                       params=exp.train_keys + (exp.key("calibrator"), exp.key("evaluate")),
                       domains=(exp.source, exp.target), backbone=exp.backbone,
-                      report_outs=(str(fourier),), report_category=exp.name,
+                      figures=(exp.figure(fourier, "fourier", FIGURES, figure="Fourier view (Fig. 6)",
+                                          model=label, seed=seed),),
                       curves=tuple(Curve(f"{label}: {name}", f"seed {seed}", col, str(csv)) for col, name in CURVES)
                       + monitor_curves(exp, label, seed, csv)),
             StageSpec(name=f"export__{exp.name}__{variant}__s{seed}", module="export", args=run,

@@ -22,6 +22,7 @@ PIXEL_ROW = "cycada_pixel"
 
 CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
                    ("loss_d", "discriminator loss"))
+FIGURES = "CyCADA"  # the report's subcategory of the method's figures
 #: the demo profile's ADDA epoch count was set on another pair (params.yaml, README); rows reuse ADDA_SELECTION
 ADDA_SELECTION = "last ADDA epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 
@@ -97,7 +98,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
                       deps=(str(cyclegan), src), outs=(str(translated), str(grid)),
                       params=exp.keys + (exp.key("cycada.cyclegan"), exp.key("cycada.translate")),
                       domains=(exp.source,), backbone=exp.backbone, dir_outs=(str(translated),),
-                      report_outs=(str(grid),), report_category=exp.name),
+                      figures=(exp.figure(grid, "cyclegan_translation", FIGURES, figure="CycleGAN translations",
+                                          seed=seed),)),
             StageSpec(name=f"train_task__{exp.name}__s{seed}", module="train_task", args=run,
                       deps=(str(translated), f_s), outs=(str(pixel), str(paths.history(pixel))),
                       params=exp.train_keys + (exp.key("cycada.train_task"),), backbone=exp.backbone),

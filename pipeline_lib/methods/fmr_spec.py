@@ -23,6 +23,7 @@ POOL_ROWS = tuple(f"fmr_pool{k}" for k in range(1, MAX_LAYERS + 1))
 #: rows -> the ``regress_features`` variant that makes them
 VARIANTS = {**{row: row.removeprefix("fmr_") for row in POOL_ROWS}, "fmr_inc": "inc", "fmr_dec": "dec"}
 SELECTION = "last epoch; no D2 labels (pairs with D1 only)"
+FIGURES = "Feature-map regression"  # the report's subcategory of the method's figures
 
 
 # ---- artifacts --------------------------------------------------------------------------------
@@ -105,8 +106,8 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
         name=f"invert_features__{exp.name}", module="invert_features", args=(("experiment", exp.name),),
         deps=(str(exp.source_model(seed)), str(fmr_model(exp.name, variant, seed)), *exp.data), outs=(str(png),),
         params=exp.keys + (exp.key("fmr.inversion"), f"experiments.{exp.name}.seeds", "seeds"),
-        domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=(str(png),),
-        report_category=exp.name)]
+        domains=(exp.source, exp.target), backbone=exp.backbone,
+        figures=(exp.figure(png, "fmr_inversion", FIGURES, figure="feature inversion", model=variant, seed=seed),))]
 
 
 def _check(params: Params, experiment: str) -> str | None:

@@ -17,6 +17,7 @@ from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, ada
 from pipeline_lib.paper_numbers import PaperValue, digits, gam_table3, merge
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
+FIGURES = "GAM"  # the report's subcategory of the method's figures
 LAST = "last epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 #: rows -> the checkpoint variant that holds them
 ADDA_REG_VARIANT = "feat_reg"  # the adapt_features variant of the "ADDA + weight regulariser" row
@@ -58,7 +59,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             args=(("experiment", exp.name), ("seed", seed)), deps=(f_s, *exp.data),
             outs=(str(gaussian), str(picture)), params=exp.keys + (exp.key("gam.gaussian_match"),),
             domains=(exp.source, exp.target), backbone=exp.backbone,
-            report_outs=(str(picture),), report_category=exp.name))
+            figures=(exp.figure(picture, "source_or_not", FIGURES, figure="Source or not (Fig. 3)", seed=seed),)))
     for row, variant in MATCH_VARIANTS.items():
         if not exp.wants(row):
             continue

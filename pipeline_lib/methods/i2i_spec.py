@@ -17,6 +17,7 @@ from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
 from pipeline_lib.paper_numbers import PaperValue, digits
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
+FIGURES = "I2IAdapt"  # the report's subcategory of the method's figures
 SELECTION = "last epoch; the paper's lambdas and Adam settings; no target labels read"
 LOADER = "pipeline_lib.models.i2i:load_i2i_model"
 #: fields of the section no ``train_i2i`` stage reads (the sets: only its own; the embedding stage's)
@@ -92,7 +93,6 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             continue
         model, png = i2i_model(exp.name, set_name, seed), translation_png(exp.name, set_name, seed)
         csv, label = paths.history(model), ROWS[row].label
-        pictures = (str(png),)  # a set without decoders shows its test inputs only, so every set has the picture
         on = {t for t, w in cfg.weights(set_name).items() if w > 0}
         curves = tuple(Curve(f"{label}: {name}", f"seed {seed}", f"loss_{t}" if t != "z" else "w_d_z", str(csv))
                        for t, name in (("c", "Q_c (source cross-entropy)"), ("trc", "Q_trc (translated source)"),
@@ -103,11 +103,13 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"train_i2i__{exp.name}__{set_name}__s{seed}", module="train_i2i",
             args=(("experiment", exp.name), ("set", set_name), ("seed", seed)),
             deps=(*exp.data, *((str(exp.source_model(seed)),) if cfg.init == "source_only" else ())),
-            outs=(str(model), str(csv), *pictures),
+            outs=(str(model), str(csv), str(png)),
             params=exp.train_keys + _keys(exp, train_fields(cfg)) + (f"{exp.key('i2i')}.sets.{set_name}",
                                                                exp.key("evaluate")),
-            domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=pictures,
-            report_category=exp.name, curves=curves))
+            domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves,
+            # a set without decoders shows its test inputs only, so every set has the picture
+            figures=(exp.figure(png, "i2i_translation", FIGURES, figure="translations", lambdas=set_name,
+                                seed=seed),)))
     return stages
 
 
@@ -128,7 +130,9 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
         args=(("experiment", exp.name), ("seed", seed)),
         deps=tuple(str(i2i_model(exp.name, s, seed)) for s in shown) + exp.data, outs=(png,),
         params=exp.keys + _keys(exp, EMBEDDING_FIELDS) + tuple(f"{exp.key('i2i')}.sets.{s}" for s in shown),
-        domains=(exp.source, exp.target), backbone=exp.backbone, report_outs=(png,), report_category=exp.name,
+        domains=(exp.source, exp.target), backbone=exp.backbone,
+        figures=(exp.figure(png, "i2i_embedding", FIGURES, figure="code embedding (Fig. 3)", lambdas=", ".join(shown),
+                            seed=seed),),
         modules=codedeps.spec_modules())]  # it lists the experiment's rows: every method's declaration
 
 
