@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 EXPERIMENT ?= mnist5k_mnistm mnistm_photocopy
 REPORTS := $(foreach e,$(EXPERIMENT),reports/$(e).csv)
 
-.PHONY: install dag demo test share pull clean-outputs
+.PHONY: install dag demo test record share pull clean-outputs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,14 +32,18 @@ demo: install  ## run the default experiments and build the HTML report
 	@echo
 	@echo "report tables: $(REPORTS)"
 	@echo "HTML report:  reports/report.html"
+	@echo "with DVC:     make record, then dvc metrics show / dvc plots show / dvc exp run -S ... (see README)"
 
 test: install
 	python -m pytest
 
-share: install  ## record the last run's artifacts in dvc.lock and push them to the DVC remote
+record: install  ## record the last run's artifacts in dvc.lock (and DVC's cache) and stage dvc.lock
 	dvc commit --force --quiet
-	dvc push
 	git add dvc.lock
+	@echo "dvc.lock is staged: commit it with git; dvc exp run and dvc metrics diff start from the committed run"
+
+share: record  ## record the last run's artifacts in dvc.lock and push them to the DVC remote
+	dvc push
 	@echo "artifacts pushed; dvc.lock is staged: commit and push it with git so teammates can pull"
 
 pull: install  ## fetch the team's artifacts, check them, bring Snakemake's view in line

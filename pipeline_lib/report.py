@@ -155,12 +155,13 @@ def confusion_rows(conf: np.ndarray, names: list[str]) -> list[dict[str, object]
 
 def report_metrics(table: pd.DataFrame) -> dict[str, object]:
     """The report's numbers as DVC metrics (``dvc metrics show``, ``dvc exp show``): the target and source metric
-    of each row with a model (%, mean over seeds), their std over seeds and the number of seeds, each keyed by the
-    row's method name, so that ``target.<row>`` is one column of ``dvc exp show``."""
+    of each row with a model (%, mean over seeds), their std over seeds (rows with several seeds) and the number of
+    seeds, each keyed by the row's method name, so that ``target.<row>`` is one column of ``dvc exp show``."""
     rows = table[table["n_seeds"] > 0]
     out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "", "profile": table["profile"].iloc[0]}
     for key, column in (("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
                         ("source_std", "source_std"), ("n_seeds", "n_seeds")):
-        out[key] = {str(name): (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
-                    for name, v in rows[column].items()}
+        values = {str(name): v.item() if hasattr(v, "item") else v for name, v in rows[column].items() if pd.notna(v)}
+        if values:  # no std with one seed
+            out[key] = values
     return out

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pipeline_lib import paths, registry
@@ -182,3 +183,22 @@ def test_own_classes_drive_the_confusion_plots_and_the_prediction_grid(tmp_path,
     for png in (paths.predictions_png("own"), paths.confusion_png("own", "oracle")):
         with Image.open(png) as im:
             assert im.format == "PNG"
+
+
+def test_report_metrics_give_each_rows_numbers_for_dvc(tiny_raw):
+    import pandas as pd
+
+    from pipeline_lib.report import confusion_rows, report_metrics
+
+    table = pd.DataFrame({"metric": ["accuracy %"] * 3, "profile": ["tiny"] * 3, "target_mean": [40.0, 55.5, None],
+                          "source_mean": [98.0, 97.0, None], "target_std": [1.5, 2.0, None],
+                          "source_std": [0.5, 0.25, None], "n_seeds": [3, 3, 0]},
+                         index=pd.Index(["source_only", "cycada_feat", "label_bound"], name="row"))
+    metrics = report_metrics(table)
+    assert metrics["target"] == {"source_only": 40.0, "cycada_feat": 55.5} and metrics["n_seeds"]["cycada_feat"] == 3
+    assert metrics["source_std"] == {"source_only": 0.5, "cycada_feat": 0.25} and metrics["metric"] == "accuracy %"
+    one_seed = report_metrics(table.assign(target_std=None, source_std=None))
+    assert "target_std" not in one_seed and "source_std" not in one_seed
+    rows = confusion_rows(np.array([[3, 1], [0, 2]]), ["cat", "dog"])
+    assert rows == [{"actual": "cat", "predicted": "cat", "count": 3}, {"actual": "cat", "predicted": "dog", "count": 1},
+                    {"actual": "dog", "predicted": "cat", "count": 0}, {"actual": "dog", "predicted": "dog", "count": 2}]
