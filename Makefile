@@ -37,8 +37,18 @@ demo: install  ## run the default experiments and build the HTML report
 test: install
 	python -m pytest
 
+# the reports of dvc.yaml's experiments (a shell substitution, run where a recipe uses it)
+DVC_REPORTS = $$(python -c "from pipeline_lib.config import load_params; from pipeline_lib import paths; print(' '.join(str(paths.report_csv(e)) for e in load_params().dvc_experiments))")
+
+# A Snakemake run is recorded only when it is complete and current (snakemake -n plans nothing); dvc commit
+# relinks the outputs from DVC's cache, so their timestamps are then put back in DAG order (snakemake --touch),
+# or Snakemake would want to rerun everything.
 record: install  ## record the last run's artifacts in dvc.lock (and DVC's cache) and stage dvc.lock
-	dvc commit --force --quiet
+	@if [ "$$(dvc status --json)" = "{}" ]; then echo "dvc.lock already records the outputs"; \
+	elif snakemake -n $(DVC_REPORTS) 2>&1 | grep -q "Nothing to be done"; then \
+	  dvc commit --force --quiet && snakemake $(DVC_REPORTS) --cores 1 --touch --forceall --quiet rules; \
+	else echo "error: the last run is incomplete or out of date (snakemake -n plans jobs for $(DVC_REPORTS)):" \
+	  "finish it first (make demo, or snakemake --cores 2 <report>), then make record"; exit 1; fi
 	git add dvc.lock
 	@echo "dvc.lock is staged: commit it with git; dvc exp run and dvc metrics diff start from the committed run"
 
@@ -50,5 +60,5 @@ pull: install  ## fetch the team's artifacts, check them, bring Snakemake's view
 	dvc pull
 	@if [ "$$(dvc status --json)" != "{}" ]; then dvc status; \
 	  echo "error: dvc status is not clean after pull: the pulled artifacts and dvc.lock disagree"; exit 1; fi
-	snakemake --cores 1 --touch --forceall $$(python -c "from pipeline_lib.config import load_params; from pipeline_lib import paths; print(' '.join(str(paths.report_csv(e)) for e in load_params().dvc_experiments))")
+	snakemake --cores 1 --touch --forceall $(DVC_REPORTS)
 	@echo "artifacts pulled; snakemake -n plans no jobs for them"
