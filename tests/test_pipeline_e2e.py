@@ -12,9 +12,12 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -23,8 +26,8 @@ import yaml
 from pipeline_lib import registry
 from pipeline_lib.config import load_params
 from pipeline_lib.history import read_history
-from pipeline_helpers import (BIN, copy_project, downstream, record_modules, run, snakemake_plan, stages_using,
-                              undeclared_modules)
+from pipeline_helpers import (BIN, copy_project, downstream, env_for, record_modules, run, snakemake_plan,
+                              stages_using, undeclared_modules)
 from remote_servers import Remote, folder_objects, s3_remote, ssh_remote  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -39,7 +42,22 @@ def _jobs(stage: str, names: tuple[str, ...]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
+def dvc_started(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen, Path]]:
+    """A second copy, being built by `dvc repro` in the background: DVC runs one stage at a time, so its run
+    overlaps the Snakemake build and the tests after it (about a minute and a half less for `make test`)."""
+    project = copy_project(tmp_path_factory.mktemp("dvc"), **TINY)
+    log = tmp_path_factory.mktemp("dvc_log") / "dvc_repro.log"  # a file, not a pipe: nobody reads it meanwhile
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["dvc", "repro"], cwd=project, env=env_for(project), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    yield project, proc, log
+    if proc.poll() is None:  # its tests were not selected: stop DVC and the stage it runs
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, dvc_started) -> Path:
     project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
     run(["snakemake", "--cores", "2", REPORT], project, env=record_modules(project))
     return project
@@ -241,10 +259,13 @@ def test_html_report_is_self_contained(built):
 
 
 @pytest.fixture(scope="module")
-def dvc_built(tmp_path_factory) -> tuple[Path, str]:
-    """A second copy built by `dvc repro`, and what it printed."""
-    project = copy_project(tmp_path_factory.mktemp("dvc"), **TINY)
-    return project, run(["dvc", "repro"], project).stdout
+def dvc_built(dvc_started) -> tuple[Path, str]:
+    """The second copy once `dvc repro` has finished, and what it printed."""
+    project, proc, log = dvc_started
+    proc.wait(timeout=1800)
+    out = log.read_text()
+    assert proc.returncode == 0, f"dvc repro failed ({proc.returncode}):\n{out[-3000:]}"
+    return project, out
 
 
 def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, dvc_built):
