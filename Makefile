@@ -44,10 +44,11 @@ DVC_REPORTS = $$(python -c "from pipeline_lib.config import load_params; from pi
 # relinks the outputs from DVC's cache, so their timestamps are then put back in DAG order (snakemake --touch),
 # or Snakemake would want to rerun everything.
 record: install  ## record the last run's artifacts in dvc.lock (and DVC's cache) and stage dvc.lock
-	@if [ "$$(dvc status --json)" = "{}" ]; then echo "dvc.lock already records the outputs"; \
-	elif snakemake -n $(DVC_REPORTS) 2>&1 | grep -q "Nothing to be done"; then \
-	  dvc commit --force --quiet && snakemake $(DVC_REPORTS) --cores 1 --touch --forceall --quiet rules; \
-	else echo "error: the last run is incomplete or out of date (snakemake -n plans jobs for $(DVC_REPORTS)):" \
+	@reports="$(DVC_REPORTS)"; \
+	if [ "$$(dvc status --json)" = "{}" ]; then echo "dvc.lock already records the outputs"; \
+	elif snakemake -n $$reports 2>&1 | grep -q "Nothing to be done"; then \
+	  dvc commit --force --quiet && snakemake $$reports --cores 1 --touch --forceall --quiet rules; \
+	else echo "error: the last run is incomplete or out of date (snakemake -n plans jobs for $$reports):" \
 	  "finish it first (make demo, or snakemake --cores 2 <report>), then make record"; exit 1; fi
 	git add dvc.lock
 	@echo "dvc.lock is staged: commit it with git; dvc exp run and dvc metrics diff start from the committed run"

@@ -144,15 +144,13 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     csv = str(paths.report_csv(exp.name))
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
-    outs = (csv, confusion) + pngs
     summary = str(paths.report_metrics(exp.name))
-    plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), template="confusion_counts", x="predicted", y="actual",
-                       title=f"{exp.name}: {registry.rows()[m].label} on {exp.target} test (seeds summed)",
-                       x_label="predicted class", y_label="true class") for m in models)
+    plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), title=exp.confusion_title(m), template="confusion_counts",
+                       x="predicted", y="actual", x_label="predicted class", y_label="true class") for m in models)
     plots += tuple(Plot(p) for p in pngs)
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=outs + (summary,),
+        outs=(csv, confusion, *pngs, summary),
         params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
         domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
         dir_outs=(confusion,), figures=_report_figures(exp), metrics=(summary,), plots=plots)

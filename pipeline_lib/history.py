@@ -22,10 +22,8 @@ def write_history(path: str | Path, rows: Sequence[dict[str, float]]) -> None:
     if wide.empty:
         pd.DataFrame(columns=list(COLUMNS)).to_csv(path, index=False)
         return
-    order = [c for c in wide.columns if c != "epoch"]
-    long = wide.melt(id_vars="epoch", value_vars=order, var_name="series", value_name="value").dropna()
-    long["order"] = long["series"].map({name: i for i, name in enumerate(order)})
-    long.sort_values(["epoch", "order"], kind="stable")[list(COLUMNS)].to_csv(path, index=False)
+    long = wide.melt(id_vars="epoch", var_name="series", value_name="value").dropna()  # series by series
+    long.sort_values("epoch", kind="stable").to_csv(path, index=False)  # stable: the logged order within an epoch
 
 
 def read_history(path: str | Path) -> pd.DataFrame:

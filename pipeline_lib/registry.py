@@ -123,6 +123,10 @@ class Experiment:
     def source_model(self, seed: int) -> Path:
         return paths.supervised_model(self.source, self.backbone, seed)
 
+    def confusion_title(self, row: str) -> str:
+        """The title of a report row's target confusion matrix (the report's picture and DVC's plot)."""
+        return f"{self.name}: {rows()[row].label} on {self.target} test (seeds summed)"
+
     def figure(self, path: str | Path, caption: str, subcategory: str, *, row_key: str = "",
                **labels: object) -> Figure:
         """One of the experiment's figures: shown under the experiment's name, in ``subcategory``

@@ -121,7 +121,9 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     exp = Experiment(params, experiment)
     curves, histories = [], {}
     for curve in registry.curves(exp):  # the training curves the experiment's stages declare
-        hist = histories.setdefault(curve.csv, read_history(curve.csv))
+        if curve.csv not in histories:  # several curves per file: read each once
+            histories[curve.csv] = read_history(curve.csv)
+        hist = histories[curve.csv]
         if curve.column in hist:
             curves.append((curve.panel, curve.series, hist["epoch"], hist[curve.column]))
     training_curves(curves, paths.curves_png(experiment), f"{experiment}: training curves per seed")
@@ -129,8 +131,7 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     with atomic_dir(paths.confusion_dir(experiment)) as folder:
         for method, conf in confusions.items():
             png = folder / paths.confusion_png(experiment, method).name
-            confusion_plot(conf, names, png, f"{experiment}: {registry.row(method).label} on {exp.target} test "
-                           "(seeds summed)")
+            confusion_plot(conf, names, png, exp.confusion_title(method))
             write_json(folder / paths.confusion_json(experiment, method).name, confusion_rows(conf, names))
     prediction_grid(params, experiment)
     rows = table[table["n_seeds"] > 0]
@@ -161,7 +162,7 @@ def report_metrics(table: pd.DataFrame) -> dict[str, object]:
     out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "", "profile": table["profile"].iloc[0]}
     for key, column in (("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
                         ("source_std", "source_std"), ("n_seeds", "n_seeds")):
-        values = {str(name): v.item() if hasattr(v, "item") else v for name, v in rows[column].items() if pd.notna(v)}
+        values = rows[column].dropna().to_dict()  # Python numbers, keyed by the rows' method names
         if values:  # no std with one seed
             out[key] = values
     return out

@@ -195,6 +195,7 @@ def test_report_metrics_give_each_rows_numbers_for_dvc(tiny_raw):
                           "source_std": [0.5, 0.25, None], "n_seeds": [3, 3, 0]},
                          index=pd.Index(["source_only", "cycada_feat", "label_bound"], name="row"))
     metrics = report_metrics(table)
+    json.dumps(metrics)  # native numbers: write_json can store it
     assert metrics["target"] == {"source_only": 40.0, "cycada_feat": 55.5} and metrics["n_seeds"]["cycada_feat"] == 3
     assert metrics["source_std"] == {"source_only": 0.5, "cycada_feat": 0.25} and metrics["metric"] == "accuracy %"
     one_seed = report_metrics(table.assign(target_std=None, source_std=None))
