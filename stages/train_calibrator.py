@@ -57,7 +57,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     n_cal, n_model = parameter_count(calibrator), parameter_count(model)
     save_checkpoint(out, calibrator.cpu().state_dict(), {
         **meta, "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,
-                               "n_blocks": cfg.n_blocks, "linf": cfg.linf},
+                               "n_blocks": cfg.n_blocks, "linf": cfg.linf,
+                               "output": cfg.output},
         "calibrator_parameters": n_cal, "model_parameters": n_model,
         "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "device": str(device)})

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 
 from pipeline_lib.methods.calibrator_params import CalibratorParams
 from pipeline_lib.losses import group_accuracy, group_loss
-from pipeline_lib.methods.calibrator import (GROUPS, amplitude_spectra, calibrator_loss, shuffled_patches,
+from pipeline_lib.methods.calibrator import (GROUPS, amplitude_spectra, calibrator_loss, grid_patch, shuffled_patches,
                                              train_calibrator)
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator, parameter_count, trace_deployed
 from pipeline_lib.models.lenet import LeNet
@@ -162,3 +162,56 @@ def test_the_release_variant_trains_on_softmax_scores(tmp_path, monkeypatch):
                                  tmp_path / "cal.pt", None)
     assert seen == [(10, 16)]  # the feature discriminator sees the 10 class scores, the pixel one a 4x4 patch
     assert len(result.history) == 1 and result.history[0]["loss_c"] > 0
+
+
+def test_the_release_output_is_one_sided_and_starts_near_its_bound():
+    torch.manual_seed(0)
+    cal = Calibrator(1, ngf=4, n_blocks=1, linf=0.2, output="one_sided")
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    delta = cal.perturbation(x)
+    assert delta.min() >= 0 and delta.max() <= 0.4  # [0, 2 * linf] on [-1, 1] images: it only brightens
+    assert (delta == 0.4).float().mean() > 0.5  # tanh ~ 0 -> 0.5, clipped at the bound: most pixels start there
+    assert torch.equal(cal(x), (x + delta).clamp(-1, 1))
+    with torch.no_grad():
+        cal.head.bias.fill_(-50.0)  # tanh -> -1: no perturbation at all
+    assert torch.equal(cal(x), x)
+    symmetric = Calibrator(1, ngf=4, n_blocks=1, linf=0.2)
+    assert torch.equal(symmetric(x), x)  # the paper's default still starts at the identity
+
+
+def test_grid_patch_shares_one_place_and_one_order_across_the_batch():
+    base = torch.arange(100, dtype=torch.float).reshape(1, 10, 10)
+    x = torch.stack([base, base + 1000])  # the second image: the same pixels shifted by 1000
+    places = set()
+    for seed in range(40):
+        out = grid_patch(x, 4, torch.Generator().manual_seed(seed))
+        assert out.shape == (2, 16) and torch.equal(out[1] - out[0], torch.full((16,), 1000.0))
+        top, left = int(out[0].min()) // 10, int(out[0].min()) % 10
+        assert top in (0, 4, 6) and left in (0, 4, 6)  # the grid of 4x4 patches, the last aligned to the edge
+        places.add((top, left))
+    assert len(places) == 9
+    y = x.clone().requires_grad_(True)
+    grid_patch(y, 4, torch.Generator().manual_seed(0)).sum().backward()
+    assert y.grad.sum().item() == 32
+
+
+def test_release_switches_train_with_frozen_dropout_and_weight_decay(tmp_path, monkeypatch):
+    import pipeline_lib.methods.calibrator as calib
+    torch.manual_seed(0)
+    model = LeNet(num_classes=10, in_channels=1, image_size=28)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes, decays, original = [], [], calib.build_optimizer
+    monkeypatch.setattr(calib, "build_optimizer", lambda *a, **k: decays.append(k["weight_decay"]) or original(*a, **k))
+    release = TINY.model_copy(update={"layer": "logits", "softmax": True, "source_weight": 0.1, "patch": 4,
+                                      "discriminators": "release", "output": "one_sided", "weight_decay": 5e-4,
+                                      "frozen_dropout": True, "epochs": 1})
+    spy = model.stages.logits[1].forward
+    monkeypatch.setattr(model.stages.logits[1], "forward", lambda h: modes.append(model.stages.logits[1].training)
+                        or spy(h))
+    seen = []
+    cal, result = train_calibrator(model, _digits(16, 0.0, 1), _digits(16, 0.5, 2), release, torch.device("cpu"), 0,
+                                   tmp_path / "cal.pt", None, monitor=lambda m: seen.append(m.training) or 0.5)
+    assert decays == [5e-4, 5e-4] and cal.output == "one_sided"
+    assert modes[0] is False and all(modes[1:]) and seen == [False]  # dropout on while training, not for the monitor
+    assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
+    assert result.history[0]["perturbation"] <= 0.2 + 1e-6

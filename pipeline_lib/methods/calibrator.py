@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from pipeline_lib.config import DivergenceParams
@@ -56,14 +57,49 @@ def shuffled_patches(x: torch.Tensor, size: int, generator: torch.Generator) -> 
     return flat.reshape(n, c * size * size)
 
 
+def grid_patch(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """The authors' release's pixel-discriminator input: one place on the grid of non-overlapping ``size`` x
+    ``size`` patches (the last row and column aligned to the image's edge) and one pixel order, both shared by the
+    whole batch, flattened to (N, C * size * size). Differentiable in ``x``."""
+    n, c, h, w = x.shape
+    if size > min(h, w):
+        raise PipelineError(f"calibrator.patch {size} is larger than the {h}x{w} images: lower it in params.yaml")
+    rows, cols = -(-h // size), -(-w // size)
+    place = int(torch.randint(rows * cols, (1,), generator=generator))
+    top, left = min(place // cols * size, h - size), min(place % cols * size, w - size)
+    order = torch.randperm(size * size, generator=generator).to(x.device)
+    crop = x[:, :, top:top + size, left:left + size].flatten(2)[:, :, order]
+    return crop.reshape(n, c * size * size)
+
+
 class GroupDiscriminators(torch.nn.Module):
-    """The feature and pixel discriminators (two fully connected layers, 4 outputs each)."""
+    """The feature and pixel discriminators, 4 outputs each: two fully connected layers each (the paper), or the
+    authors' release's (``discriminators: release``; see :class:`CalibratorParams`)."""
 
     def __init__(self, feat_channels: int, image_channels: int, params: CalibratorParams) -> None:
         super().__init__()
-        self.feat = FeatureDiscriminator(feat_channels, params.disc_hidden, n_layers=2, out_channels=len(GROUPS))
-        self.pixel = FeatureDiscriminator(image_channels * params.patch ** 2, params.disc_hidden, n_layers=2,
-                                          out_channels=len(GROUPS))
+        groups, pixels = len(GROUPS), image_channels * params.patch ** 2
+        if params.discriminators == "paper":
+            self.feat = FeatureDiscriminator(feat_channels, params.disc_hidden, n_layers=2, out_channels=groups)
+            self.pixel = FeatureDiscriminator(pixels, params.disc_hidden, n_layers=2, out_channels=groups)
+            return
+        self.feat = nn.Sequential(nn.Flatten(), nn.Linear(feat_channels, 1000), nn.ReLU(), nn.Linear(1000, 500),
+                                  nn.ReLU(), nn.Dropout(0.5), nn.Linear(500, groups))
+        self.pixel = nn.Sequential(nn.Linear(pixels, 128), nn.ReLU(), nn.Linear(128, groups))
+        for m in self.pixel:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.02), nn.init.zeros_(m.bias)
+
+
+def frozen_mode(model: nn.Module, dropout: bool) -> nn.Module:
+    """The frozen model in eval mode; with ``dropout``, its dropout layers active (the release's src_net.train()
+    without its batch-norm updates), so the deployed model never changes."""
+    model.eval()
+    if dropout:
+        for m in model.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.train()
+    return model
 
 
 def calibrator_loss(feat_logits: list[torch.Tensor], pixel_logits: list[torch.Tensor],
@@ -87,12 +123,19 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
     layer = resolve_layer(model, params.layer)
     sample = source[0][0][None].to(device)
     with torch.no_grad():
-        feat_channels = model.forward_features(sample, [layer])[layer].shape[1]
-    calibrator = Calibrator(sample.shape[1], params.ngf, params.n_down, params.n_blocks, params.linf).to(device)
+        feat_shape = model.forward_features(sample, [layer])[layer].shape
+    feat_channels = feat_shape[1]
+    if params.discriminators == "release" and len(feat_shape) > 2:
+        raise PipelineError(f"calibrator.discriminators: release is the authors' digits discriminators, for vector "
+                            f"features, but {params.layer} gives maps of shape {tuple(feat_shape[1:])}; use paper")
+    calibrator = Calibrator(sample.shape[1], params.ngf, params.n_down, params.n_blocks, params.linf,
+                            params.output).to(device)
     discs = GroupDiscriminators(feat_channels, sample.shape[1], params).to(device)
-    betas = (params.beta1, 0.999)
-    opt_c = build_optimizer("adam", calibrator.parameters(), params.lr, betas=betas)
-    opt_d = build_optimizer("adam", discs.parameters(), params.lr, betas=betas)
+    frozen_mode(model, params.frozen_dropout)
+    betas, decay = (params.beta1, 0.999), params.weight_decay
+    opt_c = build_optimizer("adam", calibrator.parameters(), params.lr, betas=betas, weight_decay=decay)
+    opt_d = build_optimizer("adam", discs.parameters(), params.lr, betas=betas, weight_decay=decay)
+    patches = shuffled_patches if params.discriminators == "paper" else grid_patch
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     gen_p = torch.Generator().manual_seed(seed + 2)
     growth_c = LossGrowth(divergence.loss_growth, f"{desc}: calibrator loss")
@@ -109,7 +152,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
         if params.softmax:
             feats = [f.float().softmax(dim=1) for f in feats]
         return [discs.feat(f).float() for f in feats], \
-            [discs.pixel(shuffled_patches(g, params.patch, gen_p)).float() for g in groups]
+            [discs.pixel(patches(g, params.patch, gen_p)).float() for g in groups]
 
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
@@ -149,7 +192,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
         row = {k: v / max(step, 1) for k, v in sums.items()}
         if monitor is not None:  # target metric of F_s o G_c, for the curves only (never selects a model)
             row["target_metric"] = monitor(CalibratedModel(calibrator, model).eval())
-            calibrator.train(), model.eval()  # the frozen model's batch norms never leave eval mode
+            calibrator.train(), frozen_mode(model, params.frozen_dropout)  # its batch norms never leave eval
         bar.set_postfix(loss_c=f"{row['loss_c']:.3f}", fooled=f"{row['fooled']:.2f}")
         state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
     return calibrator.eval(), state.result()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from pipeline_lib.config import FrameParams, LoaderParams
@@ -27,6 +29,19 @@ class CalibratorParams(LoaderParams):
     patch: int = Field(16, gt=0, description="side of the random patches the pixel discriminator sees (their "
                        "pixels are shuffled)")
     disc_hidden: int = Field(500, gt=0, description="both discriminators: two fully connected layers")
+    discriminators: Literal["paper", "release"] = Field(
+        "paper", description="paper: two fully connected layers each (disc_hidden), one patch per image at a random "
+        "place; release: the authors' release's, a feature discriminator of three (1000, 500, dropout 0.5) and a "
+        "pixel discriminator of two (128 hidden, N(0, 0.02) init) that sees one patch place and one pixel order "
+        "per batch, on the grid of non-overlapping patches (disc_hidden unused)")
+    output: Literal["symmetric", "one_sided"] = Field(
+        "symmetric", description="G'_c's output: symmetric, linf * tanh from a zero head (training starts at the "
+        "identity); one_sided, the release's clamp((tanh + 1) / 2, 0, linf) in pixel units with N(0, 0.02) init")
+    weight_decay: float = Field(0.0, ge=0, description="Adam's L2 weight decay for the calibrator and both "
+                                "discriminators (the paper: none stated; the release: 5e-4)")
+    frozen_dropout: bool = Field(False, description="the frozen model's dropout layers stay active while the "
+                                 "calibrator trains (the release calls src_net.train(); batch norms stay in eval "
+                                 "here, so the deployed model is still bit-identical)")
     lambda_feat: float = Field(1.0, ge=0)
     lambda_pixel: float = Field(1.0, ge=0)
     lr: float = Field(1e-4, gt=0, description="Adam, for the calibrator and both discriminators")

@@ -8,6 +8,9 @@ for Unsupervised Domain Adaptation", CVPR 2020, sections 3 and 5.3).
   pixel range; images here are in [-1, 1], so the bound there is ``2 * linf``). The head starts at
   zero, so training starts from ``G_c = I`` (the source model's own accuracy), and the calibrated
   image is clipped to the image range: an image stays an image (the authors' release clips too).
+  ``output="one_sided"`` is the authors' release's mapping instead: ``clamp((tanh + 1) / 2, 0, 2 * linf)``,
+  a perturbation in [0, 2 * linf] that only brightens, with every convolution drawn from N(0, 0.02) as the
+  release's ``init_weights``; it starts near the bound (tanh ~ 0 maps to 0.5, clipped), not at the identity.
 - :class:`CalibratedModel`: the deployed pipeline, the calibrator then the frozen model.
 """
 
@@ -26,12 +29,18 @@ from pipeline_lib.models import load_task_model
 from pipeline_lib.models.cyclegan import ResidualBlock
 
 
+OUTPUTS = ("symmetric", "one_sided")
+
+
 class Calibrator(nn.Module):
-    def __init__(self, channels: int, ngf: int = 16, n_down: int = 2, n_blocks: int = 2, linf: float = 0.1) -> None:
+    def __init__(self, channels: int, ngf: int = 16, n_down: int = 2, n_blocks: int = 2, linf: float = 0.1,
+                 output: str = "symmetric") -> None:
         super().__init__()
         if not 0 < linf <= 1:
             raise ValueError(f"calibrator linf must be in (0, 1], got {linf}")
-        self.linf, self.multiple = float(linf), 2 ** n_down
+        if output not in OUTPUTS:
+            raise ValueError(f"calibrator output must be one of {OUTPUTS}, got {output!r}")
+        self.linf, self.multiple, self.output = float(linf), 2 ** n_down, output
         self.stem = nn.Sequential(nn.Conv2d(channels, ngf, 3, padding=1), nn.InstanceNorm2d(ngf), nn.ReLU(True))
         self.down = nn.ModuleList()
         ch = ngf
@@ -46,10 +55,16 @@ class Calibrator(nn.Module):
                                          nn.InstanceNorm2d(ch // 2), nn.ReLU(True)))
             ch //= 2
         self.head = nn.Conv2d(ch, channels, 3, padding=1)
-        nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)  # G'_c = 0 at the start: G_c = I
+        if output == "symmetric":
+            nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)  # G'_c = 0 at the start: G_c = I
+        else:  # the release's init_weights("normal"): every convolution N(0, 0.02), biases 0
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.normal_(m.weight, 0.0, 0.02), nn.init.zeros_(m.bias)
 
     def perturbation(self, x: torch.Tensor) -> torch.Tensor:
-        """G'_c(x), with |G'_c(x)| <= 2 * linf everywhere (the [-1, 1] image range)."""
+        """G'_c(x), with |G'_c(x)| <= 2 * linf everywhere (the [-1, 1] image range); in [0, 2 * linf] when
+        ``output`` is ``one_sided``."""
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
         y = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
@@ -61,7 +76,10 @@ class Calibrator(nn.Module):
         y = self.blocks(y)
         for layer in self.up:
             y = layer(y) + skips.pop()
-        return 2 * self.linf * torch.tanh(self.head(y))[..., :h, :w]
+        y = torch.tanh(self.head(y))[..., :h, :w]
+        if self.output == "one_sided":
+            return ((y + 1) / 2).clamp(0.0, 2 * self.linf)
+        return 2 * self.linf * y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``G_c(x) = x + G'_c(x)``, clipped to the [-1, 1] image range."""
