@@ -72,24 +72,54 @@ def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, 
     return conf, {k: np.stack(v) if v else np.zeros((0,), np.uint8) for k, v in shown.items()}
 
 
+def score(model: nn.Module, model_task: str, data: Dataset, num_classes: int, device: torch.device,
+          batch_size: int, eval_classes: list[int] | None = None, infer_max_width: int | None = None) -> float:
+    """The task's headline metric of ``model`` on labelled ``data`` (a TensorDataset or any sequence of
+    (image, label) pairs): accuracy, or mIoU over ``eval_classes``. The model's train/eval mode is kept."""
+    from pipeline_lib.metrics import accuracy, segmentation_scores
+
+    was_training = model.training
+    if model_task == "classification":
+        if hasattr(data, "tensors"):
+            images, labels = data.tensors  # type: ignore[attr-defined]
+        else:
+            images, labels = torch.stack([x for x, _ in data]), torch.stack([torch.as_tensor(y) for _, y in data])
+        value = accuracy(evaluate_classification(model, images, labels, num_classes, device, batch_size)[0].numpy())
+    else:
+        conf, _ = evaluate_segmentation(model, data, num_classes, device, batch_size, infer_max_width)
+        value = float(segmentation_scores(conf.numpy(), eval_classes)["miou"])
+    model.train(was_training)
+    return value
+
+
 def target_monitor(model_task: str, data: Dataset, num_classes: int, device: torch.device, batch_size: int,
                    eval_classes: list[int] | None = None, infer_max_width: int | None = None):
     """A per-epoch probe of the target test metric (accuracy or mIoU), for training curves only
     (GAM Fig. 5): it reads target labels, so it never selects a checkpoint."""
-    from pipeline_lib.metrics import accuracy, segmentation_scores
 
     def probe(model: nn.Module) -> float:
-        was_training = model.training
-        if model_task == "classification":
-            images, labels = data.tensors  # type: ignore[attr-defined]
-            value = accuracy(evaluate_classification(model, images, labels, num_classes, device, batch_size)[0].numpy())
-        else:
-            conf, _ = evaluate_segmentation(model, data, num_classes, device, batch_size, infer_max_width)
-            value = float(segmentation_scores(conf.numpy(), eval_classes)["miou"])
-        model.train(was_training)
-        return value
+        return score(model, model_task, data, num_classes, device, batch_size, eval_classes, infer_max_width)
 
     return probe
+
+
+#: a translation whose translated source keeps less than this share of the frozen source model's metric is flagged
+CONTENT_KEPT_MIN = 2 / 3
+
+
+def content_check(model: nn.Module, model_task: str, originals: Dataset, translated: Dataset, num_classes: int,
+                  device: torch.device, batch_size: int, eval_classes: list[int] | None = None,
+                  infer_max_width: int | None = None) -> dict[str, object]:
+    """Whether a translation kept the source's content: the frozen source model's metric on the first source
+    frames (``originals``) and on the same frames translated (``translated``, the same labels). A translator
+    that destroys content (CyCADA's semantic loss is there to stop it) shows here before any model trains on
+    it. Reads source labels only."""
+    before = score(model, model_task, originals, num_classes, device, batch_size, eval_classes, infer_max_width)
+    after = score(model, model_task, translated, num_classes, device, batch_size, eval_classes, infer_max_width)
+    kept = after / before if before > 0 else None
+    return {"metric": "accuracy" if model_task == "classification" else "miou", "frames": len(translated),
+            "source": before, "translated": after, "kept": kept, "kept_min": CONTENT_KEPT_MIN,
+            "flagged": kept is not None and kept < CONTENT_KEPT_MIN}
 
 
 def experiment_target_monitor(source: Domain, target: Domain, backbone: BackboneParams,

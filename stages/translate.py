@@ -1,4 +1,5 @@
-"""Translate every source training image with G_S->T into a sharded dataset that keeps the source labels."""
+"""Translate every source training image with G_S->T into a sharded dataset that keeps the source labels, and
+check its content: the frozen source model's metric on the first source frames before and after translation."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import argparse
 
 import torch
 
-from pipeline_lib.artifacts import ShardWriter, load_checkpoint
+from pipeline_lib.artifacts import ShardWriter, load_checkpoint, write_json
 from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import frames_for_translation
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.methods.cycada import CycleGAN, translate, translate_dataset
-from pipeline_lib.methods.cycada_spec import cyclegan_model, translated_dataset, translation_grid
+from pipeline_lib.evaluation import content_check
+from pipeline_lib.methods.cycada_spec import content_check_json, cyclegan_model, translated_dataset, translation_grid
+from pipeline_lib.models import load_task_model
 from pipeline_lib.plots import image_rows
 from pipeline_lib.provenance import fingerprint
+from pipeline_lib.registry import Experiment
 from pipeline_lib.runtime import resolve_device
 
 
@@ -34,15 +38,22 @@ def main(args: argparse.Namespace, params: Params) -> None:
             "params_hash": fingerprint((), cyclegan=cycada.cyclegan, translate=cfg, backbone=backbone),
             "cyclegan_code_version": ckpt["meta"]["code_version"], "cyclegan_seconds": ckpt["meta"]["train_seconds"]}
     sample: list[torch.Tensor] = []  # the first frames, translated, for the grid
+    checked: list[tuple[torch.Tensor, torch.Tensor]] = []  # the first frames, translated, for the content check
 
     def store(images: torch.Tensor, labels: torch.Tensor) -> None:
         writer.add(to_uint8_images(images), labels.numpy().astype("uint8" if labels.dim() > 1 else "int64"))
         if len(sample) < cfg.grid_samples:
             sample.extend(images[: cfg.grid_samples - len(sample)])
+        checked.extend(zip(images[: cfg.content_check - len(checked)], labels[: cfg.content_check - len(checked)]))
 
+    frozen, _ = load_task_model(Experiment(params, args.experiment).source_model(args.seed), backbone)
     with ShardWriter(out, cfg.shard_size, meta) as writer:
         translate_dataset(net.g_st, source, device, cfg.batch_size, store, cfg.num_workers)
+        check = content_check(frozen, backbone.task, [source[i] for i in range(len(checked))], checked,
+                              frozen.num_classes, device, cfg.batch_size, list(src.eval_classes))
         manifest = writer.close()
+    write_json(content_check_json(args.experiment, args.seed), {"experiment": args.experiment, "seed": args.seed,
+                                                                 **check})
     translated = torch.stack(sample)
     originals = torch.stack([source[i][0] for i in range(len(sample))])
     reconstructed = translate(net.g_ts, translated, device, cfg.batch_size)
@@ -50,7 +61,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
                 ("reconstructed", to_uint8_images(reconstructed))],
                translation_grid(args.experiment, args.seed),
                f"{args.experiment} seed {args.seed}: {exp.source} -> {exp.target} -> {exp.source}")
-    print(f"translated {manifest['count']} images into {len(manifest['shards'])} shard(s) at {out}")
+    print(f"translated {manifest['count']} images into {len(manifest['shards'])} shard(s) at {out}; content check on "
+          f"{check['frames']} frames: the frozen source model's {check['metric']} {100 * check['source']:.1f} -> "
+          f"{100 * check['translated']:.1f}%" + (" (FLAGGED: the translation lost over a third)" if check["flagged"]
+                                                 else ""))
 
 
 if __name__ == "__main__":

@@ -58,14 +58,18 @@ def test_source_and_target_class_lists_are_checked_when_the_dag_is_built(tiny_ra
 
 
 def test_metrics_and_plots_are_declared_for_dvc():
-    """Every evaluation's metrics file and each report's summary are DVC metrics; every training history, each
-    report's confusion folder and figures are DVC plots, with the project's templates."""
+    """Every evaluation's metrics file, each translation's content check and each report's summary are DVC
+    metrics; every training history, each report's confusion folder and figures are DVC plots, with the project's
+    templates."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     stages = dvc["stages"]
     metrics = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
     evaluations = [n for n in stages if n.startswith("evaluate__")]
-    assert evaluations and metrics == {str(paths.report_metrics(e)) for e in load_params(ROOT / "params.yaml")
-                                       .dvc_experiments} | {next(iter(stages[n]["metrics"][0])) for n in evaluations}
+    translations = [n for n in stages if n.startswith("translate__")]
+    assert evaluations and translations
+    assert metrics == ({str(paths.report_metrics(e)) for e in load_params(ROOT / "params.yaml").dvc_experiments}
+                       | {next(iter(stages[n]["metrics"][0])) for n in evaluations + translations})
+    assert all("content_check" in next(iter(stages[n]["metrics"][0])) for n in translations)
     plots = {next(iter(p)) if isinstance(p, dict) else p: p for p in dvc["plots"]}
     histories = {next(iter(o)) for s in stages.values() for o in s["outs"] if paths.is_history(next(iter(o)))}
     assert histories and histories <= set(plots)

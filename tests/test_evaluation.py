@@ -70,3 +70,37 @@ def test_classification_keeps_the_first_test_images_with_their_predictions():
     assert shown["predictions"].tolist() == [0, 0, 0, 1] and shown["labels"].tolist() == [0, 0, 1, 1]
     assert shown["images"].shape == (4, 4, 4, 1) and shown["images"].dtype == np.uint8
     assert shown["images"][0].max() == 0 and shown["images"][3].min() > 127
+
+
+class _Brightness(nn.Module):
+    """Class 1 for images brighter than mid-grey, else 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([-m, m], dim=1)
+
+
+def test_content_check_flags_a_translation_that_loses_over_a_third_of_the_metric():
+    from pipeline_lib.evaluation import content_check
+    labels = torch.tensor([0, 1] * 6)
+    originals = [(torch.full((1, 4, 4), 0.5 if y else -0.5), y) for y in labels]
+    kept = [(x * 0.9, y) for x, y in originals]  # a mild style change: every prediction survives
+    broken = [(x.abs() if i < 5 else x, y) for i, (x, y) in enumerate(originals)]  # 3 of 12 labels lost (class 0 -> 1)
+    ruined = [(x.abs(), y) for x, y in originals]  # every image bright: half the labels lost
+    args = (2, torch.device("cpu"), 4)
+    check = content_check(_Brightness(), "classification", originals, kept, *args)
+    assert check == {"metric": "accuracy", "frames": 12, "source": 1.0, "translated": 1.0, "kept": 1.0,
+                     "kept_min": 2 / 3, "flagged": False}
+    check = content_check(_Brightness(), "classification", originals, broken, *args)
+    assert check["translated"] == 0.75 and not check["flagged"]
+    check = content_check(_Brightness(), "classification", originals, ruined, *args)
+    assert check["translated"] == 0.5 and check["kept"] == 0.5 and check["flagged"]
+
+
+def test_content_check_scores_segmentation_frames_by_miou():
+    from pipeline_lib.evaluation import content_check
+    frames = _frames(2, 8, 16)
+    originals = [frames[i] for i in range(2)]
+    swapped = [(-x, m) for x, m in originals]  # red and black exchanged: every scored pixel wrong
+    check = content_check(_LeftRight(), "segmentation", originals, swapped, 2, torch.device("cpu"), 2, [0, 1])
+    assert check["metric"] == "miou" and check["source"] == 1.0 and check["translated"] == 0.0 and check["flagged"]

@@ -64,9 +64,11 @@ def built(tmp_path_factory, dvc_started) -> Path:
 
 
 def _metrics(project: Path) -> dict[str, dict]:
-    """Per metrics file: the seed and both domains' confusion matrices."""
+    """Per evaluation's metrics file: the seed and both domains' confusion matrices."""
     out = {}
     for path in sorted(project.glob("metrics/**/*.json")):
+        if path.parent.name == "content_check":  # translate's record, not an evaluation
+            continue
         m = json.loads(path.read_text())
         out[str(path.relative_to(project))] = {"seed": m["seed"], "target": m["target"], "source": m["source"]}
     return out
@@ -106,6 +108,14 @@ def test_report_has_a_row_per_method_with_seeds_profile_and_plots(built):
         assert (built / "reports/mnist5k_mnistm" / png).read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((built / "data/translated/mnist5k_mnistm/seed0/manifest.json").read_text())
     assert manifest["count"] == 4000 and manifest["source"] == "mnist5k"
+    check = json.loads((built / "metrics/mnist5k_mnistm/content_check/seed0.json").read_text())
+    assert (check["metric"], check["frames"], check["seed"]) == ("accuracy", 64, 0)
+    assert 0 < check["source"] <= 1 and 0 <= check["translated"] <= 1
+    assert check["flagged"] == (check["translated"] < 2 / 3 * check["source"])
+    pixel = table.set_index("method").loc[registry.row("cycada_pixel").label]
+    assert pixel["content_check"] == (f"source model on source {100 * check['source']:.1f} -> translated "
+                                      f"{100 * check['translated']:.1f} (accuracy, first 64 frames)")
+    assert table["content_check"].notna().sum() == 1  # the pixel-only row carries it
 
 
 def test_second_run_plans_no_work(built):
@@ -289,6 +299,8 @@ def test_dvc_metrics_show_every_evaluation_per_method_and_seed_and_the_report(dv
         metrics = shown[f"metrics/mnist5k_mnistm/{method}/seed0.json"]["data"]
         assert (metrics["method"], metrics["seed"]) == (method, 0)
         assert 0 <= metrics["target"]["accuracy"] <= 1 and 0 <= metrics["source"]["accuracy"] <= 1
+    check = shown["metrics/mnist5k_mnistm/content_check/seed0.json"]["data"]  # translate's content check
+    assert check["frames"] == 64 and 0 <= check["translated"] <= 1
     summary = shown["reports/mnist5k_mnistm/metrics.json"]["data"]
     assert set(summary) == {"metric", "profile", "target", "source", "n_seeds"}  # no std with one seed
     table = pd.read_csv(project / REPORT)

@@ -55,6 +55,8 @@ class TranslateParams(LoaderParams):
     batch_size: int = Field(256, gt=0)
     shard_size: int = Field(20000, gt=0, description="images per shard file of a translated dataset")
     grid_samples: int = Field(8, gt=0)
+    content_check: int = Field(1000, gt=0, description="the first N source frames that the frozen source model "
+                               "scores before and after translation (the report's content check)")
 
 
 class AdaptFeaturesParams(LoaderParams, PreciseBNParams, StepBudgetParams):

@@ -46,6 +46,11 @@ def translation_grid(experiment: str, seed: int) -> Path:
     return Path("reports") / experiment / f"translation_seed{seed}.png"
 
 
+def content_check_json(experiment: str, seed: int) -> Path:
+    """The frozen source model's metric on the first source frames before and after translation."""
+    return Path("metrics") / experiment / "content_check" / f"seed{seed}.json"
+
+
 def pixel_model(experiment: str, seed: int) -> Path:
     return cycada_dir(experiment, seed) / "pixel.pt"
 
@@ -83,6 +88,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     f_s = str(exp.source_model(seed))
     cyclegan, translated = cyclegan_model(exp.name, seed), translated_dataset(exp.name, seed)
     pixel, grid = pixel_model(exp.name, seed), translation_grid(exp.name, seed)
+    check = content_check_json(exp.name, seed)
     stages: list[StageSpec] = []
     if exp.wants(PIXEL_ROW, "cycada_pixel_feat"):
         run = (("experiment", exp.name), ("seed", seed))
@@ -95,7 +101,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
                       curves=tuple(Curve(f"CycleGAN {name}", f"seed {seed}", col, str(csv))
                                    for col, name in CYCLEGAN_CURVES)),
             StageSpec(name=f"translate__{exp.name}__s{seed}", module="translate", args=run,
-                      deps=(str(cyclegan), src), outs=(str(translated), str(grid)),
+                      deps=(str(cyclegan), src, f_s), outs=(str(translated), str(grid), str(check)),
+                      metrics=(str(check),),
                       params=exp.keys + (exp.key("cycada.cyclegan"), exp.key("cycada.translate")),
                       domains=(exp.source,), backbone=exp.backbone, dir_outs=(str(translated),),
                       figures=(exp.figure(grid, "cyclegan_translation", FIGURES, figure="CycleGAN translations",
@@ -129,6 +136,20 @@ _T4 = {  # CyCADA Table 4, GTA5 -> Cityscapes val: 19 per-class IoUs, mIoU, fwIo
 }
 
 
+def _content_columns(exp: Experiment) -> dict[str, object]:
+    """The translation's content check (``translate``'s record, mean over seeds): the frozen source model's metric
+    on source frames before and after translation, and a flag where translation lost over a third of it."""
+    from pipeline_lib.artifacts import read_json  # the report's job; the DAG never calls this
+    checks = [read_json(content_check_json(exp.name, s)) for s in exp.row_seeds(PIXEL_ROW)]
+    before = 100 * sum(c["source"] for c in checks) / len(checks)
+    after = 100 * sum(c["translated"] for c in checks) / len(checks)
+    flagged = [str(c["seed"]) for c in checks if c["flagged"]]
+    return {"content_check": f"source model on source {before:.1f} -> translated {after:.1f} ({checks[0]['metric']}, "
+                             f"first {checks[0]['frames']} frames)",
+            "content_flag": (f"translation kept under {checks[0]['kept_min']:.0%} of the source model's "
+                             f"{checks[0]['metric']} (seeds {' '.join(flagged)})") if flagged else ""}
+
+
 def _paper(row: str, *tables: dict) -> dict:
     return merge(*tables, {("gta5", "cityscapes", arch): (segmentation_row(v, "CyCADA Table 4"),)
                            for (arch, name), v in _T4.items() if name == row})
@@ -137,7 +158,8 @@ def _paper(row: str, *tables: dict) -> dict:
 ROWS = {
     "cycada_pixel": Row(
         "cycada_pixel", "CyCADA pixel only", "last epoch; no target labels",
-        checkpoint=lambda exp, seed: pixel_model(exp.name, seed),
+        checkpoint=lambda exp, seed: pixel_model(exp.name, seed), columns=_content_columns,
+        report_inputs=lambda exp: tuple(content_check_json(exp.name, s) for s in exp.row_seeds(PIXEL_ROW)),
         paper=_paper("cycada_pixel", digits("CyCADA Table 2", "95.6 ± 0.2", "96.4 ± 0.1", "70.3 ± 0.2"))),
     "cycada_feat": Row(
         "cycada_feat", "CyCADA feat only (ADDA)", ADDA_SELECTION,
