@@ -11,11 +11,13 @@ The source model ``F_s = C_s o M_s`` stays frozen; only the calibrator ``G_c = I
 - the calibrator is trained so that both classify G3 and G4 as G1 (eq. 7).
 
 The default follows the paper. The authors' release (github.com/yeshaokai/Calibrator-Domain-Adaptation)
-differs for digits: its feature discriminator sees the softmax of the source model's logits (``layer: logits``,
-``softmax: true``), it weighs the calibrated-source terms of eq. 7 by 0.1 (``source_weight``), its pixel
-discriminator sees 4x4 patches (``patch``), its perturbation is one-sided in [0, 0.2] of the pixel range, and
-it trains 200 epochs. Widths, patch size and bound are parameters
-(:class:`~pipeline_lib.methods.calibrator_params.CalibratorParams`).
+differs for digits, and each of its choices is an option of
+:class:`~pipeline_lib.methods.calibrator_params.CalibratorParams`: the feature discriminator sees the softmax of the
+source model's logits (``layer: logits``, ``softmax: true``); eq. 7's calibrated-source terms weigh 0.1
+(``source_weight``); 4x4 pixel patches (``patch``) at one place and order per batch, and its discriminators' depths
+(``discriminators: release``); a one-sided perturbation in [0, linf] that starts near its bound
+(``output: one_sided``); Adam weight decay 5e-4 (``weight_decay``); the source net's dropout on while the
+calibrator trains (``frozen_dropout``); 200 epochs. docs/calibrator.md measures each one.
 """
 
 from __future__ import annotations
