@@ -13,8 +13,8 @@ from pipeline_lib.config import Params
 from pipeline_lib.domains.loading import frames_for_translation
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
-from pipeline_lib.methods.cycada import CycleGAN, translate, translate_dataset
 from pipeline_lib.evaluation import content_check
+from pipeline_lib.methods.cycada import CycleGAN, translate, translate_dataset
 from pipeline_lib.methods.cycada_spec import content_check_json, cyclegan_model, translated_dataset, translation_grid
 from pipeline_lib.models import load_task_model
 from pipeline_lib.plots import image_rows

@@ -136,11 +136,16 @@ _T4 = {  # CyCADA Table 4, GTA5 -> Cityscapes val: 19 per-class IoUs, mIoU, fwIo
 }
 
 
+def _content_checks(exp: Experiment) -> tuple[Path, ...]:
+    """The pixel-only row's content-check records, one per seed (read by the report)."""
+    return tuple(content_check_json(exp.name, s) for s in exp.row_seeds(PIXEL_ROW))
+
+
 def _content_columns(exp: Experiment) -> dict[str, object]:
     """The translation's content check (``translate``'s record, mean over seeds): the frozen source model's metric
     on source frames before and after translation, and a flag where translation lost over a third of it."""
     from pipeline_lib.artifacts import read_json  # the report's job; the DAG never calls this
-    checks = [read_json(content_check_json(exp.name, s)) for s in exp.row_seeds(PIXEL_ROW)]
+    checks = [read_json(path) for path in _content_checks(exp)]
     before = 100 * sum(c["source"] for c in checks) / len(checks)
     after = 100 * sum(c["translated"] for c in checks) / len(checks)
     flagged = [str(c["seed"]) for c in checks if c["flagged"]]
@@ -159,7 +164,7 @@ ROWS = {
     "cycada_pixel": Row(
         "cycada_pixel", "CyCADA pixel only", "last epoch; no target labels",
         checkpoint=lambda exp, seed: pixel_model(exp.name, seed), columns=_content_columns,
-        report_inputs=lambda exp: tuple(content_check_json(exp.name, s) for s in exp.row_seeds(PIXEL_ROW)),
+        report_inputs=_content_checks,
         paper=_paper("cycada_pixel", digits("CyCADA Table 2", "95.6 ± 0.2", "96.4 ± 0.1", "70.3 ± 0.2"))),
     "cycada_feat": Row(
         "cycada_feat", "CyCADA feat only (ADDA)", ADDA_SELECTION,
