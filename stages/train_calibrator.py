@@ -20,6 +20,7 @@ from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.calibrator import amplitude_spectra, train_calibrator
+from pipeline_lib.methods.calibrator_params import settings
 from pipeline_lib.methods.calibrator_spec import VARIANTS, calibrator_model, fourier_png, frozen_model
 from pipeline_lib.methods.cycada_spec import translated_dataset
 from pipeline_lib.registry import Experiment
@@ -47,7 +48,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     out = calibrator_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "calibrator_params": cfg.model_dump(), "frozen_model": str(frozen_path),
-            "num_classes": model.num_classes}
+            "num_classes": model.num_classes, "settings": settings(cfg)}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, model.num_classes,
                                         device)  # curves only
     key = stage_fingerprint(params, exp.backbone, device, [frozen_path, source_data, tgt.artifact], **meta)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from pipeline_lib.methods.calibrator_params import CalibratorParams
+from pipeline_lib.methods.calibrator_params import CalibratorParams, settings
 from pipeline_lib.losses import group_accuracy, group_loss
 from pipeline_lib.methods.calibrator import (GROUPS, amplitude_spectra, calibrator_loss, grid_patch, shuffled_patches,
                                              train_calibrator)
@@ -215,3 +215,13 @@ def test_release_switches_train_with_frozen_dropout_and_weight_decay(tmp_path, m
     assert modes[0] is False and all(modes[1:]) and seen == [False]  # dropout on while training, not for the monitor
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
     assert result.history[0]["perturbation"] <= 0.2 + 1e-6
+
+
+def test_settings_names_each_departure_from_the_paper():
+    assert settings(CalibratorParams()).startswith("the paper's formulation")
+    release = settings(CalibratorParams(layer="logits", softmax=True))
+    assert release == "feature discriminator on softmax of logits (the authors' release; the paper: M_s features)"
+    several = settings(CalibratorParams(layer="conv2", source_weight=0.1, output="one_sided", weight_decay=5e-4))
+    assert several.split("; ") == ["feature discriminator on conv2 (the paper: M_s features)",
+                                   "calibrated-source terms weighted 0.1", "the release's one-sided output",
+                                   "weight decay 0.0005"]

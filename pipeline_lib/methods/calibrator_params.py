@@ -63,6 +63,27 @@ class SegCalibratorParams(CalibratorParams, FrameParams):
     """Ye et al. 4: batch 6 on DRN-26, Adam 1e-4, L-infinity 0.01."""
 
 
+def settings(cfg: CalibratorParams) -> str:
+    """The run's choices where this project departs from the paper (the report's ``settings`` column): the
+    authors' release's options that are switched on, each named; "the paper's formulation" when none is."""
+    notes = []
+    if cfg.layer != "encoder" or cfg.softmax:
+        release = " the authors' release;" if (cfg.layer, cfg.softmax) == ("logits", True) else ""
+        notes.append(f"feature discriminator on {'softmax of ' if cfg.softmax else ''}{cfg.layer} ({release} the "
+                     "paper: M_s features)".replace("( ", "("))
+    if cfg.source_weight != 1:
+        notes.append(f"calibrated-source terms weighted {cfg.source_weight:g}")
+    if cfg.discriminators == "release":
+        notes.append("the release's discriminators")
+    if cfg.output == "one_sided":
+        notes.append("the release's one-sided output")
+    if cfg.weight_decay:
+        notes.append(f"weight decay {cfg.weight_decay:g}")
+    if cfg.frozen_dropout:
+        notes.append("the frozen model's dropout active")
+    return "; ".join(notes) or "the paper's formulation (M_s features, eq. 7 weighted equally)"
+
+
 SECTION = "calibrator"
 PARAMS = CalibratorParams
 SEG_PARAMS = SegCalibratorParams

@@ -20,8 +20,9 @@ from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 #: rows -> variant (raw: the source-only model on raw source; cycada: CyCADA's pixel-only model)
 VARIANTS = {"calibrator": "raw", "cycada_calibrator": "cycada"}
 # said on every calibrator row: where its settings come from (no target label was read)
-SELECTION = ("last epoch; the paper's lr, the digits L-inf bound from the authors' release; no target labels "
-             "read")
+SELECTION = ("last epoch; the paper's lr; the digits L-inf bound and feature-discriminator input from the authors' "
+             "release, the input chosen on syndigits -> mnist5k (the settings column names it); no target labels "
+             "of a reported pair read")
 CURVES = (("acc_d_feat", "feature discriminator, 4-way accuracy"),
           ("acc_d_pixel", "pixel discriminator, 4-way accuracy"),
           ("fooled", "calibrated images classified as source (G1)"))
