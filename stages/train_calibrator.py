@@ -48,7 +48,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     out = calibrator_model(args.experiment, args.variant, args.seed)
     meta = {"experiment": args.experiment, "variant": args.variant, "seed": args.seed, "profile": params.profile,
             "calibrator_params": cfg.model_dump(), "frozen_model": str(frozen_path),
-            "num_classes": model.num_classes, "settings": settings(cfg)}
+            "num_classes": model.num_classes}
     monitor = experiment_target_monitor(src, tgt, backbone, params.track(exp.backbone).evaluate, model.num_classes,
                                         device)  # curves only
     key = stage_fingerprint(params, exp.backbone, device, [frozen_path, source_data, tgt.artifact], **meta)
@@ -57,7 +57,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
                                           monitor=monitor, divergence=params.divergence)
     n_cal, n_model = parameter_count(calibrator), parameter_count(model)
     save_checkpoint(out, calibrator.cpu().state_dict(), {
-        **meta, "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,
+        **meta, "settings": settings(cfg), "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,
                                "n_blocks": cfg.n_blocks, "linf": cfg.linf,
                                "output": cfg.output},
         "calibrator_parameters": n_cal, "model_parameters": n_model,

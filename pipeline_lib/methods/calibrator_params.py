@@ -68,9 +68,9 @@ def settings(cfg: CalibratorParams) -> str:
     authors' release's options that are switched on, each named; "the paper's formulation" when none is."""
     notes = []
     if cfg.layer != "encoder" or cfg.softmax:
-        release = " the authors' release;" if (cfg.layer, cfg.softmax) == ("logits", True) else ""
-        notes.append(f"feature discriminator on {'softmax of ' if cfg.softmax else ''}{cfg.layer} ({release} the "
-                     "paper: M_s features)".replace("( ", "("))
+        origin = "the authors' release; " if (cfg.layer, cfg.softmax) == ("logits", True) else ""
+        notes.append(f"feature discriminator on {'softmax of ' if cfg.softmax else ''}{cfg.layer} "
+                     f"({origin}the paper: M_s features)")
     if cfg.source_weight != 1:
         notes.append(f"calibrated-source terms weighted {cfg.source_weight:g}")
     if cfg.discriminators == "release":
