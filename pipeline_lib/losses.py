@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline_lib.metrics import IGNORE_INDEX
+
 GanMode = Literal["vanilla", "lsgan"]
 
 
@@ -44,15 +46,18 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Ten
     return F.l1_loss(reconstructed, original)
 
 
-def semantic_consistency_loss(labeller: nn.Module, translated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+def semantic_consistency_loss(labeller: nn.Module, translated: torch.Tensor, original: torch.Tensor,
+                              targets: torch.Tensor | None = None) -> torch.Tensor:
     """CyCADA eq. 4 (one direction): L_task(f, G(x), argmax f(x)).
 
     The labeller's prediction on the original image is the (noisy) label the translated image
-    must keep. No gradient flows into the labeller through the pseudo-label.
+    must keep. No gradient flows into the labeller through the pseudo-label. ``targets``, where
+    given, replace the prediction (the authors' fork uses the true source labels S -> T).
     """
-    with torch.no_grad():
-        pseudo = labeller(original).argmax(1)
-    return F.cross_entropy(labeller(translated), pseudo)
+    if targets is None:
+        with torch.no_grad():
+            targets = labeller(original).argmax(1)
+    return F.cross_entropy(labeller(translated), targets, ignore_index=IGNORE_INDEX)
 
 
 def weight_drift(model: nn.Module, reference: dict[str, torch.Tensor],

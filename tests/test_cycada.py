@@ -127,6 +127,39 @@ def test_cyclegan_step_updates_classifier_then_generators_then_discriminators_on
     assert all(torch.isfinite(torch.tensor(v)) for v in result.history[0].values())
 
 
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_lambda_gan_st_weights_the_s_to_t_adversarial_term_alone(tmp_path, monkeypatch, factor):
+    """The fork's doubled G_A term: the S -> T generator GAN loss (against D_T) is scaled, the T -> S one not."""
+    terms = iter([1.0, 10.0] * 4)  # each step: S -> T first, then T -> S
+    monkeypatch.setattr(cycada, "gan_loss", lambda scores, real, mode: scores.mean() * 0 + next(terms))
+    params = _params(semantic_loss="off", lambda_gan_st=factor, max_steps_per_epoch=1)
+    result = train_cyclegan(CycleGAN.build(1, params), LeNet(), *_domains(), params, torch.device("cpu"), 0,
+                            tmp_path / "c.pt", None)
+    assert result.history[0]["loss_gan"] == pytest.approx(factor * 1.0 + 10.0)
+
+
+@pytest.mark.parametrize("targets", ["predicted", "labels"])
+def test_semantic_targets_labels_gives_the_true_source_labels_s_to_t_only(tmp_path, monkeypatch, targets):
+    seen = []
+    real = cycada.semantic_consistency_loss
+
+    def spy(labeller, translated, original, given=None):
+        seen.append(given)
+        return real(labeller, translated, original, given)
+
+    monkeypatch.setattr(cycada, "semantic_consistency_loss", spy)
+    params = _params(semantic_targets=targets, max_steps_per_epoch=1)
+    source, target = _domains()
+    train_cyclegan(CycleGAN.build(1, params), LeNet(), source, target, params, torch.device("cpu"), 0,
+                   tmp_path / "c.pt", None)
+    s_to_t, t_to_s = seen
+    assert t_to_s is None  # T -> S: always the labeller's prediction (target labels are never read)
+    if targets == "predicted":
+        assert s_to_t is None
+    else:  # the batch's own labels: each one is a label of the source set
+        assert s_to_t.shape == (8,) and set(s_to_t.tolist()) <= set(source.tensors[1].tolist())
+
+
 def test_image_pool_returns_history_images():
     pool = ImagePool(2, seed=0)
     first = pool.query(torch.zeros(2, 1, 2, 2))

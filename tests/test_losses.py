@@ -53,6 +53,18 @@ def test_semantic_loss_is_zero_when_translation_keeps_predictions_and_positive_o
     assert semantic_consistency_loss(labeller, flipped, x).item() > 10
 
 
+def test_semantic_loss_with_given_targets_uses_them_and_skips_ignored_pixels():
+    labeller = FixedLabeller()
+    x = torch.zeros(3, 3, 8, 8)
+    for i in range(3):
+        x[i, i] = 1.0  # image i is class i
+    right, wrong = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0])
+    assert semantic_consistency_loss(labeller, x, x, right).item() == pytest.approx(0.0, abs=1e-6)
+    assert semantic_consistency_loss(labeller, x, x, wrong).item() > 10  # the prediction would have given 0
+    ignored = torch.tensor([0, 255, 255])  # segmentation's ignore id: only image 0 counts
+    assert semantic_consistency_loss(labeller, x, x.roll(1, 0), ignored).item() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_semantic_loss_trains_the_translation_not_the_pseudo_label():
     labeller = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     original = torch.randn(5, 3, 2, 2)

@@ -12,6 +12,10 @@ loss that labels images with a source task model before and after translation.
   that classifier's cross-entropy is above ``joint_ce_threshold`` (1.0);
 - ``off``: plain CycleGAN (the paper's ablation, Fig. 3a).
 
+Two more options follow the fork (``docs/cycada.md`` lists every difference): ``lambda_gan_st``
+weights the S -> T adversarial term alone (the fork: 2), and ``semantic_targets: labels`` makes
+the S -> T semantic loss use the true source labels instead of f_S's predictions.
+
 The feature-level half of CyCADA is :mod:`pipeline_lib.methods.adda`. Everything here works on
 image tensors of any size, so classification and segmentation share it.
 """
@@ -193,13 +197,15 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
     with autocast(device):
         fake_t, fake_s = net.g_st(xs), net.g_ts(xt)
         rec_s, rec_t = net.g_ts(fake_t), net.g_st(fake_s)
-        loss_gan = gan_loss(net.d_t(fake_t).float(), True, p.gan_mode) + gan_loss(net.d_s(fake_s).float(), True, p.gan_mode)
+        loss_gan = (p.lambda_gan_st * gan_loss(net.d_t(fake_t).float(), True, p.gan_mode)
+                    + gan_loss(net.d_s(fake_s).float(), True, p.gan_mode))
         loss_cyc = cycle_loss(rec_s.float(), xs) + cycle_loss(rec_t.float(), xt)
         loss = p.lambda_gan * loss_gan + p.lambda_cycle * loss_cyc
         if sem_model is not None and p.lambda_semantic > 0:
             if sem_model is classifier:
                 sem_model.eval()
-            loss_sem = (semantic_consistency_loss(sem_model, fake_t, xs)
+            targets_st = ys if p.semantic_targets == "labels" else None
+            loss_sem = (semantic_consistency_loss(sem_model, fake_t, xs, targets_st)
                         + semantic_consistency_loss(sem_model, fake_s, xt)).float()
             if sem_model is classifier:
                 sem_model.train()

@@ -32,11 +32,16 @@ class CycleGANParams(LoaderParams):
     discriminator: ImageDiscriminatorParams
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     lambda_gan: float = Field(1.0, ge=0)
+    lambda_gan_st: float = Field(1.0, ge=0, description="factor on the S -> T adversarial term alone "
+                                 "(the authors' fork: 2, `2 * criterionGAN(netD_A(fake_B))`)")
     lambda_cycle: float = Field(1.0, ge=0)
     lambda_semantic: float = Field(1.0, ge=0)
     lambda_identity: float = Field(0.0, ge=0)
     semantic_loss: Literal["frozen", "joint", "off"] = "frozen"
     joint_ce_threshold: float = Field(1.0, gt=0)
+    semantic_targets: Literal["predicted", "labels"] = Field(
+        "predicted", description="S -> T semantic targets: the labeller's prediction on the untranslated source "
+        "image (eq. 4), or the true source labels (the authors' fork); T -> S always uses the prediction")
     lr: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     batch_size: int = Field(gt=0)
