@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline_lib.artifacts import atomic_path  # noqa: E402
@@ -126,26 +127,72 @@ def classification_grid(images: np.ndarray, labels: np.ndarray, rows: Sequence[t
     _save(fig, path)
 
 
+#: a panel with more legend entries than this puts its legend below the axes, never over the lines
+LEGEND_INSIDE_MAX = 4
+_SEED_STYLES = ("-", "--", ":", "-.")
+
+
+def _series_parts(label: str) -> tuple[str, str]:
+    """``"CyCADA feat only, seed 1"`` -> (``"CyCADA feat only"``, ``"seed 1"``); ``"seed 0"`` -> (``""``, ``"seed 0"``)."""
+    name, sep, seed = label.rpartition(", ")
+    if sep and seed.startswith("seed "):
+        return name, seed
+    return ("", label) if label.startswith("seed ") else (label, "")
+
+
 def training_curves(curves: Sequence[tuple[str, str, Sequence[float], Sequence[float]]], path: str | Path,
                     title: str) -> None:
-    """Panels of (panel title, series label, x, y) lines; series sharing a panel title share axes."""
+    """:func:`curves_figure`, saved to ``path``."""
+    _save(curves_figure(curves, title), path)
+
+
+def curves_figure(curves: Sequence[tuple[str, str, Sequence[float], Sequence[float]]], title: str) -> Figure:
+    """Panels of (panel title, series label, x, y) lines; series sharing a panel title share axes.
+
+    A panel whose series are several methods' (labels ``"<method>, seed <k>"``) draws one colour per method and one
+    line style per seed, and lists each once; a legend of more than ``LEGEND_INSIDE_MAX`` entries goes below the
+    axes. Titles wrap to the panel's width and epochs are whole numbers."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     panels: dict[str, list[tuple[str, Sequence[float], Sequence[float]]]] = {}
     for panel, label, x, y in curves:
         panels.setdefault(panel, []).append((label, x, y))
     cols = min(max(len(panels), 1), 3)
     rows = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False, layout="constrained")
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (panel, series) in zip(axes.ravel(), panels.items()):
-        for label, x, y in series:
-            ax.plot(x, y, label=label, linewidth=1)
-        ax.set_title(panel, fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=6)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+        parts = [_series_parts(label) for label, _, _ in series]
+        names = list(dict.fromkeys(name for name, _ in parts))
+        seeds = list(dict.fromkeys(seed for _, seed in parts))
+        by_method = len(names) > 1
+        for (label, x, y), (name, seed) in zip(series, parts):
+            if by_method:
+                ax.plot(x, y, color=colors[names.index(name) % len(colors)],
+                        linestyle=_SEED_STYLES[seeds.index(seed) % len(_SEED_STYLES)], linewidth=1)
+            else:
+                ax.plot(x, y, label=label if not name else seed or label, linewidth=1)
+        if by_method:
+            handles = [Line2D([], [], color=colors[i % len(colors)], label=n) for i, n in enumerate(names)]
+            if len(seeds) > 1:
+                handles += [Line2D([], [], color="grey", linestyle=_SEED_STYLES[i % len(_SEED_STYLES)], label=s)
+                            for i, s in enumerate(seeds)]
+        else:
+            handles = ax.get_legend_handles_labels()[0]
+        if len(handles) > LEGEND_INSIDE_MAX:
+            ax.legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
+                      frameon=False)
+        elif handles:
+            ax.legend(handles=handles, fontsize=6)
+        ax.set_title(textwrap.fill(panel, 48), fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def colorize(masks: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:

@@ -61,3 +61,34 @@ def test_classification_grid_draws_one_row_per_model_under_the_true_classes(tmp_
         classification_grid(images, labels, rows * 3, ["zero", "one", "two"], tmp_path / "q.png", "title")
         with Image.open(tmp_path / "q.png") as many:
             assert many.height > few.height > 0 and many.width == few.width
+
+
+def _many_methods_curves():
+    methods = [f"method number {i} with a long descriptive name" for i in range(9)]
+    epochs = np.arange(1, 16)
+    curves = [("target test accuracy per epoch (GAM Fig. 5; monitoring only, never used to select)",
+               f"{m}, seed {s}", epochs, np.linspace(0.4, 0.6, 15) + 0.01 * i) for i, m in enumerate(methods)
+              for s in range(3)]
+    for panel in ("a first panel with a long title that would run into its neighbour's title on one line",
+                  "a second panel with a long title that would run into its neighbour's title on one line"):
+        curves += [(panel, f"seed {s}", epochs[:2], np.array([1.0, 0.5]) + s) for s in range(3)]
+    return curves, methods
+
+
+def test_training_curves_list_each_method_once_below_the_axes_with_whole_epochs_and_no_overlap():
+    from pipeline_lib.plots import curves_figure
+    curves, methods = _many_methods_curves()
+    fig = curves_figure(curves, "exp: training curves per seed")
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    monitor = fig.axes[0]
+    legend = monitor.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == methods + ["seed 0", "seed 1", "seed 2"]  # 12, not 27
+    assert legend.get_window_extent(renderer).y1 <= monitor.get_window_extent(renderer).y0  # below, not over lines
+    for ax in fig.axes[:3]:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes[:3]] + [fig._suptitle.get_window_extent(renderer)]
+    for i, a in enumerate(titles):
+        for b in titles[i + 1:]:
+            assert not a.overlaps(b)
