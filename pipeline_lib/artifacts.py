@@ -70,6 +70,11 @@ def _blame(err: OSError, path: Path, tmp: Path | None = None) -> None:
         err.filename, err.filename2 = str(path / hit.relative_to(os.path.abspath(tmp))), None
 
 
+def partial_path(out: Path) -> Path:
+    """A training stage's resumable checkpoint beside its final one (``<out>.partial``)."""
+    return out.with_name(out.name + ".partial")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.

@@ -26,17 +26,19 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 
 from pipeline_lib import distributed
-from pipeline_lib.artifacts import atomic_path, set_temp_hook
+from pipeline_lib.artifacts import atomic_path, partial_path, set_temp_hook
 from pipeline_lib.config import ExperimentParams, Params, load_params
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.locks import StageLock, claim_workspace, find_runner
 from pipeline_lib.paths import history
-from pipeline_lib.training import TrainResult, partial_path
+
+if TYPE_CHECKING:  # a type only: the stages that train import the training module, prepare and evaluate do not
+    from pipeline_lib.training import TrainResult
 
 
 def stage_parser(description: str | None, *, experiment: bool = False, seed: bool = False,
@@ -150,7 +152,7 @@ def run_stage(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespac
             held = lock
             previous_hook = set_temp_hook(lambda tmp, alive: held.temp_created(tmp) if alive else held.temp_gone(tmp))
             hooked = True
-        params = load_params(args.params)
+        params = load_params(args.params, sections="lazy")  # a method's section when the stage reads it
         torch.set_num_threads(params.threads_per_job)  # same threads under both runners -> same numbers
         main(args, params)
         distributed.barrier()  # rank 0's last writes are done before any process leaves

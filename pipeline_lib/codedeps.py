@@ -9,9 +9,10 @@ it imports, found by parsing ``import`` statements (no module is executed):
   ``build_backbone``): those modules are followed only where the stage asks for them (the domain it
   prepares, the backbone it trains), so that editing the DRN code does not rerun the LeNet stages;
 - imports under ``if TYPE_CHECKING:`` are skipped (they never run);
-- modules found by name at run time are added by who finds them: :mod:`pipeline_lib.config` loads
-  every ``pipeline_lib/methods/*_params.py`` to validate params.yaml (so every stage that loads params
-  depends on them), and a stage that lists the registry's rows names the ``*_spec.py`` modules itself.
+- modules found by name at run time are added by who finds them: a stage loads the params module of each
+  method section it reads (``pipeline_lib/methods/<name>_params.py``, by :meth:`pipeline_lib.config.Params.section`),
+  which the DAG adds from the stage's declared params keys, and a stage that lists the registry's rows names
+  the ``*_spec.py`` modules itself.
 
 The end-to-end tests (``tests/test_pipeline_e2e.py``, ``tests/test_pipeline_segmentation_e2e.py``) run
 every stage kind with ``PIPELINE_RECORD_MODULES`` set and check that each project module a stage
@@ -100,9 +101,14 @@ def _with_packages(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def params_module(section: str) -> str:
+    """The params module of a method's section, which :meth:`pipeline_lib.config.Params.section` loads by name."""
+    return f"pipeline_lib.methods.{section}_params"
+
+
 @functools.cache
 def params_modules() -> tuple[str, ...]:
-    """The methods' params modules, which :func:`pipeline_lib.config.params_model` loads by name."""
+    """Every method's params module."""
     return tuple(sorted(f"pipeline_lib.methods.{p.stem}" for p in (ROOT / "pipeline_lib/methods").glob("*_params.py")))
 
 
@@ -123,8 +129,6 @@ def closure(roots: Iterable[str], wanted: Iterable[str] = ()) -> set[str]:
         if name in seen or module_file(name) is None:
             continue
         seen.add(name)
-        if name == "pipeline_lib.config":
-            todo.extend(params_modules())
         for target, lazy in imports(name):
             if lazy and (name + ".").startswith(NARROWED) and target.startswith(NARROWED) and not any(
                     target == a or target.startswith(a + ".") for a in allowed):

@@ -4,6 +4,12 @@ Any value may be given per profile as a mapping with the keys ``tiny``, ``demo``
 and optionally ``full`` (the real-digits profile: the paper's value unless the mapping gives its own);
 :func:`resolve_profile` picks the active one before validation, so stages only ever see plain values.
 Unknown or mistyped keys are errors, never silently ignored.
+
+A method's section (``cycada``, ``segmentation.gam``, ...) is validated by the pydantic classes of its
+``pipeline_lib/methods/<name>_params.py``. :func:`load_params` validates the whole file (the DAG, the
+Snakefile, ``dag --check``); a stage loads it with ``sections="lazy"``, which validates the shared sections
+at once and a method's section when :meth:`Params.section` first reads it, so a stage imports the params
+module of no method but those it reads (editing ``gam_params.py`` reruns GAM's stages only).
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import pkgutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,6 +400,9 @@ class Params(_Strict):
     resources: ResourcesParams = Field(ResourcesParams(), description="per-rule cluster resources (Snakemake)")
     # every method's section (cycada, gam, ...) is added by params_model()
     _raw: dict[str, Any] | None = PrivateAttr(None)  # params.yaml as written (per-profile values unresolved)
+    _source: str = PrivateAttr("params.yaml")
+    _lazy: bool = PrivateAttr(False)  # method sections held as resolved mappings, validated on first read
+    _sections: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
 
     @property
     def raw(self) -> dict[str, Any] | None:
@@ -412,9 +420,14 @@ class Params(_Strict):
     def section(self, name: str, backbone: str) -> Any:
         """A method's section (``cycada``, ``gam``, ...) on ``backbone``'s track."""
         holder = self if self.backbones[backbone].task == "classification" else self.segmentation
-        if not hasattr(holder, name):
-            raise PipelineError(f"params.yaml: no section {self.track(backbone).prefix}{name}")
-        return getattr(holder, name)
+        prefix = self.track(backbone).prefix
+        if name not in section_names() or not hasattr(holder, name):
+            raise PipelineError(f"params.yaml: no section {prefix}{name}")
+        if not self._lazy:
+            return getattr(holder, name)
+        if (prefix, name) not in self._sections:
+            self._sections[(prefix, name)] = _validate_section(name, prefix, getattr(holder, name), self._source)
+        return self._sections[(prefix, name)]
 
     def experiment_seeds(self, experiment: str) -> tuple[int, ...]:
         return self.experiments[experiment].seeds or self.seeds
@@ -468,26 +481,62 @@ class Track:
     evaluate: EvaluateParams | SegEvaluateParams
 
 
-def section_modules() -> list[ModuleType]:
-    """The methods' params modules (``pipeline_lib/methods/*_params.py``): each names its ``SECTION``,
-    its ``PARAMS`` and ``SEG_PARAMS`` classes and, for an optional section, ``DEFAULT``/``SEG_DEFAULT``."""
-    from pipeline_lib import methods
-    return [importlib.import_module(f"{methods.__name__}.{info.name}")
-            for info in sorted(pkgutil.iter_modules(methods.__path__), key=lambda i: i.name)
-            if info.name.endswith("_params")]
+METHODS_DIR = Path(__file__).resolve().parent / "methods"
 
 
 @functools.cache
-def params_model() -> type[Params]:
-    """:class:`Params` with every method's section added, on both tracks."""
+def section_names() -> tuple[str, ...]:
+    """The methods' sections, one per params module ``pipeline_lib/methods/<name>_params.py`` (found by file
+    name: no method module is imported)."""
+    return tuple(sorted(path.stem.removesuffix("_params") for path in METHODS_DIR.glob("*_params.py")))
+
+
+def section_module(name: str) -> ModuleType:
+    """A method's params module: it names its ``SECTION`` (``name``), its ``PARAMS`` and ``SEG_PARAMS`` classes
+    and, for an optional section, ``DEFAULT``/``SEG_DEFAULT``."""
+    return importlib.import_module(f"pipeline_lib.methods.{name}_params")
+
+
+def section_modules() -> list[ModuleType]:
+    """Every method's params module (``pipeline_lib/methods/*_params.py``)."""
+    return [section_module(name) for name in section_names()]
+
+
+def _section_model(module: ModuleType, prefix: str) -> tuple[type[BaseModel], Any]:
+    """A params module's class and default factory (None: the section is required) on one track."""
+    if prefix:
+        return module.SEG_PARAMS, getattr(module, "SEG_DEFAULT", None)
+    return module.PARAMS, getattr(module, "DEFAULT", None)
+
+
+@functools.cache
+def params_model(lazy: bool = False) -> type[Params]:
+    """:class:`Params` with every method's section added, on both tracks; ``lazy``: each section a mapping,
+    validated when :meth:`Params.section` first reads it."""
     fields: dict[str, Any] = {}
     seg_fields: dict[str, Any] = {}
-    for module in section_modules():
-        for target, model, default in ((fields, module.PARAMS, getattr(module, "DEFAULT", None)),
-                                       (seg_fields, module.SEG_PARAMS, getattr(module, "SEG_DEFAULT", None))):
-            target[module.SECTION] = (model, default() if default is not None else ...)
+    for name in section_names():
+        for target, prefix in ((fields, ""), (seg_fields, "segmentation.")):
+            if lazy:
+                target[name] = (dict[str, Any] | None, None)
+                continue
+            model, default = _section_model(section_module(name), prefix)
+            target[name] = (model, default() if default is not None else ...)
     segmentation = create_model("SegmentationParams", __base__=SegmentationParams, **seg_fields)
     return create_model("Params", __base__=Params, segmentation=(segmentation | None, None), **fields)
+
+
+def _validate_section(name: str, prefix: str, raw: dict[str, Any] | None, source: str) -> Any:
+    """One method's section (profiles already resolved), validated as :func:`load_params` validates it."""
+    model, default = _section_model(section_module(name), prefix)
+    if raw is None:
+        if default is None:
+            raise PipelineError(f"{source}: {prefix}{name}: required key is missing")
+        return default()
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise PipelineError(_format_validation_error(err, source, f"{prefix}{name}")) from None
 
 
 def resolve_profile(raw: Any, profile: str, where: str = "") -> Any:
@@ -510,10 +559,10 @@ def resolve_profile(raw: Any, profile: str, where: str = "") -> Any:
     return raw
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def _format_validation_error(err: ValidationError, source: str, within: str = "") -> str:
     errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    loc = ".".join([within] * bool(within) + [str(p) for p in first["loc"]])
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         parent = first["loc"][:-1]
@@ -553,8 +602,9 @@ def _yaml_problem(text: str) -> str:
     return ""
 
 
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate a loaded params mapping; raise a one-line :class:`PipelineError` on problems."""
+def parse_params(raw: Any, source: str = "params.yaml", sections: Literal["all", "lazy"] = "all") -> Params:
+    """Validate a loaded params mapping; raise a one-line :class:`PipelineError` on problems. ``sections``:
+    validate every method's section now, or each when :meth:`Params.section` first reads it (a stage)."""
     if not isinstance(raw, dict):
         raise PipelineError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     profile = raw.get("profile")
@@ -562,10 +612,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise PipelineError(f"{source}: profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
     resolved = resolve_profile(raw, profile)
     try:
-        params = params_model().model_validate(resolved)
+        params = params_model(sections == "lazy").model_validate(resolved)
     except ValidationError as err:
         raise PipelineError(_format_validation_error(err, source)) from None
-    params._raw = raw
+    params._raw, params._source, params._lazy = raw, source, sections == "lazy"
     return params
 
 
@@ -585,7 +635,7 @@ _ParamsLoader.yaml_implicit_resolvers = {
 _ParamsLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", sections: Literal["all", "lazy"] = "all") -> Params:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: not found; run from the project root (where params.yaml lives)")
@@ -594,4 +644,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.load(text, Loader=_ParamsLoader)
     except yaml.YAMLError:
         raise PipelineError(f"{path}: not valid YAML{_yaml_problem(text)}; fix the syntax") from None
-    return parse_params(raw, str(path))
+    return parse_params(raw, str(path), sections)

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from pipeline_lib import codedeps, paths, registry
-from pipeline_lib.config import ARCH_MODULES, PROFILES, Params, load_params
+from pipeline_lib.config import ARCH_MODULES, PROFILES, Params, load_params, section_names
 from pipeline_lib.domains.resolve import Domain, check_compatible, resolve_domain
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.registry import Experiment, Figure, Plot, StageSpec, losses_plot
@@ -92,6 +92,8 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     if spec.backbone is not None:
         wanted += ARCH_MODULES[params.backbones[spec.backbone].arch]
     keys = list(spec.params)
+    read = {key.removeprefix("segmentation.").split(".")[0] for key in keys}  # the method sections it reads
+    wanted += [codedeps.params_module(name) for name in section_names() if name in read]
     if prepare is not None:
         wanted += prepare.modules
         keys += prepare.prepare_keys
@@ -152,7 +154,8 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
         outs=(csv, confusion, *pngs, summary),
         params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
-        domains=(exp.source, exp.target), modules=codedeps.spec_modules(),
+        domains=(exp.source, exp.target),
+        modules=codedeps.spec_modules() + codedeps.params_modules(),  # it rebuilds the rows' stages for their curves
         dir_outs=(confusion,), figures=_report_figures(exp), metrics=(summary,), plots=plots)
 
 

@@ -2,7 +2,7 @@
 
 torchrun starts N copies of the stage and tells each its place through the environment (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``). Every copy builds the same models from
-the same seed, reads its shard of each global batch (:class:`pipeline_lib.training.ShardedBatches`),
+the same seed, reads its shard of each global batch (:class:`pipeline_lib.batches.ShardedBatches`),
 and the gradients are averaged across processes before every optimiser step
 (:func:`average_gradients`, called by :func:`pipeline_lib.training.optimizer_step`), so all copies take
 the same steps and keep identical weights. Rank 0 alone writes (:mod:`pipeline_lib.artifacts`).

@@ -14,7 +14,7 @@ from pipeline_lib.domains.resolve import Domain
 from pipeline_lib.domains.transforms import to_uint8_images
 from pipeline_lib.metrics import confusion_matrix
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import in_order_batches
+from pipeline_lib.batches import in_order_batches
 
 
 @torch.no_grad()

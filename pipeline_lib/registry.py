@@ -145,6 +145,13 @@ class Curve:
     csv: str
 
 
+def monitor_curves(exp: Experiment, label: str, seed: int, csv: Path) -> tuple[Curve, ...]:
+    """The per-epoch target metric every feature-level stage logs (GAM Fig. 5; monitoring only)."""
+    metric = "accuracy" if exp.task == "classification" else "mIoU"
+    return (Curve(f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
+                  f"{label}, seed {seed}", "target_metric", str(csv)),)
+
+
 #: the caption files of the report's figures (read by ``snakemake --report`` only, never by a stage)
 CAPTIONS = Path("reports/captions")
 

@@ -16,7 +16,7 @@ a watched loss that grows by ``divergence.loss_growth`` (:class:`LossGrowth`) an
 supervised classification, a training accuracy that stays at chance (:func:`check_chance`).
 
 Under torchrun (:mod:`pipeline_lib.distributed`) each process reads its share of every global batch
-(:class:`ShardedBatches`), :func:`optimizer_step` averages the gradients before each step, the divergence
+(:class:`pipeline_lib.batches.ShardedBatches`), :func:`optimizer_step` averages the gradients before each step, the divergence
 checks and the epoch history see values averaged over the processes (so all stop together and rank 0 logs
 the global means) and only rank 0 writes partial checkpoints. With one process nothing of that changes a bit.
 """
@@ -28,15 +28,16 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, default_collate
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from pipeline_lib import distributed
-from pipeline_lib.artifacts import load_checkpoint, save_checkpoint
+from pipeline_lib.artifacts import load_checkpoint, partial_path, save_checkpoint
+from pipeline_lib.batches import shuffled_loader
 from pipeline_lib.config import DivergenceParams, TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import IGNORE_INDEX
@@ -65,10 +66,6 @@ def check_layers(model: nn.Module, layers: tuple[str, ...], key: str) -> list[st
     if unknown:
         raise PipelineError(f"{key}: {unknown[0]!r} is not a layer of this backbone (its layers: {', '.join(names)})")
     return [n for n in names if n in layers]
-
-
-def partial_path(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
 
 
 def check_finite(loss: torch.Tensor, where: str, hint: str) -> None:
@@ -271,101 +268,9 @@ def budget_epochs(epochs: int, steps_in_epoch: int, max_steps: int | None) -> in
 
 def fixed_steps(items: int, batch_size: int, steps: int | None) -> int:
     """Steps of an epoch of exactly ``steps`` iterations (null: one pass over ``items``), for stages that
-    cycle their data (:func:`cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000 whatever
+    cycle their data (:func:`pipeline_lib.batches.cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000 whatever
     the source's size."""
     return steps if steps else max(items // batch_size, 1)
-
-
-class ShardedBatches(Sampler[list[int]]):
-    """This process's share of each global batch: ``sampler``'s indices grouped into batches of ``batch_size``
-    exactly as ``DataLoader(batch_size=...)`` groups them (torch's own :class:`BatchSampler`, so the same
-    draws from the sampler's generator), then cut into ``world_size`` contiguous equal shares.
-
-    Every process holds a generator seeded alike, so all draw the same permutation and the shares of batch
-    k together are the single-process batch k: with mean-reduced losses the averaged gradient is the global
-    batch's. One process gets the whole batch, so its batches are today's. ``batch_size`` must be a multiple
-    of the process count (a one-line :class:`PipelineError` otherwise); a lone short batch (a dataset smaller
-    than one batch) is split as evenly as it goes.
-    """
-
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool) -> None:
-        self.rank, self.world = distributed.rank(), distributed.world_size()
-        if batch_size % self.world:
-            raise PipelineError(f"batch_size {batch_size} does not split into equal shares for the {self.world} "
-                                f"processes of torchrun --nproc_per_node {self.world}: set this stage's batch_size "
-                                f"in params.yaml to a multiple of {self.world}, or run a number of processes that "
-                                "divides it")
-        self.batches = BatchSampler(sampler, batch_size, drop_last)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.batches:
-            yield batch[self.rank * len(batch) // self.world:(self.rank + 1) * len(batch) // self.world]
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def shuffled_loader(dataset: Dataset, batch_size: int, generator: torch.Generator,
-                    num_workers: int = 0) -> DataLoader:
-    """Seeded shuffling (worker seeds derive from ``generator`` too, so random crops repeat);
-    the last short batch is dropped unless it is the only one. Under torchrun, this process's share of
-    each batch (:class:`ShardedBatches`); ``batch_size`` is the global batch."""
-    batches = ShardedBatches(RandomSampler(dataset, generator=generator), batch_size, len(dataset) > batch_size)
-    return DataLoader(dataset, batch_sampler=batches, generator=generator, num_workers=num_workers,
-                      collate_fn=_collate, pin_memory=torch.cuda.is_available())
-
-
-def _collate(items: list) -> Any:
-    try:
-        return default_collate(items)
-    except RuntimeError as err:
-        if "stack expects each tensor to be equal size" not in str(err):
-            raise
-        raise PipelineError("frames of different sizes in one batch: give this stage a crop: [height, width] "
-                            "(or max_width) in the segmentation section of params.yaml") from None
-
-
-def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, labels) batches in dataset order; a batch whose frames differ in size is split
-    into runs of equal size (real datasets hold a few odd-sized frames). Never sharded: its readers
-    (evaluation, activation statistics, translation) need every item, on every process alike."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list)
-    for items in loader:
-        groups: dict[tuple[int, ...], list] = {}
-        for item in items:  # (image, label), or (image,) from an unlabelled set
-            image, label = item[0], torch.as_tensor(item[1]) if len(item) > 1 else torch.zeros((), dtype=torch.long)
-            groups.setdefault((*image.shape, *label.shape), []).append((image, label))
-        for group in groups.values():
-            yield torch.stack([g[0] for g in group]), torch.stack([g[1] for g in group])
-
-
-def paired_batches(source: Dataset, target: Dataset, batch_size: int,
-                   gen_source: torch.Generator, gen_target: torch.Generator, num_workers: int = 0) -> Iterator[tuple]:
-    """One epoch over the source; the target is reshuffled and cycled as often as needed."""
-    src = shuffled_loader(source, batch_size, gen_source, num_workers)
-    tgt_loader = shuffled_loader(target, batch_size, gen_target, num_workers)
-    tgt = iter(tgt_loader)
-    for s_batch in src:
-        try:
-            t_batch = next(tgt)
-        except StopIteration:
-            tgt = iter(tgt_loader)
-            t_batch = next(tgt)
-        yield s_batch, t_batch
-
-
-def cycled_pairs(batches: Iterable, source: Dataset, target: Dataset, batch_size: int, gen_source: torch.Generator,
-                 gen_target: torch.Generator, num_workers: int = 0) -> Iterator[tuple]:
-    """``batches`` (from :func:`paired_batches`), then further source passes for as long as the
-    caller keeps asking: for a fixed number of steps per epoch."""
-    while True:
-        yielded = False
-        for pair in batches:
-            yielded = True
-            yield pair
-        if not yielded:
-            return
-        batches = paired_batches(source, target, batch_size, gen_source, gen_target, num_workers)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -15,7 +15,7 @@ from pipeline_lib.domains.frames import open_frames
 from pipeline_lib.domains.resolve import Domain, resolve_domain
 from pipeline_lib.methods.gam_spec import label_bound_json
 from pipeline_lib.metrics import IGNORE_INDEX, label_distribution_bound
-from pipeline_lib.training import in_order_batches
+from pipeline_lib.batches import in_order_batches
 
 
 def pixel_counts(domain: Domain, split: str, num_classes: int, workers: int) -> torch.Tensor:

@@ -11,7 +11,6 @@ import argparse
 
 import torch
 
-from pipeline_lib import paths
 from pipeline_lib.artifacts import save_checkpoint
 from pipeline_lib.cli import experiment, finish_training, run_stage, stage_parser
 from pipeline_lib.config import Params

@@ -42,10 +42,20 @@ def test_the_discriminators_are_a_dependency_of_the_stages_that_import_them(tiny
     assert not users & {"prepare", "train_supervised", "translate", "evaluate", "report"}
 
 
-def test_every_stage_depends_on_the_params_modules_and_rows_readers_on_every_declaration(tiny_params):
-    stages = build_stages(tiny_params)
-    for stage in stages:
-        assert {f"{m.replace('.', '/')}.py" for m in codedeps.params_modules()} <= set(stage.deps), stage.name
+def test_a_stage_depends_on_the_params_modules_of_the_sections_it_reads_only(tiny_params):
+    """A stage loads a method's params module when it reads that section (Params.section), not before."""
+    gam = "pipeline_lib/methods/gam_params.py"
+    users = {s.name.split("__")[0] for s in build_stages(tiny_params) if gam in s.deps}
+    assert {"gaussian_match", "match_activations"} <= users  # GAM's own stages
+    assert users <= {"gaussian_match", "match_activations", "adapt_features", "report"}  # adda_reg reads gam.*
+    prepare = _stage(tiny_params, "prepare__mnistm").deps
+    assert not [d for d in prepare if d.endswith("_params.py")]
+    cyclegan = _stage(tiny_params, "train_cyclegan__mnist5k_mnistm__s0").deps
+    assert "pipeline_lib/methods/cycada_params.py" in cyclegan
+    assert not {"pipeline_lib/methods/calibrator_params.py", gam} & set(cyclegan)
+
+
+def test_rows_readers_depend_on_every_declaration(tiny_params):
     evaluate = _stage(tiny_params, "evaluate__mnist5k_mnistm__calibrator__s0").deps
     assert {f"{m.replace('.', '/')}.py" for m in codedeps.spec_modules()} <= set(evaluate)
     assert "pipeline_lib/models/calibrator.py" in evaluate  # the row's loader

@@ -159,3 +159,36 @@ def test_dvc_exp_run_set_rewrites_params_yaml_to_the_same_params_but_the_key_it_
     changed["cycada"]["adapt_features"]["lr"] = before.cycada.adapt_features.lr
     assert changed == before.model_dump()
     assert changed["segmentation"]["cycada"]["cyclegan"]["semantic_loss"] == "off"
+
+
+def test_a_stage_validates_a_method_section_when_it_reads_it_and_to_the_same_values(tiny_raw):
+    full, lazy = parse_params(tiny_raw), parse_params(tiny_raw, sections="lazy")
+    for name in ("cycada", "gam", "calibrator", "i2i", "fmr"):
+        for backbone in ("lenet", "street"):
+            assert lazy.section(name, backbone) == full.section(name, backbone), (name, backbone)
+    with pytest.raises(PipelineError, match=r"^params.yaml: no section segmentation\.nope$"):
+        lazy.section("nope", "street")
+
+
+def test_a_bad_value_in_a_lazy_section_is_the_same_one_line_error_when_read(tiny_raw):
+    bad = copy.deepcopy(tiny_raw)
+    bad["segmentation"]["cycada"]["cyclegan"]["lrr"] = bad["segmentation"]["cycada"]["cyclegan"].pop("lr")
+    with pytest.raises(PipelineError) as eager:
+        parse_params(bad)
+    lazy = parse_params(bad, sections="lazy")  # a stage that reads no CyCADA section is not stopped
+    lazy.section("gam", "street")
+    with pytest.raises(PipelineError) as err:
+        lazy.section("cycada", "street")
+    assert str(err.value) == str(eager.value)
+    assert str(err.value).startswith("params.yaml: segmentation.cycada.cyclegan.lrr: unknown key")
+
+
+def test_loading_params_lazily_imports_no_method_params_module():
+    import subprocess
+    import sys
+    code = ("import sys; from pipeline_lib.config import load_params; p = load_params('params.yaml', 'lazy'); "
+            "before = sorted(m for m in sys.modules if m.endswith('_params')); p.section('gam', 'lenet'); "
+            "print(before, sorted(m for m in sys.modules if m.endswith('_params')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] ['pipeline_lib.methods.cycada_params', 'pipeline_lib.methods.gam_params']" or \
+        out.strip() == "[] ['pipeline_lib.methods.gam_params']"

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline_lib import distributed, training
+from pipeline_lib import batches, distributed, training
 from pipeline_lib.artifacts import atomic_dir, save_checkpoint, write_json
 from pipeline_lib.cli import finish_training
 from pipeline_lib.config import TrainSupervisedParams
@@ -66,8 +66,8 @@ def _precise_bn() -> dict[str, torch.Tensor]:
     """A conv + batch-norm net's running statistics re-estimated on 4 (sharded) batches of 16."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
-    batches = training.shuffled_loader(TensorDataset(_images(64, 4)), 16, torch.Generator().manual_seed(0))
-    training.recompute_batchnorm(net, batches, torch.device("cpu"), max_batches=4)
+    loader = batches.shuffled_loader(TensorDataset(_images(64, 4)), 16, torch.Generator().manual_seed(0))
+    training.recompute_batchnorm(net, loader, torch.device("cpu"), max_batches=4)
     return {k: v for k, v in net[1].state_dict().items() if k.startswith("running")}
 
 
@@ -188,18 +188,18 @@ def test_one_process_gets_the_batches_a_shuffling_dataloader_gives(size, batch):
     data = _indexed(size)
     for _ in range(3):  # epochs: the generator moves on identically
         expected = _batches(DataLoader(data, batch_size=batch, shuffle=True, generator=theirs, drop_last=size > batch))
-        assert _batches(training.shuffled_loader(data, batch, ours)) == expected
+        assert _batches(batches.shuffled_loader(data, batch, ours)) == expected
     assert torch.equal(ours.get_state(), theirs.get_state())
 
 
 def test_the_shards_of_a_batch_together_are_the_single_process_batch(monkeypatch):
     data = _indexed(70)
-    single = _batches(training.shuffled_loader(data, 16, torch.Generator().manual_seed(3)))
+    single = _batches(batches.shuffled_loader(data, 16, torch.Generator().manual_seed(3)))
     monkeypatch.setenv("WORLD_SIZE", "2")
     shards = []
     for rank in range(2):
         monkeypatch.setenv("RANK", str(rank))
-        shards.append(_batches(training.shuffled_loader(data, 16, torch.Generator().manual_seed(3))))
+        shards.append(_batches(batches.shuffled_loader(data, 16, torch.Generator().manual_seed(3))))
     assert len(shards[0]) == len(shards[1]) == len(single) == 4
     for k, batch in enumerate(single):
         assert len(shards[0][k]) == len(shards[1][k]) == 8
@@ -209,7 +209,7 @@ def test_the_shards_of_a_batch_together_are_the_single_process_batch(monkeypatch
 def test_a_batch_size_that_does_not_split_over_the_processes_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(PipelineError, match=r"^batch_size 10 does not split .* 4 processes .* multiple of 4") as err:
-        training.shuffled_loader(_indexed(40), 10, torch.Generator())
+        batches.shuffled_loader(_indexed(40), 10, torch.Generator())
     assert "\n" not in str(err.value)
 
 

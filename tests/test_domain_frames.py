@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from pipeline_lib import paths
 from pipeline_lib.artifacts import ShardReader, ShardWriter
 from pipeline_lib.config import FrameParams, parse_params
 from pipeline_lib.domains.frames import (
@@ -163,7 +162,7 @@ def test_folder_domain_from_params(tiny_raw, tmp_path, monkeypatch):
 
 def test_frames_for_translation_share_one_size_and_odd_batches_name_the_fix(tiny_raw, tmp_path, monkeypatch):
     from pipeline_lib.domains.loading import frames_for_translation
-    from pipeline_lib.training import shuffled_loader
+    from pipeline_lib.batches import shuffled_loader
     monkeypatch.chdir(tmp_path)
     _gta(tmp_path / "gta", 4)
     Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "gta/images/00001.png")  # an odd-sized frame

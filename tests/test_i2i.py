@@ -240,3 +240,22 @@ def test_training_is_seeded_logs_every_active_term_and_changes_only_trainable_ne
     again, result_b, _ = run("b.pt")
     assert all(torch.equal(a, b) for a, b in zip(nets.state_dict().values(), again.state_dict().values()))
     assert [r["loss_c"] for r in result.history] == [r["loss_c"] for r in result_b.history]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "demo", "full"])
+def test_the_embedding_knows_the_reported_sets_without_the_other_methods(raw_params, profile):
+    """``reported_sets`` (the embedding stage's, from params and I2IAdapt's rows alone) agrees with the registry's
+    rows of every experiment, listed or by default."""
+    import copy
+
+    from pipeline_lib.config import parse_params
+    from pipeline_lib.methods.i2i_spec import reported_sets, row_name
+    from pipeline_lib.registry import Experiment
+    raw = copy.deepcopy(raw_params)
+    raw["profile"] = profile
+    raw["experiments"]["listed"] = {**raw["experiments"]["mnist5k_mnistm"], "methods": ["source_only", "i2i_all"]}
+    params = parse_params(raw)
+    for name in params.experiments:
+        exp = Experiment(params, name)
+        assert set(map(row_name, reported_sets(exp))) == {r for r in exp.rows if r.startswith("i2i_")}, name
+    assert reported_sets(Experiment(params, "listed")) == ("all",)

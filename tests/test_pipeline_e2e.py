@@ -169,6 +169,38 @@ def test_editing_the_discriminators_reruns_exactly_the_stages_that_use_them(buil
     assert snakemake_plan(built, REPORT) == {}
 
 
+GAM_PARAMS = "pipeline_lib/methods/gam_params.py"
+TRAINING = "pipeline_lib/training.py"
+
+
+def test_editing_a_methods_params_module_reruns_exactly_its_stages(built):
+    """A stage loads a method's params module only where it reads that section: GAM's module feeds GAM's stages,
+    the ADDA + regulariser stage that reads gam.adda_weight_reg and the report (it rebuilds every row's stages for
+    their curves), nothing of CyCADA's, the calibrator's or I2IAdapt's, nor data preparation."""
+    users = stages_using(built, GAM_PARAMS)
+    assert _jobs("match_activations", ("full", "noreg")) <= users
+    assert {u.split("__")[0] for u in users} <= {"gaussian_match", "match_activations", "adapt_features", "report"}
+    assert {u for u in users if u.startswith("adapt_features")} == _jobs("adapt_features", ("feat_reg",))
+    original, stat = _edit_code(built, GAM_PARAMS)
+    try:
+        assert set(snakemake_plan(built, REPORT)) == downstream(built, users)
+    finally:
+        _restore_code(built, GAM_PARAMS, original, stat)
+    assert snakemake_plan(built, REPORT) == {}
+
+
+def test_editing_the_training_module_reruns_no_data_preparation(built):
+    users = stages_using(built, TRAINING)
+    assert not any(u.startswith(("prepare__", "evaluate__", "report__")) for u in users)
+    original, stat = _edit_code(built, TRAINING)
+    try:
+        plan = set(snakemake_plan(built, REPORT))
+        assert plan == downstream(built, users) and not any(p.startswith("prepare__") for p in plan)
+    finally:
+        _restore_code(built, TRAINING, original, stat)
+    assert snakemake_plan(built, REPORT) == {}
+
+
 def test_unrelated_params_rerun_nothing(built):
     """Another dataset's root, or a new folder domain, is nothing the digits stages read."""
     raw = yaml.safe_load((built / "params.yaml").read_text())
@@ -370,6 +402,10 @@ def test_dvc_reruns_exactly_what_changed(dvc_built):
     _edit_code(project, DISCRIMINATORS)
     changed = json.loads(run(["dvc", "status", "--json"], project).stdout)
     assert set(changed) == stages_using(project, DISCRIMINATORS)
+    _edit_code(project, GAM_PARAMS)  # a method's params module: its own stages only, no preparation
+    changed = json.loads(run(["dvc", "status", "--json"], project).stdout)
+    assert set(changed) == stages_using(project, DISCRIMINATORS) | stages_using(project, GAM_PARAMS)
+    assert not any(name.startswith("prepare__") for name in changed)
 
 
 @pytest.fixture(params=["folder", "s3", "ssh"])

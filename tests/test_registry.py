@@ -69,6 +69,8 @@ def test_i2i_from_the_source_model_depends_on_it_and_needs_its_inputs(tiny_raw):
 
 def test_every_params_section_is_found_and_validated(tiny_raw):
     assert {m.SECTION for m in section_modules()} == {"cycada", "gam", "calibrator", "i2i", "fmr"}
+    for module in section_modules():  # a stage finds a section's module by its file name
+        assert module.__name__ == f"pipeline_lib.methods.{module.SECTION}_params"
     params = parse_params(tiny_raw)
     assert params.section("gam", "lenet").match_activations.lr > 0
     bad = copy.deepcopy(tiny_raw)

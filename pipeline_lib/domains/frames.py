@@ -38,7 +38,6 @@ from torch.utils.data import Dataset
 
 from pipeline_lib.artifacts import ShardReader, atomic_path
 from pipeline_lib.config import REAL_SCENE_DOMAINS, FrameParams, Params
-from pipeline_lib.domains import segmentation as seg
 from pipeline_lib.domains.classes import IGNORE_INDEX
 from pipeline_lib.domains.resolve import Domain, resolve_domain
 from pipeline_lib.domains.store import load_domain
@@ -47,6 +46,7 @@ from pipeline_lib.errors import PipelineError
 if TYPE_CHECKING:
     from torchvision import tv_tensors
 
+    from pipeline_lib.domains.segmentation import SegmentationDataset
     from pipeline_lib.domains.validation import FrameCheck
 
 # torchvision is imported where frames are transformed, not with this module: the digits stages import it
@@ -137,8 +137,10 @@ class ShardFrames(ArrayFrames):
 # --------------------------------------------------------------------------------------
 
 
-def _open_dataset(domain: Domain, split: str) -> seg.SegmentationDataset:
+def _open_dataset(domain: Domain, split: str) -> SegmentationDataset:
     """The on-disk dataset behind ``domain`` (listing and pairing its files, errors naming the layout)."""
+    # imported here: only a real or folder domain's stages read files (the Domain lists the module for them)
+    from pipeline_lib.domains import segmentation as seg
     root = domain.root
     if root is not None and domain.kind == "folder":
         mapping = dict(zip(domain.label_ids, range(domain.num_classes)))
@@ -254,7 +256,7 @@ def open_frames(domain: Domain, split: str, transform: Transform | None) -> Data
     return dataset
 
 
-def indexed_frames(domain: Domain, index: dict[str, Any], split: str) -> seg.SegmentationDataset:
+def indexed_frames(domain: Domain, index: dict[str, Any], split: str) -> SegmentationDataset:
     """The frames ``index`` lists for ``split`` of a real or folder ``domain``, read by its dataset's own reader
     (untransformed: uint8 images and train-id masks)."""
     dataset = _open_dataset(domain, split)

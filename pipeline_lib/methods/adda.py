@@ -37,9 +37,9 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
+from pipeline_lib.batches import paired_batches, shuffled_loader
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, budget_epochs, build_optimizer, descend,
-                                   epoch_bar, paired_batches, recompute_batchnorm, shuffled_loader, step_bar,
-                                   steps_per_epoch)
+                                   epoch_bar, recompute_batchnorm, step_bar, steps_per_epoch)
 
 
 class AccuracyGate:

@@ -38,8 +38,9 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
-                                   epoch_bar, fixed_steps, paired_batches, step_bar)
+from pipeline_lib.batches import cycled_pairs, paired_batches
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   fixed_steps, step_bar)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 

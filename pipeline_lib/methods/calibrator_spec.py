@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_lib import paths
-from pipeline_lib.methods.cycada_spec import PIXEL_ROW, monitor_curves, pixel_model, translated_dataset
+from pipeline_lib.methods.cycada_spec import PIXEL_ROW, pixel_model, translated_dataset
 from pipeline_lib.paper_numbers import digits, segmentation_row
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
 
 #: rows -> variant (raw: the source-only model on raw source; cycada: CyCADA's pixel-only model)
 VARIANTS = {"calibrator": "raw", "cycada_calibrator": "cycada"}

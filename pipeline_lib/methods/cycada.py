@@ -39,8 +39,9 @@ from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminato
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   in_order_batches, paired_batches, step_bar, steps_per_epoch)
+from pipeline_lib.batches import in_order_batches, paired_batches
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar, step_bar,
+                                   steps_per_epoch)
 
 
 class ImagePool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.paper_numbers import digits, gam_table3, merge, segmentation_row
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
 
 #: feature-level rows -> the ``adapt_features`` variant that makes them
 FEATURE_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
@@ -60,13 +60,6 @@ def adapted_model(experiment: str, variant: str, seed: int) -> Path:
 
 
 # ---- stages -----------------------------------------------------------------------------------
-
-def monitor_curves(exp: Experiment, label: str, seed: int, csv: Path) -> tuple[Curve, ...]:
-    """The per-epoch target metric every feature-level stage logs (GAM Fig. 5; monitoring only)."""
-    metric = "accuracy" if exp.task == "classification" else "mIoU"
-    return (Curve(f"target test {metric} per epoch (GAM Fig. 5; monitoring only, never used to select)",
-                  f"{label}, seed {seed}", "target_metric", str(csv)),)
-
 
 def adapt_features(exp: Experiment, row: str, variant: str, seed: int, start: tuple[str, ...], out: Path,
                    extra_keys: tuple[str, ...] = (), extra_curves: tuple[Curve, ...] = ()) -> StageSpec:

@@ -37,8 +37,9 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.methods.fmr_params import RegressParams
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
+from pipeline_lib.batches import shuffled_loader
 from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   fixed_steps, recompute_batchnorm, shuffled_loader, step_bar)
+                                   fixed_steps, recompute_batchnorm, step_bar)
 
 def regression_loss(target: dict[str, torch.Tensor], features: dict[str, torch.Tensor], weights: dict[str, float],
                     reduction: str = "mean") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

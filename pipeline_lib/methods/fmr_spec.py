@@ -15,9 +15,8 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.config import Params
-from pipeline_lib.methods.cycada_spec import monitor_curves
 from pipeline_lib.methods.fmr_params import COMBINED, MAX_LAYERS
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
 
 POOL_ROWS = tuple(f"fmr_pool{k}" for k in range(1, MAX_LAYERS + 1))
 #: rows -> the ``regress_features`` variant that makes them

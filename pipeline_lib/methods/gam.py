@@ -31,9 +31,9 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, cycled_pairs, descend,
-                                   epoch_bar, fixed_steps, in_order_batches, paired_batches, recompute_batchnorm,
-                                   shuffled_loader, step_bar)
+from pipeline_lib.batches import cycled_pairs, in_order_batches, paired_batches, shuffled_loader
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
+                                   fixed_steps, recompute_batchnorm, step_bar)
 
 
 @torch.no_grad()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.config import Params
-from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, adapted_model, monitor_curves
+from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, adapted_model
 from pipeline_lib.paper_numbers import PaperValue, digits, gam_table3, merge
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
 
 FIGURES = "GAM"  # the report's subcategory of the method's figures
 LAST = "last epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"

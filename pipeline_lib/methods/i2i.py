@@ -39,9 +39,9 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.models.i2i import Decoders, ImageCritic, InputAdapter
 from pipeline_lib.runtime import autocast
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, check_finite, cycled_pairs,
-                                   descend, epoch_bar, fixed_steps, optimizer_step, paired_batches,
-                                   recompute_batchnorm, shuffled_loader, step_bar)
+from pipeline_lib.batches import cycled_pairs, paired_batches, shuffled_loader
+from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, check_finite, descend,
+                                   epoch_bar, fixed_steps, optimizer_step, recompute_batchnorm, step_bar)
 
 Weights = dict[str, float]
 

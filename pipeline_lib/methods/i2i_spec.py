@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_lib import codedeps, paths
+from pipeline_lib import paths
 from pipeline_lib.config import BackboneParams, Params
 from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
 from pipeline_lib.paper_numbers import PaperValue, digits
@@ -113,10 +113,21 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     return stages
 
 
+def reported_sets(exp: Experiment) -> tuple[str, ...]:
+    """The lambda sets whose rows the experiment reports (as ``exp.rows`` has them), found from params and this
+    method's rows alone: the embedding stage that asks loads no other method's declaration."""
+    listed = exp.spec.methods
+
+    def reported(row: Row) -> bool:
+        return row.name in listed if listed is not None else exp.task in row.tasks and row.by_default(exp)
+    return tuple(s for s in DEFAULT_SETS if reported(ROWS[row_name(s)]))
+
+
 def embedding_sets(exp: Experiment) -> tuple[str, ...]:
     """Fig. 3's sets that the experiment reports."""
     cfg: I2IParams = exp.section("i2i")
-    return tuple(s for s in cfg.embedding_sets if s in cfg.sets and row_name(s) in exp.rows)
+    shown = reported_sets(exp)
+    return tuple(s for s in cfg.embedding_sets if s in cfg.sets and s in shown)
 
 
 def _experiment_stages(exp: Experiment) -> list[StageSpec]:
@@ -132,8 +143,7 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
         params=exp.keys + _keys(exp, EMBEDDING_FIELDS) + tuple(f"{exp.key('i2i')}.sets.{s}" for s in shown),
         domains=(exp.source, exp.target), backbone=exp.backbone,
         figures=(exp.figure(png, "i2i_embedding", FIGURES, figure="code embedding (Fig. 3)", lambdas=", ".join(shown),
-                            seed=seed),),
-        modules=codedeps.spec_modules())]  # it lists the experiment's rows: every method's declaration
+                            seed=seed),))]
 
 
 # ---- rows -------------------------------------------------------------------------------------
