@@ -226,7 +226,7 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
                                              "progressive": False})
                 source, target = ctx.sets(n)
                 f_s = ctx.lenet()
-                match_activations(copy.deepcopy(f_s), f_s, source, target, cfg, list(ctx.backbone.gam_layers),
+                match_activations(copy.deepcopy(f_s), f_s, source, target, cfg, list(ctx.params.section("gam", "lenet_rgb").layers["lenet_rgb"]),
                                   dev, 0, out, None, divergence=div)
             elif kind == "train_calibrator":
                 from pipeline_lib.methods.calibrator import train_calibrator
@@ -251,7 +251,7 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
                 from pipeline_lib.methods.fmr_params import variant_weights
                 cfg = cfg.model_copy(update={"epochs": 1, "steps_per_epoch": steps})
                 source, target = ctx.sets(n)
-                weights = variant_weights(list(ctx.backbone.fmr_layers), "inc", cfg.weights_inc)
+                weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc", cfg.weights_inc)
                 regress_features(ctx.lenet(), PairedSet(source, target), weights, cfg, dev, 0, out, None,
                                  divergence=div)
             else:
@@ -397,7 +397,7 @@ def raw_run(ctx: Context, kind: str, steps: int, variant: bool = False) -> float
         source_model = ctx.lenet().eval().requires_grad_(False)
         model = copy.deepcopy(source_model).train().requires_grad_(True)
         reference = [p.detach().clone() for p in source_model.parameters()]
-        layers = tuple(ctx.backbone.gam_layers)
+        layers = tuple(ctx.params.section("gam", "lenet_rgb").layers["lenet_rgb"])
         weights = dict(zip(layers, cfg.layer_weights or [1.0] * len(layers)))
         widths = {"fc1": 500, "logits": 10}
         discs = nn.ModuleDict({k: FeatureDiscriminator(widths[k], cfg.disc_hidden, cfg.disc_layers) for k in layers})
@@ -503,7 +503,7 @@ def raw_run(ctx: Context, kind: str, steps: int, variant: bool = False) -> float
         for m in h2.modules():  # dropout off, as the pipeline trains H2
             if isinstance(m, nn.modules.dropout._DropoutNd):
                 m.eval()
-        weights = variant_weights(list(ctx.backbone.fmr_layers), "inc", cfg.weights_inc)
+        weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc", cfg.weights_inc)
         layers = tuple(weights)
         opt = adam(h2.parameters(), cfg.lr)
         data = Batches([ctx.xs[:n], ctx.xt[:n]], batch, 0)

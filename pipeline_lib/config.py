@@ -225,13 +225,20 @@ class BackboneParams(_Strict):
     channels: Literal[1, 3] = 3
     size: int | None = Field(None, ge=16, description="input side of a classification net")
     pretrained: bool = Field(False, description="start from ImageNet weights (downloaded once; needs network)")
-    gam_layers: tuple[str, ...] = Field((), description="named layers GAM matches, in forward order")
-    fmr_layers: tuple[str, ...] = Field((), description="post-pooling layers feature-map regression regresses, in "
-                                        "forward order (the paper's pool1..pool5 on VGG-16)")
 
     @property
     def task(self) -> Task:
         return ARCH_TASK[self.arch]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw: Any) -> Any:
+        moved = [k for k in raw if isinstance(k, str) and k.endswith("_layers")] if isinstance(raw, dict) else []
+        if moved:  # <method>_layers lived here before each method's section took its layers per backbone
+            section = moved[0].removesuffix("_layers")
+            raise ValueError(f"{moved[0]} moved to the method's own section: write it as {section}.layers.<backbone> "
+                             f"(segmentation.{section}.layers.<backbone> for a segmentation net)")
+        return raw
 
     @model_validator(mode="after")
     def _size_for_classifiers(self) -> "BackboneParams":

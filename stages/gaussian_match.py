@@ -28,7 +28,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     seed_everything(args.seed)
     device = resolve_device(params.device)
     model, upstream = load_task_model(paths.supervised_model(exp.source, exp.backbone, args.seed), backbone)
-    layers = check_layers(model, backbone.gam_layers, f"backbones.{exp.backbone}.gam_layers")
+    key = f"{params.track(exp.backbone).prefix}gam.layers.{exp.backbone}"
+    layers = check_layers(model, params.section("gam", exp.backbone).layers.get(exp.backbone, ()), key)
     source = train_set(src, backbone)  # full frames, unaugmented
     target = train_set(tgt, backbone, labels=False)
     matched, log = gaussian_match(model, source, target, layers, device, cfg.batch_size, cfg.max_batches)

@@ -32,7 +32,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     source_model, upstream = load_task_model(f_s, backbone)
     init = gam_model(args.experiment, "gaussian", args.seed) if cfg.init == "gaussian" else None
     start = load_task_model(init, backbone)[0] if init else source_model
-    layers = check_layers(source_model, backbone.gam_layers, f"backbones.{exp.backbone}.gam_layers")
+    key = f"{params.track(exp.backbone).prefix}gam.layers.{exp.backbone}"
+    layers = check_layers(source_model, params.section("gam", exp.backbone).layers.get(exp.backbone, ()), key)
     source = train_set(src, backbone, cfg)
     target = train_set(tgt, backbone, cfg, labels=False)
     out = gam_model(args.experiment, args.variant, args.seed)

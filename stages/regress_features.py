@@ -13,7 +13,7 @@ from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.fmr import PairedSet, regress_features
 from pipeline_lib.methods.fmr_params import variant_weights
-from pipeline_lib.methods.fmr_spec import VARIANTS, fmr_model, layers
+from pipeline_lib.methods.fmr_spec import VARIANTS, fmr_model, layers, layers_key
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.registry import Experiment
@@ -30,7 +30,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     device = resolve_device(params.device)
     h1_path = exp.source_model(args.seed)
     h1, upstream = load_task_model(h1_path, backbone)
-    order = check_layers(h1, layers(exp), f"backbones.{spec.backbone}.fmr_layers")
+    order = check_layers(h1, layers(exp), layers_key(exp))
     weights = variant_weights(order, args.variant, cfg.weights_inc)
     # unaugmented pairs: a segmentation batch is cropped and flipped alike on both sides in the loop
     pairs = PairedSet(train_set(src, backbone), train_set(tgt, backbone, labels=False))

@@ -153,8 +153,8 @@ def test_steps_per_epoch_is_a_fixed_count_that_cycles_a_small_source(tmp_path):
 def test_unknown_layers_name_the_params_key(bad):
     from pipeline_lib.errors import PipelineError
     from pipeline_lib.training import check_layers
-    with pytest.raises(PipelineError, match="backbones.lenet.gam_layers: 'fc9' is not a layer"):
-        check_layers(LeNet(), tuple(bad), "backbones.lenet.gam_layers")
+    with pytest.raises(PipelineError, match="gam.layers.lenet: 'fc9' is not a layer"):
+        check_layers(LeNet(), tuple(bad), "gam.layers.lenet")
 
 
 def test_source_or_not_picks_spatial_layers_and_handles_frames_of_other_sizes():

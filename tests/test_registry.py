@@ -91,9 +91,17 @@ def test_an_experiment_cannot_have_rows_the_registry_lacks_or_its_track_cannot_r
 
 def test_gam_rows_need_the_layers_to_match(tiny_raw):
     tiny_raw["experiments"]["mnist_usps"]["methods"] = ["gam"]
-    del tiny_raw["backbones"]["lenet"]["gam_layers"]
-    with pytest.raises(PipelineError, match="GAM rows need backbones.lenet.gam_layers"):
+    del tiny_raw["gam"]["layers"]["lenet"]
+    with pytest.raises(PipelineError, match=r"GAM rows need gam\.layers\.lenet"):
         registry.check_params(parse_params(tiny_raw))
+
+
+@pytest.mark.parametrize("key, section", [("gam_layers", "gam"), ("fmr_layers", "fmr")])
+def test_layers_under_a_backbone_say_where_they_moved(tiny_raw, key, section):
+    tiny_raw["backbones"]["lenet"][key] = ["fc1"]
+    with pytest.raises(PipelineError, match=rf"backbones\.lenet: {key} moved to the method's own section: write it "
+                                            rf"as {section}\.layers\.<backbone>"):
+        parse_params(tiny_raw)
 
 
 def test_a_row_that_builds_on_another_methods_stages_gets_them_and_their_curves(tiny_raw):
@@ -131,8 +139,8 @@ def test_paper_numbers_follow_the_backbone(tiny_params):
 @pytest.mark.parametrize("edit, message", [
     (lambda raw: raw["experiments"]["mnistm_ripple"].update(target="mnist5k"), "fmr_pool1 needs pairs"),
     (lambda raw: raw["data"]["shifted"]["mnistm_ripple"].update(base="mnist5k"), "fmr_pool1 needs pairs"),
-    (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].append("fmr_pool3"), "fmr_pool3: backbones.lenet_rgb"),
-    (lambda raw: raw["backbones"]["lenet_rgb"].pop("fmr_layers"), "needs backbones.lenet_rgb.fmr_layers"),
+    (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].append("fmr_pool3"), "fmr_pool3: fmr.layers.lenet_rgb"),
+    (lambda raw: raw["fmr"]["layers"].pop("lenet_rgb"), "needs fmr.layers.lenet_rgb"),
     (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].remove("source_only"), "need source_only"),
     (lambda raw: raw["fmr"]["inversion"].update(variant="pool9"), "fmr.inversion.variant: 'pool9'"),
     (lambda raw: raw["experiments"]["mnistm_ripple"]["methods"].remove("fmr_dec") or

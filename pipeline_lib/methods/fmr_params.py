@@ -32,7 +32,7 @@ def variant_weights(layers: list[str], variant: str, weights_inc: tuple[float, .
         k = int(variant[4:])
         if not 1 <= k <= len(layers):
             raise PipelineError(f"regression variant {variant}: the backbone has {len(layers)} post-pooling "
-                                f"layer(s) in fmr_layers ({', '.join(layers)})")
+                                f"layer(s) in fmr.layers ({', '.join(layers)})")
         return {layers[k - 1]: 1.0}
     if variant not in COMBINED:
         raise PipelineError(f"unknown regression variant {variant!r} (pool<k>, inc or dec)")
@@ -41,7 +41,7 @@ def variant_weights(layers: list[str], variant: str, weights_inc: tuple[float, .
     return {name: float(w) for name, w in zip(layers, weights)}
 
 
-#: the rows that regress one post-pooling layer: fmr_pool<k> regresses backbones.<b>.fmr_layers[k - 1]
+#: the rows that regress one post-pooling layer: fmr_pool<k> regresses fmr.layers.<backbone>[k - 1]
 MAX_LAYERS = 5
 
 
@@ -82,6 +82,8 @@ class InversionParams(_Strict):
 
 
 class FmrParams(_Strict):
+    layers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="per backbone: the post-pooling "
+                                               "layers it regresses, in forward order (the paper's pool1..pool5)")
     regress: RegressParams
     finetune: TrainSupervisedParams = Field(description="B2: H1 finetuned on D2 with its labels")
     inversion: InversionParams

@@ -45,7 +45,12 @@ def paired(exp: Experiment) -> bool:
 
 
 def layers(exp: Experiment) -> tuple[str, ...]:
-    return exp.params.backbones[exp.backbone].fmr_layers
+    """The backbone's post-pooling layers, in forward order (``fmr.layers.<backbone>``)."""
+    return exp.section("fmr").layers.get(exp.backbone, ())
+
+
+def layers_key(exp: Experiment) -> str:
+    return exp.key(f"fmr.layers.{exp.backbone}")
 
 
 def _applies(row: str):
@@ -82,7 +87,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"regress_features__{exp.name}__{variant}__s{seed}", module="regress_features",
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)), deps=(h1, *exp.data),
             outs=(str(model), str(csv)),
-            params=exp.train_keys + _regress_keys(exp, variant) + (exp.key("evaluate"),),
+            params=exp.train_keys + _regress_keys(exp, variant) + (layers_key(exp), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone,
             curves=(Curve(f"{label}: regression loss", f"seed {seed}", "loss", str(csv)),
                     *monitor_curves(exp, label, seed, csv))))
@@ -104,7 +109,7 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
     return [StageSpec(
         name=f"invert_features__{exp.name}", module="invert_features", args=(("experiment", exp.name),),
         deps=(str(exp.source_model(seed)), str(fmr_model(exp.name, variant, seed)), *exp.data), outs=(str(png),),
-        params=exp.keys + (exp.key("fmr.inversion"), f"experiments.{exp.name}.seeds", "seeds"),
+        params=exp.keys + (exp.key("fmr.inversion"), layers_key(exp), f"experiments.{exp.name}.seeds", "seeds"),
         domains=(exp.source, exp.target), backbone=exp.backbone,
         figures=(exp.figure(png, "fmr_inversion", FIGURES, figure="feature inversion", model=variant, seed=seed),))]
 
@@ -120,10 +125,10 @@ def _check(params: Params, experiment: str) -> str | None:
     if wanted != ["finetune"]:
         n = len(layers(exp))
         if not n:
-            return f"{wanted[0]} needs backbones.{exp.backbone}.fmr_layers (its post-pooling layers, in order)"
+            return f"{wanted[0]} needs {layers_key(exp)} (the backbone's post-pooling layers, in order)"
         too_deep = [row for row in wanted if row.startswith("fmr_pool") and int(row.removeprefix("fmr_pool")) > n]
         if too_deep:
-            return f"{too_deep[0]}: backbones.{exp.backbone}.fmr_layers has {n} layer(s)"
+            return f"{too_deep[0]}: {layers_key(exp)} has {n} layer(s)"
         variant = inversion_variant(exp)
         if variant not in VARIANTS.values() or (variant.startswith("pool") and int(variant[4:]) > n):
             return (f"{exp.key('fmr.inversion.variant')}: {variant!r} is not a regression variant of this backbone "

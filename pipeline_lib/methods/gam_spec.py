@@ -42,6 +42,11 @@ def label_bound_json(experiment: str) -> Path:
     return Path("metrics") / experiment / "label_bound.json"
 
 
+def layers_key(exp: Experiment) -> str:
+    """The params key of the layers GAM matches on this experiment's backbone."""
+    return exp.key(f"gam.layers.{exp.backbone}")
+
+
 # ---- stages -----------------------------------------------------------------------------------
 
 def _drift_curve(label: str, seed: int, csv: Path) -> Curve:
@@ -57,7 +62,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         stages.append(StageSpec(
             name=f"gaussian_match__{exp.name}__s{seed}", module="gaussian_match",
             args=(("experiment", exp.name), ("seed", seed)), deps=(f_s, *exp.data),
-            outs=(str(gaussian), str(picture)), params=exp.keys + (exp.key("gam.gaussian_match"),),
+            outs=(str(gaussian), str(picture)), params=exp.keys + (exp.key("gam.gaussian_match"), layers_key(exp)),
             domains=(exp.source, exp.target), backbone=exp.backbone,
             figures=(exp.figure(picture, "source_or_not", FIGURES, figure="Source or not (Fig. 3)", seed=seed),)))
     for row, variant in MATCH_VARIANTS.items():
@@ -72,7 +77,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
             deps=((str(gaussian),) if init == "gaussian" else ()) + (f_s, *exp.data),
             outs=(str(model), str(csv)),
-            params=exp.train_keys + (exp.key("gam.match_activations"), exp.key("evaluate")),
+            params=exp.train_keys + (exp.key("gam.match_activations"), layers_key(exp), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
     if exp.wants("adda_reg"):
         model = adapted_model(exp.name, ADDA_REG_VARIANT, seed)
@@ -96,8 +101,8 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
 
 def _check(params: Params, experiment: str) -> str | None:
     exp = Experiment(params, experiment)
-    if exp.wants("gam_gaussian", "gam_noreg", "gam") and not params.backbones[exp.backbone].gam_layers:
-        return f"GAM rows need backbones.{exp.backbone}.gam_layers (the named layers to match)"
+    if exp.wants("gam_gaussian", "gam_noreg", "gam") and not exp.section("gam").layers.get(exp.backbone):
+        return f"GAM rows need {layers_key(exp)} (the named layers to match)"
     return None
 
 
