@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 EXPERIMENT ?= mnist5k_mnistm mnistm_photocopy
 REPORTS := $(foreach e,$(EXPERIMENT),reports/$(e).csv)
 
-.PHONY: install dag demo test record share pull clean-outputs
+.PHONY: install dag demo test lint record share pull clean-outputs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ demo: install  ## run the default experiments and build the HTML report
 
 test: install
 	python -m pytest
+
+lint: install  ## ruff with the project's rules (pyproject.toml); snakemake --lint is checked by tests/test_lint.py
+	ruff check .
 
 # the reports of dvc.yaml's experiments (a shell substitution, run where a recipe uses it)
 DVC_REPORTS = $$(python -c "from pipeline_lib.config import load_params; from pipeline_lib import paths; print(' '.join(str(paths.report_csv(e)) for e in load_params().dvc_experiments))")

@@ -33,6 +33,9 @@ if not Path("dvc.yaml").is_file() or Path("dvc.yaml").read_text() != DVC_TEXT:
 
 # jobs run `python3 -m stages.<name>`: the interpreter running Snakemake (the project's .venv) comes first,
 # so `.venv/bin/snakemake ...` works without activating the environment
+envvars:
+    "PATH",
+
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 # one runner per workspace (pipeline_lib/locks.py): claim it before any job starts, so that a Snakemake started

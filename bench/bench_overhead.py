@@ -226,7 +226,8 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
                                              "progressive": False})
                 source, target = ctx.sets(n)
                 f_s = ctx.lenet()
-                match_activations(copy.deepcopy(f_s), f_s, source, target, cfg, list(ctx.params.section("gam", "lenet_rgb").layers["lenet_rgb"]),
+                match_activations(copy.deepcopy(f_s), f_s, source, target, cfg,
+                                  list(ctx.params.section("gam", "lenet_rgb").layers["lenet_rgb"]),
                                   dev, 0, out, None, divergence=div)
             elif kind == "train_calibrator":
                 from pipeline_lib.methods.calibrator import train_calibrator
@@ -251,7 +252,8 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
                 from pipeline_lib.methods.fmr_params import variant_weights
                 cfg = cfg.model_copy(update={"epochs": 1, "steps_per_epoch": steps})
                 source, target = ctx.sets(n)
-                weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc", cfg.weights_inc)
+                weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc",
+                                          cfg.weights_inc)
                 regress_features(ctx.lenet(), PairedSet(source, target), weights, cfg, dev, 0, out, None,
                                  divergence=div)
             else:
@@ -503,7 +505,8 @@ def raw_run(ctx: Context, kind: str, steps: int, variant: bool = False) -> float
         for m in h2.modules():  # dropout off, as the pipeline trains H2
             if isinstance(m, nn.modules.dropout._DropoutNd):
                 m.eval()
-        weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc", cfg.weights_inc)
+        weights = variant_weights(list(ctx.params.section("fmr", "lenet_rgb").layers["lenet_rgb"]), "inc",
+                                  cfg.weights_inc)
         layers = tuple(weights)
         opt = adam(h2.parameters(), cfg.lr)
         data = Batches([ctx.xs[:n], ctx.xt[:n]], batch, 0)
@@ -718,7 +721,8 @@ def startup(args: argparse.Namespace) -> None:
     interp = statistics.median(_wall([PYTHON, "-P", "-c", "pass"], workspace, env) for _ in range(args.repeats))
     torch_import = statistics.median(_wall([PYTHON, "-P", "-c", "import torch"], workspace, env)
                                      for _ in range(args.repeats))
-    print(f"\n## 2. Per-stage startup (workspace {workspace}, code {ROOT}, experiments {' '.join(args.experiments)})\n\n"
+    print(f"\n## 2. Per-stage startup (workspace {workspace}, code {ROOT}, "
+          f"experiments {' '.join(args.experiments)})\n\n"
           f"median of {args.repeats} fresh processes per stage; interpreter start (`python -c pass`) "
           f"{interp:.3f} s, `python -c 'import torch'` {torch_import:.3f} s; `main` = the stage's main() up to its "
           "loop function (seed, data, model, fingerprint, monitor are parts of it); rss = max RSS at that point\n",
@@ -938,7 +942,8 @@ def noop(args: argparse.Namespace) -> None:
     n_jobs = int(parts[0][4])
     print(f"\n## 3. No-op runs on a finished run ({copy}: a copy of {args.workspace})\n\n"
           f"median of {args.repeats} after one warm-up; {n_jobs} stages in params.yaml's DAG, dvc.yaml "
-          f"{(copy / 'dvc.yaml').stat().st_size / 1024:.0f} KiB, dvc.lock {(copy / 'dvc.lock').stat().st_size / 1024:.0f} KiB\n")
+          f"{(copy / 'dvc.yaml').stat().st_size / 1024:.0f} KiB, "
+          f"dvc.lock {(copy / 'dvc.lock').stat().st_size / 1024:.0f} KiB\n")
     print("| command | wall s | of which |")
     print("|---|---:|---|")
     print(f"| `snakemake -n {target}` | {s_wall:.2f} | `snakemake --version` {s_version:.2f} s; Snakefile's own work: "

@@ -93,7 +93,8 @@ def schedule(workdir: Path, experiment: str, cores: int) -> tuple[float, float, 
     running: list[tuple[float, str]] = []
     clock = 0.0
     while len(done) < len(seconds):
-        ready = sorted((n for n in seconds if n not in started and deps[n] <= done), key=lambda n: -tail[n] - seconds[n])
+        ready = sorted((n for n in seconds if n not in started and deps[n] <= done),
+                       key=lambda n: -tail[n] - seconds[n])
         for name in ready[: cores - len(running)]:
             heapq.heappush(running, (clock + seconds[name], name))
             started.add(name)

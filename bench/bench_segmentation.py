@@ -48,7 +48,7 @@ def main() -> None:
         x = torch.rand(batch, 3, 512, 1024, device=device) * 2 - 1
         y = torch.randint(0, 19, (batch, 512, 1024), device=device)
 
-        def train_step() -> None:
+        def train_step(model=model, opt=opt) -> None:
             model.train()
             with autocast(device):
                 loss = F.cross_entropy(model(x).float(), y, ignore_index=255)
@@ -57,7 +57,7 @@ def main() -> None:
             opt.step()
 
         @torch.no_grad()
-        def evaluate() -> None:
+        def evaluate(model=model) -> None:
             model.eval()
             with autocast(device):
                 logits = model(x).float()
@@ -65,7 +65,7 @@ def main() -> None:
 
         report(f"{arch}: train step 512x1024", batch, timed(train_step, args.repeats, device))
         report(f"{arch}: evaluation 1024x512 -> 2048x1024", batch, timed(evaluate, args.repeats, device))
-        del model, opt
+        del model, opt, train_step, evaluate
     generator = ResnetGenerator(3, 3, ngf=64, n_down=2, n_blocks=9).to(device).eval()
     frames = torch.rand(batch, 3, 512, 1024, device=device) * 2 - 1
 

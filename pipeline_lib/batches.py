@@ -61,7 +61,8 @@ def _collate(items: list) -> Any:
                             "(or max_width) in the segmentation section of params.yaml") from None
 
 
-def in_order_batches(dataset: Dataset, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def in_order_batches(dataset: Dataset, batch_size: int,
+                     num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) batches in dataset order; a batch whose frames differ in size is split
     into runs of equal size (real datasets hold a few odd-sized frames). Never sharded: its readers
     (evaluation, activation statistics, translation) need every item, on every process alike."""

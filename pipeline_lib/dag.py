@@ -147,7 +147,8 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
                               if r is not None and r.seeds_from)
     summary = str(paths.report_metrics(exp.name))
-    plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), title=exp.confusion_title(m), template="confusion_counts",
+    plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), title=exp.confusion_title(m),
+                       template="confusion_counts",
                        x="predicted", y="actual", x_label="predicted class", y_label="true class") for m in models)
     plots += tuple(Plot(p) for p in pngs)
     return StageSpec(

@@ -53,7 +53,8 @@ def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, 
     model.to(device).eval()
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     shown: dict[str, list[np.ndarray]] = {"images": [], "predictions": [], "labels": []}
-    for images, masks in tqdm(in_order_batches(dataset, batch_size, num_workers), desc="evaluate", unit="batch", leave=False):
+    for images, masks in tqdm(in_order_batches(dataset, batch_size, num_workers), desc="evaluate", unit="batch",
+                              leave=False):
         x = images.to(device, non_blocking=True)
         h, w = x.shape[-2:]
         if infer_max_width is not None and w > infer_max_width:

@@ -133,7 +133,8 @@ _SEED_STYLES = ("-", "--", ":", "-.")
 
 
 def _series_parts(label: str) -> tuple[str, str]:
-    """``"CyCADA feat only, seed 1"`` -> (``"CyCADA feat only"``, ``"seed 1"``); ``"seed 0"`` -> (``""``, ``"seed 0"``)."""
+    """``"CyCADA feat only, seed 1"`` -> (``"CyCADA feat only"``, ``"seed 1"``);
+    ``"seed 0"`` -> (``""``, ``"seed 0"``)."""
     name, sep, seed = label.rpartition(", ")
     if sep and seed.startswith("seed "):
         return name, seed

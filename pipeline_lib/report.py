@@ -159,7 +159,8 @@ def report_metrics(table: pd.DataFrame) -> dict[str, object]:
     of each row with a model (%, mean over seeds), their std over seeds (rows with several seeds) and the number of
     seeds, each keyed by the row's method name, so that ``target.<row>`` is one column of ``dvc exp show``."""
     rows = table[table["n_seeds"] > 0]
-    out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "", "profile": table["profile"].iloc[0]}
+    out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "",
+                              "profile": table["profile"].iloc[0]}
     for key, column in (("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
                         ("source_std", "source_std"), ("n_seeds", "n_seeds")):
         values = rows[column].dropna().to_dict()  # Python numbers, keyed by the rows' method names

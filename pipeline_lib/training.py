@@ -16,8 +16,8 @@ a watched loss that grows by ``divergence.loss_growth`` (:class:`LossGrowth`) an
 supervised classification, a training accuracy that stays at chance (:func:`check_chance`).
 
 Under torchrun (:mod:`pipeline_lib.distributed`) each process reads its share of every global batch
-(:class:`pipeline_lib.batches.ShardedBatches`), :func:`optimizer_step` averages the gradients before each step, the divergence
-checks and the epoch history see values averaged over the processes (so all stop together and rank 0 logs
+(:class:`pipeline_lib.batches.ShardedBatches`), :func:`optimizer_step` averages the gradients before each step,
+the divergence checks and the epoch history see values averaged over the processes (so all stop together and rank 0 logs
 the global means) and only rank 0 writes partial checkpoints. With one process nothing of that changes a bit.
 """
 
@@ -268,8 +268,8 @@ def budget_epochs(epochs: int, steps_in_epoch: int, max_steps: int | None) -> in
 
 def fixed_steps(items: int, batch_size: int, steps: int | None) -> int:
     """Steps of an epoch of exactly ``steps`` iterations (null: one pass over ``items``), for stages that
-    cycle their data (:func:`pipeline_lib.batches.cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000 whatever
-    the source's size."""
+    cycle their data (:func:`pipeline_lib.batches.cycled_pairs`): GAM's "20,000 iterations" are 20 epochs of 1,000
+    whatever the source's size."""
     return steps if steps else max(items // batch_size, 1)
 
 

@@ -36,7 +36,8 @@ def embed(points: np.ndarray, method: str, seed: int) -> np.ndarray:
         from sklearn.decomposition import PCA
         return PCA(n_components=2, random_state=seed).fit_transform(points)
     from sklearn.manifold import TSNE
-    return TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, len(points) / 4)).fit_transform(points)
+    return TSNE(n_components=2, init="pca", random_state=seed,
+                perplexity=min(30.0, len(points) / 4)).fit_transform(points)
 
 
 def main(args: argparse.Namespace, params: Params) -> None:

@@ -56,7 +56,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
                                           monitor=monitor, divergence=params.divergence)
     n_cal, n_model = parameter_count(calibrator), parameter_count(model)
     save_checkpoint(out, calibrator.cpu().state_dict(), {
-        **meta, "settings": settings(cfg), "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf, "n_down": cfg.n_down,
+        **meta, "settings": settings(cfg), "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf,
+                               "n_down": cfg.n_down,
                                "n_blocks": cfg.n_blocks, "linf": cfg.linf,
                                "output": cfg.output},
         "calibrator_parameters": n_cal, "model_parameters": n_model,

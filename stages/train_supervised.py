@@ -36,7 +36,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)
     last = result.history[-1]
-    print(f"trained {out}: loss {last['loss']:.4f}, train acc {last['train_acc']:.4f}, {result.seconds:.1f}s on {device}")
+    print(f"trained {out}: loss {last['loss']:.4f}, train acc {last['train_acc']:.4f}, "
+          f"{result.seconds:.1f}s on {device}")
 
 
 if __name__ == "__main__":

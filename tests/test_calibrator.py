@@ -98,7 +98,8 @@ def test_training_leaves_the_frozen_model_bit_identical_and_moves_the_calibrator
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(not p.requires_grad for p in model.parameters()) and not model.training
     assert seen == [False, False]  # the monitor sees the deployed pipeline in eval mode, once per epoch
-    assert len(result.history) == 2 and {"acc_d_feat", "acc_d_pixel", "fooled", "target_metric"} <= set(result.history[0])
+    assert (len(result.history) == 2
+            and {"acc_d_feat", "acc_d_pixel", "fooled", "target_metric"} <= set(result.history[0]))
     assert max(row["perturbation"] for row in result.history) <= TINY.linf + 1e-6
     fresh = Calibrator(1, TINY.ngf, TINY.n_down, TINY.n_blocks, TINY.linf)
     x = _digits(4, 0.5, 3).tensors[0]
@@ -157,7 +158,8 @@ def test_the_release_variant_trains_on_softmax_scores(tmp_path, monkeypatch):
         original(self, feat_channels, image_channels, params)
 
     monkeypatch.setattr(calib.GroupDiscriminators, "__init__", spy)
-    release = TINY.model_copy(update={"layer": "logits", "softmax": True, "source_weight": 0.1, "patch": 4, "epochs": 1})
+    release = TINY.model_copy(update={"layer": "logits", "softmax": True, "source_weight": 0.1, "patch": 4,
+                                      "epochs": 1})
     _, result = train_calibrator(model, _digits(16, 0.0, 1), _digits(16, 0.5, 2), release, torch.device("cpu"), 0,
                                  tmp_path / "cal.pt", None)
     assert seen == [(10, 16)]  # the feature discriminator sees the 10 class scores, the pixel one a 4x4 patch

@@ -227,5 +227,6 @@ def test_a_world_size_without_torchrun_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     monkeypatch.delenv("MASTER_PORT", raising=False)
-    with pytest.raises(PipelineError, match=r"^WORLD_SIZE is 2 but MASTER_ADDR and MASTER_PORT unset: start .* torchrun"):
+    with pytest.raises(PipelineError,
+                       match=r"^WORLD_SIZE is 2 but MASTER_ADDR and MASTER_PORT unset: start .* torchrun"):
         distributed.init()

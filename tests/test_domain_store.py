@@ -10,7 +10,10 @@ from pipeline_lib.errors import PipelineError
 
 def _domain() -> DomainData:
     rng = np.random.default_rng(0)
-    split = lambda n: Split(rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8), rng.integers(0, 10, n))
+
+    def split(n):
+        return Split(rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8), rng.integers(0, 10, n))
+
     return DomainData("toy", split(5), split(3))
 
 

@@ -96,8 +96,10 @@ def test_training_moves_only_the_layers_below_the_regressed_one_and_lowers_the_l
 def test_inversion_starts_from_noise_and_matches_the_features(tmp_path):
     torch.manual_seed(0)
     model, x = LeNet(10, 3, 32).eval(), _images(2, seed=7)
-    noise = invert_features(model, x, LAYERS, LAYERS, steps=0, lr=0.5, momentum=0.9, style_weight=1.0, seed=0, device=CPU)
-    seen = invert_features(model, x, LAYERS, LAYERS, steps=60, lr=0.5, momentum=0.9, style_weight=1.0, seed=0, device=CPU)
+    noise = invert_features(model, x, LAYERS, LAYERS, steps=0, lr=0.5, momentum=0.9, style_weight=1.0, seed=0,
+                            device=CPU)
+    seen = invert_features(model, x, LAYERS, LAYERS, steps=60, lr=0.5, momentum=0.9, style_weight=1.0, seed=0,
+                           device=CPU)
     assert seen.shape == x.shape and seen.min() >= -1 and seen.max() <= 1
 
     def distance(img: torch.Tensor) -> float:

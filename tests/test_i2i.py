@@ -42,10 +42,12 @@ def _only(**on: float) -> dict[str, float]:
 def test_classification_and_image_losses_by_hand():
     logits = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
     # -log(3/4) and -log(1/2), averaged
-    assert classification_loss(logits, torch.tensor([0, 1])).item() == pytest.approx((math.log(4 / 3) + math.log(2)) / 2)
+    assert (classification_loss(logits, torch.tensor([0, 1])).item()
+            == pytest.approx((math.log(4 / 3) + math.log(2)) / 2))
     masks = torch.tensor([[[0, 255]]])  # segmentation: 255 is not scored
     assert classification_loss(torch.zeros(1, 2, 1, 2), masks).item() == pytest.approx(math.log(2))
-    assert image_loss(torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, -1.0], [0.5, 0.5]]]])).item() == pytest.approx(0.75)
+    assert (image_loss(torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, -1.0], [0.5, 0.5]]]])).item()
+            == pytest.approx(0.75))
 
 
 def test_wasserstein_losses_by_hand():

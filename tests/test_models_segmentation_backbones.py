@@ -144,7 +144,8 @@ def test_fcn_skip_scorers_start_at_zero(models):
         assert scorer.weight.abs().sum() == 0 and scorer.bias.abs().sum() == 0
     assert model.fc6[0].kernel_size == (7, 7) and model.fc6[0].padding == (3, 3)
     assert isinstance(model.fc6[2], nn.Dropout2d) and isinstance(model.fc7[2], nn.Dropout2d)
-    assert [type(b[-1]) for b in (model.pool1, model.pool2, model.pool3, model.pool4, model.pool5)] == [nn.MaxPool2d] * 5
+    assert [type(b[-1]) for b in (model.pool1, model.pool2, model.pool3, model.pool4,
+                                  model.pool5)] == [nn.MaxPool2d] * 5
     assert [sum(isinstance(m, nn.Conv2d) for m in b) for b in (model.pool1, model.pool2, model.pool3, model.pool4,
                                                                model.pool5)] == [2, 2, 3, 3, 3]
 

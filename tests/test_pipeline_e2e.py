@@ -213,7 +213,8 @@ def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
     # the supervised models feed every method but I2IAdapt (it trains its own from scratch, with its augmentation):
     # all but the two prepare stages and I2IAdapt's rerun
     assert _plan_after(built, "train_supervised", "lr", 5e-4) == {
-        s for s in everything if not s.startswith(("prepare__", "train_i2i__", "i2i_embedding__")) and "__i2i_" not in s}
+        s for s in everything
+        if not s.startswith(("prepare__", "train_i2i__", "i2i_embedding__")) and "__i2i_" not in s}
     assert snakemake_plan(built, REPORT) == {}
 
 
@@ -313,7 +314,8 @@ def dvc_built(dvc_started) -> tuple[Path, str]:
 def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, dvc_built):
     project, out = dvc_built
     assert "Running stage 'report__mnist5k_mnistm'" in out
-    assert len(_metrics(built)) == len(_methods(built)) and _metrics(project) == _metrics(built)  # same seed -> same numbers
+    # same seed -> same numbers
+    assert len(_metrics(built)) == len(_methods(built)) and _metrics(project) == _metrics(built)
     again = run(["dvc", "repro"], project).stdout
     assert "Running stage" not in again
     assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"

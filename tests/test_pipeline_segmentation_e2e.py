@@ -54,8 +54,8 @@ def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
     assert np.asarray(metrics["target"]["confusion"]).sum() > 0
     manifest = json.loads((scenes / "data/translated/scenes/seed0/manifest.json").read_text())
     assert manifest["count"] == 16 and len(manifest["shards"]) == 2 and manifest["image_shape"] == [64, 128, 3]
-    for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion/oracle.png", "tradeoff.png",
-                "fourier_cycada_seed0.png", "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"):
+    for png in ("predictions.png", "translation_seed0.png", "training_curves.png", "confusion/oracle.png",
+                "tradeoff.png", "fourier_cycada_seed0.png", "i2i_translation_all_seed0.png", "i2i_embedding_seed0.png"):
         assert (scenes / "reports/scenes" / png).read_bytes()[:4] == b"\x89PNG"
     assert snakemake_plan(scenes, "reports/scenes.csv") == {}
 

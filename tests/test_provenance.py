@@ -32,7 +32,10 @@ PARTIAL = training.partial_path(MODEL)
 def _prepare(seed: int = 0) -> None:
     """A tiny prepared ``mnist5k``: 64 training digits; ``seed`` changes pixels and labels, not the file's size."""
     rng = np.random.default_rng(seed)
-    split = lambda n: Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n))
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n))
+
     save_domain(Path("data/domains/mnist5k.npz"), DomainData("mnist5k", split(64), split(16)))
 
 

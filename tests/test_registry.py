@@ -33,7 +33,8 @@ def test_a_method_may_report_a_subset_of_its_rows_by_default(tiny_raw):
     assert len([r for r in Experiment(parse_params(tiny_raw), "mnist_usps").rows if r.startswith("i2i_")]) == 9
     tiny_raw["experiments"]["mnist_usps"]["methods"] = ["source_only", "i2i_none"]  # asked for by name
     exp = Experiment(parse_params(tiny_raw), "mnist_usps")
-    assert [s.name for s in registry.method_stages(exp) if s.module == "train_i2i"] == ["train_i2i__mnist_usps__none__s0"]
+    assert [s.name for s in registry.method_stages(exp)
+            if s.module == "train_i2i"] == ["train_i2i__mnist_usps__none__s0"]
 
 
 def test_a_section_may_run_its_rows_on_the_first_seeds_only(tiny_raw):
@@ -57,7 +58,8 @@ def test_i2i_from_the_source_model_depends_on_it_and_needs_its_inputs(tiny_raw):
     exp = Experiment(parse_params(tiny_raw), "mnist_usps")
     assert not any(s.module == "train_supervised" for s in registry.method_stages(exp))  # from scratch
     tiny_raw["i2i"]["init"] = "source_only"
-    with pytest.raises(PipelineError, match=r"i2i\.init: source_only starts from the lenet.* set i2i\.size: null and grey: "):
+    with pytest.raises(PipelineError,
+                       match=r"i2i\.init: source_only starts from the lenet.* set i2i\.size: null and grey: "):
         build_stages(parse_params(tiny_raw))  # the paper's 32x32 inputs do not fit the 28x28 source model
     tiny_raw["i2i"]["size"], tiny_raw["i2i"]["grey"] = None, False
     exp = Experiment(parse_params(tiny_raw), "mnist_usps")
@@ -131,7 +133,8 @@ def test_paper_numbers_follow_the_backbone(tiny_params):
     assert [p.table for p in row.paper_values("mnist", "usps", "lenet")] == ["CyCADA Table 2", "GAM Table 1"]
     assert row.paper_values("mnist", "usps", "drn26") == ()
     assert row.paper_values("gta5", "cityscapes", "drn26")[0].miou == 21.7
-    assert registry.row("label_bound").paper_values("gta5", "cityscapes", "lraspp_mobilenet_v3")[0].value.startswith("55")
+    assert registry.row("label_bound").paper_values("gta5", "cityscapes",
+                                                    "lraspp_mobilenet_v3")[0].value.startswith("55")
 
 
 # ---- feature-map regression: paired experiments only ----------------------------------------------

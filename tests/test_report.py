@@ -137,11 +137,13 @@ def test_calibrator_rows_carry_calibrator_table1_and_the_deployment_share(tmp_pa
         path.write_text(json.dumps({"calibrator_parameters": n, "model_parameters": 40_000, "ratio": n / 40_000}))
     table, _ = build_report(params, "usps_mnist")
     rows = {r["method"]: r for r in table.to_dict("records")}
-    alone, cyc = rows["light-weight calibrator (frozen source model)"], rows["CycleGAN + calibrator (frozen pixel-only model)"]
+    alone, cyc = (rows["light-weight calibrator (frozen source model)"],
+                  rows["CycleGAN + calibrator (frozen pixel-only model)"])
     assert (alone["paper"], alone["paper_table"]) == ("97.1", "Calibrator Table 1")
     assert cyc["paper"] == "98.3" and "CycleGAN" in cyc["paper_table"]
     assert alone["calibrator_share_pct"] == 2.5 and cyc["calibrator_params"] == 2000
-    assert rows["source only"]["calibrator_share_pct"] != rows["source only"]["calibrator_share_pct"]  # NaN: no calibrator
+    # NaN: no calibrator
+    assert rows["source only"]["calibrator_share_pct"] != rows["source only"]["calibrator_share_pct"]
 
 
 def test_calibrator_table2_sits_beside_the_drn26_cycleGAN_calibrator_row():
@@ -201,5 +203,7 @@ def test_report_metrics_give_each_rows_numbers_for_dvc(tiny_raw):
     one_seed = report_metrics(table.assign(target_std=None, source_std=None))
     assert "target_std" not in one_seed and "source_std" not in one_seed
     rows = confusion_rows(np.array([[3, 1], [0, 2]]), ["cat", "dog"])
-    assert rows == [{"actual": "cat", "predicted": "cat", "count": 3}, {"actual": "cat", "predicted": "dog", "count": 1},
-                    {"actual": "dog", "predicted": "cat", "count": 0}, {"actual": "dog", "predicted": "dog", "count": 2}]
+    assert rows == [{"actual": "cat", "predicted": "cat", "count": 3},
+                    {"actual": "cat", "predicted": "dog", "count": 1},
+                    {"actual": "dog", "predicted": "cat", "count": 0},
+                    {"actual": "dog", "predicted": "dog", "count": 2}]

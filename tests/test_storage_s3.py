@@ -20,7 +20,7 @@ pytest.importorskip("snakemake_storage_plugin_s3", reason="snakemake-storage-plu
 pytestmark = pytest.mark.slow
 
 
-def test_jobs_read_and_write_through_s3_storage(tmp_path, s3_remote: Remote):
+def test_jobs_read_and_write_through_s3_storage(tmp_path, s3_remote: Remote):  # noqa: F811 (the fixture imported above)
     project = copy_project(tmp_path / "uda", profile="tiny", seeds=[0])
     opts = s3_remote.options
     storage = ["--default-storage-provider", "s3", "--default-storage-prefix", s3_remote.url,

@@ -165,7 +165,10 @@ def _stage_workspace(tmp_path, monkeypatch, tiny_raw, **train):
 
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
-    split = lambda n: Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n))
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n))
+
     save_domain("data/domains/mnist5k.npz", DomainData("mnist5k", split(64), split(16)))
     tiny_raw["device"] = "cpu"
     tiny_raw["train_supervised"].update(epochs=3, batch_size=16, **train)

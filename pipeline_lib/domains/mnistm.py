@@ -84,7 +84,8 @@ def photo_pyramid(min_side: int) -> tuple[tuple[np.ndarray, ...], ...]:
             pyramid.append(tuple(levels))
     if not pyramid:
         raise PipelineError(
-            "none of scikit-image's bundled colour photos could be loaded for MNIST-M; reinstall scikit-image (pip install --force-reinstall scikit-image)"
+            "none of scikit-image's bundled colour photos could be loaded for MNIST-M; reinstall scikit-image "
+            "(pip install --force-reinstall scikit-image)"
         )
     return tuple(pyramid)
 

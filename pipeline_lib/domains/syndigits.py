@@ -93,7 +93,8 @@ def glyph_bank(size: int) -> tuple[tuple[str, tuple[np.ndarray, ...]], ...]:
             bank.append((path.name, tuple(glyphs)))
     if not bank:
         raise PipelineError(
-            f"no TrueType font with digit glyphs found in {font_dir}; reinstall matplotlib (pip install --force-reinstall matplotlib)"
+            f"no TrueType font with digit glyphs found in {font_dir}; reinstall matplotlib "
+            "(pip install --force-reinstall matplotlib)"
         )
     return tuple(bank)
 
@@ -233,7 +234,8 @@ def build_syndigits(n_train: int, n_test: int, seed: int, size: int = 32) -> Dom
     """SynDigits domain: (N, size, size, 3) uint8 renders, classes balanced (labels cycle 0..9, shuffled)."""
     if n_train < 1 or n_test < 1:
         raise PipelineError(
-            f"syndigits needs at least one train and one test image, got n_train={n_train}, n_test={n_test}; set both >= 10"
+            f"syndigits needs at least one train and one test image, got n_train={n_train}, n_test={n_test}; "
+            "set both >= 10"
         )
     if size < 8:
         raise PipelineError(f"syndigits size must be at least 8 pixels, got {size}; set size to e.g. 32")

@@ -259,7 +259,8 @@ def _usps_split(folder: Path, train: bool, download: bool) -> Split:
     if images.ndim != 3 or images.shape[1:] != (16, 16) or len(labels) == 0:
         raise _corrupt(path, "USPS LIBSVM bz2 file", f"parsed to images of shape {images.shape}")
     if labels.min() < 0 or labels.max() >= NUM_DIGIT_CLASSES:
-        raise _corrupt(path, "USPS LIBSVM bz2 file", f"labels outside 1..10 (found {labels.min() + 1}..{labels.max() + 1})")
+        raise _corrupt(path, "USPS LIBSVM bz2 file",
+                       f"labels outside 1..10 (found {labels.min() + 1}..{labels.max() + 1})")
     return Split(np.ascontiguousarray(images[..., None]), labels)
 
 
@@ -360,7 +361,8 @@ def _svhn_split(folder: Path, split: str, download: bool) -> Split:
 
 
 def load_svhn(root: Path | None, download: bool, cache_dir: Path) -> DomainData:
-    """SVHN cropped digits from ``train_32x32.mat`` / ``test_32x32.mat`` in ``root`` (or ``root/SVHN``): (N, 32, 32, 3) uint8."""
+    """SVHN cropped digits from ``train_32x32.mat`` / ``test_32x32.mat`` in ``root`` (or ``root/SVHN``):
+    (N, 32, 32, 3) uint8."""
     key = "data.roots.svhn"
     layout = "train_32x32.mat and test_32x32.mat (format 2, cropped digits) in it"
     subfolders = ("SVHN", "svhn")

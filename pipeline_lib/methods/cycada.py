@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 from pipeline_lib import distributed
 from pipeline_lib.config import DivergenceParams
 from pipeline_lib.methods.cycada_params import CycleGANParams
-from pipeline_lib.losses import cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss, semantic_consistency_loss
+from pipeline_lib.losses import (cycle_loss, discriminator_accuracy, discriminator_loss, gan_loss,
+                                 semantic_consistency_loss)
 from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
@@ -223,7 +224,8 @@ def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | N
     with autocast(device):
         real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
         real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
-        loss_d = discriminator_loss(real_t, fake_t_scores, p.gan_mode) + discriminator_loss(real_s, fake_s_scores, p.gan_mode)
+        loss_d = (discriminator_loss(real_t, fake_t_scores, p.gan_mode)
+                  + discriminator_loss(real_s, fake_s_scores, p.gan_mode))
     descend(opt_d, loss_d, f"{where} (discriminator update)", hint, watch=watch_d)
     logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
                 acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),

@@ -1,6 +1,7 @@
 """Feature-map regression: adapt a network to a paired, shifted dataset by regressing its own feature maps.
 
-"Semi-supervised domain adaptation by feature-map regression" (the text in ``shared/papers/feature-map-regression.txt``).
+"Semi-supervised domain adaptation by feature-map regression" (the text in
+``shared/papers/feature-map-regression.txt``).
 H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, without D2's labels, on pairs
 (X1, X2 = T(X1)) to minimise sum_l w_l ||F_l(H1, X1) - F_l(H2, X2)||^2 over chosen layers (section 3.1):
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline_lib.config import FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, TrainSupervisedParams, _Strict
+from pipeline_lib.config import (FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, TrainSupervisedParams,
+                                 _Strict)
 from pipeline_lib.errors import PipelineError
 
 #: the regression variants besides the single layers ``pool1``..``pool5``

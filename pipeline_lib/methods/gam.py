@@ -92,7 +92,8 @@ def source_or_not(model: TaskModel, source: Dataset, target: Dataset, device: to
     per_image = [model.forward_features(x[None].to(device), model.layer_names) for x in (a, b, c)]  # sizes may differ
     feats = per_image[0]
     spatial = [n for n, f in feats.items() if f.dim() == 4 and f.shape[-1] * f.shape[-2] > 1 and n != "logits"]
-    chosen = [spatial[round(i * (len(spatial) - 1) / max(max_layers - 1, 1))] for i in range(min(max_layers, len(spatial)))]
+    chosen = [spatial[round(i * (len(spatial) - 1) / max(max_layers - 1, 1))]
+              for i in range(min(max_layers, len(spatial)))]
     out = []
     for name in dict.fromkeys(chosen):
         unit = int(torch.randint(feats[name].shape[1], (1,), generator=gen))
@@ -133,7 +134,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     if params.disc_pretrain_steps >= params.epochs * steps_per_epoch:
         raise PipelineError(
             f"[segmentation.]gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below "
-            f"the run's {params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), so the target net "
+            f"the run's {params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), "
+            "so the target net "
             "would never train: lower disc_pretrain_steps or raise epochs / steps_per_epoch in params.yaml")
     bar = epoch_bar(state.start_epoch, params.epochs, desc)
     for epoch in bar:
@@ -161,7 +163,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
             if it >= params.disc_pretrain_steps and active:
                 discs.requires_grad_(False)
                 with autocast(device):
-                    loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode) for n in active)
+                    loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode)
+                                   for n in active)
                     drift = weight_drift(model, reference, params.drift_reduction)
                     loss = params.weight_reg * drift + params.lambda_gan * loss_gan
                 descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_t)

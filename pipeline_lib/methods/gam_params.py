@@ -47,7 +47,8 @@ class MatchActivationsParams(LoaderParams, PreciseBNParams):
 
 class GamParams(_Strict):
     layers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="per backbone: the named layers GAM "
-                                               "matches, in forward order (5.2: the last two; 5.3: four over the depth)")
+                                               "matches, in forward order (5.2: the last two; 5.3: four over the "
+                                               "depth)")
     gaussian_match: GaussianMatchParams = GaussianMatchParams()
     match_activations: MatchActivationsParams
     adda_weight_reg: float = Field(1.0, gt=0, description="the weight regulariser of the 'ADDA + weight "

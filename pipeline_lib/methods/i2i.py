@@ -74,7 +74,8 @@ def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.float().mean()
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al., eq. 3): E[(||grad d(x_hat)||_2 - 1)^2] at x_hat uniformly between paired real
     and fake samples (one mixing weight per sample)."""
     real, fake = real.detach().float(), fake.detach().float()

@@ -37,7 +37,8 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, n_down: int = 2,
                  n_blocks: int = 2, norm: Norm = "instance") -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), _norm(norm, ngf), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), _norm(norm, ngf),
+                                   nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), _norm(norm, ch * 2), nn.ReLU(True)]
