@@ -32,7 +32,7 @@ demo: install  ## run the default experiments and build the HTML report
 	@echo
 	@echo "report tables: $(REPORTS)"
 	@echo "HTML report:  reports/report.html"
-	@echo "with DVC:     make record, then dvc metrics show / dvc plots show / dvc exp run -S ... (see README)"
+	@echo "with DVC:     make record, then dvc metrics show / dvc plots show / dvc exp run -S ... (see docs/workflow.md)"
 
 test: install
 	python -m pytest

@@ -1,6 +1,6 @@
-"""Lint: ``snakemake --lint`` is clean apart from one documented choice (README, "Tests and benchmarks"): every rule
-runs in the project's one environment, so no rule names a conda environment or container of its own. (``ruff check``
-runs in ``.ci/run`` and ``make lint``.)"""
+"""Lint: ``snakemake --lint`` is clean apart from one documented choice (docs/testing.md, "Tests and benchmarks"):
+every rule runs in the project's one environment, so no rule names a conda environment or container of its own.
+(``ruff check`` runs in ``.ci/run`` and ``make lint``.)"""
 
 from __future__ import annotations
 
