@@ -8,6 +8,7 @@ teammate who only ran `make pull` has nothing to recompute.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -152,20 +153,23 @@ def _edit_code(project: Path, rel: str) -> tuple[str, os.stat_result]:
     return original, stat
 
 
-def _restore_code(project: Path, rel: str, original: str, stat: os.stat_result) -> None:
-    (project / rel).write_text(original)
-    os.utime(project / rel, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # Snakemake judges by mtime
+@contextlib.contextmanager
+def _edited(project: Path, rel: str) -> Iterator[None]:
+    """``rel`` edited for the block, then put back as it was, mtime included (Snakemake judges by mtime)."""
+    original, stat = _edit_code(project, rel)
+    try:
+        yield
+    finally:
+        (project / rel).write_text(original)
+        os.utime(project / rel, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_editing_the_discriminators_reruns_exactly_the_stages_that_use_them(built):
     users = stages_using(built, DISCRIMINATORS)
     assert _jobs("adapt_features", ("feat", "pixel_feat", "feat_reg")) <= users  # ADDA's discriminator
     assert not any(u.startswith(("train_supervised", "evaluate", "translate", "prepare")) for u in users)
-    original, stat = _edit_code(built, DISCRIMINATORS)
-    try:
+    with _edited(built, DISCRIMINATORS):
         assert set(snakemake_plan(built, REPORT)) == downstream(built, users)
-    finally:
-        _restore_code(built, DISCRIMINATORS, original, stat)
     assert snakemake_plan(built, REPORT) == {}
 
 
@@ -181,23 +185,17 @@ def test_editing_a_methods_params_module_reruns_exactly_its_stages(built):
     assert _jobs("match_activations", ("full", "noreg")) <= users
     assert {u.split("__")[0] for u in users} <= {"gaussian_match", "match_activations", "adapt_features", "report"}
     assert {u for u in users if u.startswith("adapt_features")} == _jobs("adapt_features", ("feat_reg",))
-    original, stat = _edit_code(built, GAM_PARAMS)
-    try:
+    with _edited(built, GAM_PARAMS):
         assert set(snakemake_plan(built, REPORT)) == downstream(built, users)
-    finally:
-        _restore_code(built, GAM_PARAMS, original, stat)
     assert snakemake_plan(built, REPORT) == {}
 
 
 def test_editing_the_training_module_reruns_no_data_preparation(built):
     users = stages_using(built, TRAINING)
     assert not any(u.startswith(("prepare__", "evaluate__", "report__")) for u in users)
-    original, stat = _edit_code(built, TRAINING)
-    try:
+    with _edited(built, TRAINING):
         plan = set(snakemake_plan(built, REPORT))
         assert plan == downstream(built, users) and not any(p.startswith("prepare__") for p in plan)
-    finally:
-        _restore_code(built, TRAINING, original, stat)
     assert snakemake_plan(built, REPORT) == {}
 
 
