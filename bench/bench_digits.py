@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from pipeline_lib.methods.cycada_params import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
-from pipeline_lib.methods.cycada import CycleGAN, ImagePool, _cyclegan_step, translate
+from pipeline_lib.methods.cycada import CycleGAN, CycleGANStep, translate
 from pipeline_lib.models.lenet import LeNet
 from pipeline_lib.runtime import resolve_device
 from timing import timed  # bench/timing.py
@@ -53,13 +53,10 @@ def main() -> None:
                                 batch_size=batch, epochs=1)
         net = CycleGAN.build(3, params).to(device)
         f_s = LeNet(in_channels=3, image_size=32).to(device).eval()
-        opt_g = torch.optim.Adam([*net.g_st.parameters(), *net.g_ts.parameters()], 2e-4)
-        opt_d = torch.optim.Adam([*net.d_s.parameters(), *net.d_t.parameters()], 2e-4)
+        step = CycleGANStep.build(net, f_s, params, device, seed=0)
         xs, xt = torch.randn(batch, 3, 32, 32, device=device), torch.randn(batch, 3, 32, 32, device=device)
         ys = torch.randint(0, 10, (batch,), device=device)
-        pools = ImagePool(50, 0), ImagePool(50, 1)
-        sec = timed(lambda: _cyclegan_step(net, f_s, None, opt_g, opt_d, None, *pools, xs, ys, xt, params, device,
-                                           where="bench", hint=""), args.repeats, device)
+        sec = timed(lambda: step.update(xs, ys, xt, where="bench"), args.repeats, device)
         print(f"CycleGAN step ({label}: ngf {ngf}, batch {batch}, 32x32 RGB): {sec:.3f} s, {batch / sec:.0f} images/s")
         images = torch.randn(2048, 3, 32, 32)
         sec = timed(lambda: translate(net.g_st, images, device, 256), 1, device)

@@ -3,7 +3,7 @@ pairs, fixed-length cycled epochs, and in-order batches of frames that may diffe
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, default_collate
@@ -91,15 +91,14 @@ def paired_batches(source: Dataset, target: Dataset, batch_size: int,
         yield s_batch, t_batch
 
 
-def cycled_pairs(batches: Iterable, source: Dataset, target: Dataset, batch_size: int, gen_source: torch.Generator,
+def cycled_pairs(source: Dataset, target: Dataset, batch_size: int, gen_source: torch.Generator,
                  gen_target: torch.Generator, num_workers: int = 0) -> Iterator[tuple]:
-    """``batches`` (from :func:`paired_batches`), then further source passes for as long as the
-    caller keeps asking: for a fixed number of steps per epoch."""
+    """Passes of :func:`paired_batches`, one after another, for as long as the caller keeps asking: for a fixed
+    number of steps per epoch."""
     while True:
         yielded = False
-        for pair in batches:
+        for pair in paired_batches(source, target, batch_size, gen_source, gen_target, num_workers):
             yielded = True
             yield pair
         if not yielded:
             return
-        batches = paired_batches(source, target, batch_size, gen_source, gen_target, num_workers)

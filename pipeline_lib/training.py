@@ -24,6 +24,7 @@ the global means) and only rank 0 writes partial checkpoints. With one process n
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -234,6 +235,88 @@ class Resumable:
         return TrainResult(self.history, self.seconds, self.start_epoch)
 
 
+@dataclass(frozen=True)
+class At:
+    """Where a step is: its epoch and its step within the epoch (both from 0), and the epoch's length."""
+
+    epoch: int
+    step: int
+    steps: int
+
+    @property
+    def where(self) -> str:
+        """How error messages name the step: ``epoch 3 step 12`` (both from 1)."""
+        return f"epoch {self.epoch + 1} step {self.step + 1}"
+
+    @property
+    def iteration(self) -> int:
+        """Steps before this one, over the whole run (GAM's schedules count iterations)."""
+        return self.epoch * self.steps + self.step
+
+
+Step = Callable[[Any, At], Mapping[str, float]]
+
+
+@dataclass
+class Loop:
+    """What a method hands :func:`fit`: its step, its batches and its schedule.
+
+    ``step(batch, at)`` runs one training step (its optimiser updates, each through :func:`descend`) and returns
+    the scalars it logs. :func:`fit` sums them over the epoch, in the order first logged, and the epoch's history
+    row is ``summary(sums, steps)``: by default each sum over the epoch's steps (a step that logs nothing for a
+    key adds 0 to it). ``batches()`` makes one epoch's batches; an epoch ends after ``steps`` steps or when they
+    run out. ``start`` runs at each epoch's start (train modes); ``monitor`` gives the target metric of the
+    training curves (never used to select a model); ``stop(row, epoch)`` (epoch from 1) returns why the run ends
+    after this epoch, or None; ``postfix`` names the row's values the epoch bar shows.
+    """
+
+    desc: str
+    epochs: int
+    steps: int
+    batches: Callable[[], Iterable]
+    step: Step
+    checkpoint_every: int
+    start: Callable[[], Any] | None = None
+    summary: Callable[[dict[str, float], int], dict[str, float]] | None = None
+    monitor: Callable[[], float] | None = None
+    stop: Callable[[dict[str, float], int], str | None] | None = None
+    postfix: tuple[str, ...] = ()
+
+
+def fit(loop: Loop, out: Path, resume_key: str | None, parts: Mapping[str, Stateful],
+        generators: Mapping[str, torch.Generator]) -> TrainResult:
+    """The training loop of every method: epochs of steps, progress bars, the per-epoch history and monitor,
+    and resumable checkpoints of ``parts`` and ``generators`` (:class:`Resumable`, keyed by ``resume_key``).
+
+    Divergence checks run inside the steps (:func:`descend`, with the :class:`LossGrowth` watchers the method
+    lists in ``parts`` so that a resumed run keeps their starts), so a run stops at the step that diverged.
+    """
+    state = Resumable(out, resume_key, parts, generators)
+    state.restore(loop.desc)
+    bar = epoch_bar(state.start_epoch, loop.epochs, loop.desc)
+    for epoch in bar:
+        if loop.start is not None:
+            loop.start()
+        sums: dict[str, float] = {}
+        steps = 0
+        for batch in step_bar(loop.batches(), loop.steps, f"epoch {epoch + 1}"):
+            if steps >= loop.steps:
+                break
+            for key, value in loop.step(batch, At(epoch, steps, loop.steps)).items():
+                sums[key] = sums.get(key, 0) + value
+            steps += 1
+        row = loop.summary(sums, steps) if loop.summary else {k: v / max(steps, 1) for k, v in sums.items()}
+        if loop.monitor is not None:  # target metric for the training curves only (never selects a model)
+            row["target_metric"] = loop.monitor()
+        bar.set_postfix({k: f"{row[k]:.3g}" for k in loop.postfix if k in row})
+        reason = loop.stop(row, epoch + 1) if loop.stop is not None else None
+        state.end_epoch(epoch + 1, row, loop.checkpoint_every, last=reason is not None or epoch + 1 == loop.epochs)
+        if reason is not None:
+            bar.write(f"{loop.desc}: {reason}")
+            break
+    return state.result()
+
+
 def _one_line(err: BaseException, limit: int = 160) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -363,38 +446,36 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
     model.to(device)
     opt = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum,
                           weight_decay=params.weight_decay)
-    max_steps = params.max_steps_per_epoch
     loader = shuffled_loader(dataset, params.batch_size, generator, params.num_workers)
     growth = LossGrowth(divergence.loss_growth, f"{desc}: loss")
-    state = Resumable(out, meta.get("resume_key"), {"model": model, "optimizer": opt, "divergence": growth},
-                      {"loader": generator})
-    state.restore(desc)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    per_epoch = steps_per_epoch(len(dataset), params.batch_size, max_steps)
-    epochs = budget_epochs(params.epochs, per_epoch, params.max_steps)
-    bar = epoch_bar(state.start_epoch, epochs, desc)
-    for epoch in bar:
-        model.train()
-        total, correct, loss_sum, items = 0, 0, 0.0, 0
-        for step, (x, y) in enumerate(step_bar(loader, per_epoch, f"epoch {epoch + 1}")):
-            if max_steps and step >= max_steps:
-                break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device):
-                logits = model(x)
-                loss = loss_fn(logits.float(), y)
-            descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth)
-            scored = y != IGNORE_INDEX
-            loss_sum += loss.item() * len(y)
-            items += len(y)
-            correct += ((logits.argmax(1) == y) & scored).sum().item()
-            total += scored.sum().item()
-        row = {"loss": loss_sum / max(items, 1), "train_acc": correct / max(total, 1)}
-        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == epochs)
+    per_epoch = steps_per_epoch(len(dataset), params.batch_size, params.max_steps_per_epoch)
+    loop = Loop(desc, budget_epochs(params.epochs, per_epoch, params.max_steps), per_epoch, lambda: loader,
+                functools.partial(_supervised_step, model, opt, device, hint, growth), params.checkpoint_every,
+                start=model.train, summary=_supervised_row, postfix=("loss", "train_acc"))
+    result = fit(loop, out, meta.get("resume_key"), {"model": model, "optimizer": opt, "divergence": growth},
+                 {"loader": generator})
     # the final net's statistics, on training batches (crops and flips as trained; measured to fit full frames)
     recompute_batchnorm(model, loader, device, params.batchnorm_batches)
     if getattr(model, "task", "classification") == "classification":
-        steps = per_epoch * len(state.history)
-        check_chance(state.history, getattr(model, "num_classes", None), steps, divergence, desc, hint)
-    return state.result()
+        steps = per_epoch * len(result.history)
+        check_chance(result.history, getattr(model, "num_classes", None), steps, divergence, desc, hint)
+    return result
+
+
+def _supervised_step(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device, hint: str,
+                     growth: LossGrowth, batch: tuple[torch.Tensor, torch.Tensor], at: At) -> dict[str, float]:
+    """Cross-entropy on one batch of (images, class indices or masks); 255 is not scored."""
+    x, y = (t.to(device, non_blocking=True) for t in batch)
+    with autocast(device):
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), y, ignore_index=IGNORE_INDEX)
+    descend(opt, loss, at.where, hint, watch=growth)
+    scored = y != IGNORE_INDEX
+    return {"loss_sum": loss.item() * len(y), "items": len(y),
+            "correct": ((logits.argmax(1) == y) & scored).sum().item(), "scored": scored.sum().item()}
+
+
+def _supervised_row(sums: dict[str, float], steps: int) -> dict[str, float]:
+    """The epoch's loss per image and accuracy per scored label."""
+    return {"loss": sums.get("loss_sum", 0.0) / max(sums.get("items", 0), 1),
+            "train_acc": sums.get("correct", 0) / max(sums.get("scored", 0), 1)}

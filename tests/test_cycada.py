@@ -54,7 +54,7 @@ def test_cyclegan_resumes_from_its_partial_checkpoint(tmp_path, monkeypatch):
     full, f_s = fresh()
     train_cyclegan(full, f_s, *_domains(), params, torch.device("cpu"), 0, tmp_path / "full.pt", "key")
     # kill a second run during epoch 2: only the epoch-1 checkpoint is left behind
-    real_step, calls = cycada._cyclegan_step, {"n": 0}
+    real_step, calls = cycada.CycleGANStep.__call__, {"n": 0}
 
     def dying(*args, **kwargs):
         calls["n"] += 1
@@ -62,11 +62,11 @@ def test_cyclegan_resumes_from_its_partial_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(cycada, "_cyclegan_step", dying)
+    monkeypatch.setattr(cycada.CycleGANStep, "__call__", dying)
     with pytest.raises(KeyboardInterrupt):
         train_cyclegan(*fresh(), *_domains(), params, torch.device("cpu"), 0, tmp_path / "resumed.pt", "key")
     assert (tmp_path / "resumed.pt.partial").is_file()
-    monkeypatch.setattr(cycada, "_cyclegan_step", real_step)
+    monkeypatch.setattr(cycada.CycleGANStep, "__call__", real_step)
     again, f_s = fresh()
     result = train_cyclegan(again, f_s, *_domains(), params, torch.device("cpu"), 0, tmp_path / "resumed.pt", "key")
     assert result.resumed_from_epoch == 1

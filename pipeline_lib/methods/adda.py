@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -38,8 +39,8 @@ from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import paired_batches, shuffled_loader
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, budget_epochs, build_optimizer, descend,
-                                   epoch_bar, recompute_batchnorm, step_bar, steps_per_epoch)
+from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, budget_epochs, build_optimizer, descend, fit,
+                                   recompute_batchnorm, steps_per_epoch)
 
 
 class AccuracyGate:
@@ -122,65 +123,80 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                             betas=betas)
     opt_d = build_optimizer(params.optimizer, disc.parameters(), params.lr, momentum=params.momentum, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    growth_e = LossGrowth(divergence.loss_growth, f"{desc}: encoder loss")
-    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
-    state = Resumable(out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d,
-                                        "growth_e": growth_e, "growth_d": growth_d}, {"source": gen_s, "target": gen_t})
-    state.restore(desc)
-    gate = AccuracyGate(params.gate_accuracy, params.gate_window)
-    hint = "lower [segmentation.]cycada.adapt_features.lr in params.yaml"
-    total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
-    max_epochs = budget_epochs(params.max_epochs, total, params.max_steps)
-    bar = epoch_bar(state.start_epoch, max_epochs, desc)
-    for epoch in bar:
-        target_model.train()
-        sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_e": 0.0, "drift": 0.0}
-        steps = updates = 0
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        for (xs, *_), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
-            if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
-                break
-            xs, xt = xs.to(device), xt.to(device)
-            with autocast(device):
-                with torch.no_grad():
-                    hs = _features(source_model, xs, layer)
-                ht = _features(target_model, xt, layer)
-                real, fake = disc(hs).float(), disc(ht.detach()).float()
-                loss_d = discriminator_loss(real, fake, params.gan_mode)
-            descend(opt_d, loss_d, f"epoch {epoch + 1} step {steps + 1}", hint, watch=growth_d)
-            acc = distributed.mean(discriminator_accuracy(real, fake, params.gan_mode))  # one gate for all processes
-            sums["loss_d"] += loss_d.item()
-            sums["acc_d"] += acc
-            if gate.update(acc):
-                disc.requires_grad_(False)
-                with autocast(device):
-                    loss_e = gan_loss(disc(ht).float(), True, params.gan_mode)  # inverted labels
-                    drift = (weight_drift(target_model, reference, params.drift_reduction) if params.weight_reg > 0
-                             else torch.zeros(()))
-                    loss = params.lambda_encoder * loss_e + params.weight_reg * drift
-                descend(opt_e, loss, f"epoch {epoch + 1} step {steps + 1}", hint, watch=growth_e)
-                disc.requires_grad_(True)
-                sums["loss_e"] += loss_e.item()
-                sums["drift"] += drift.item()
-                updates += 1
-            steps += 1
-        row = {"loss_d": sums["loss_d"] / max(steps, 1), "acc_d": sums["acc_d"] / max(steps, 1),
-               "loss_e": sums["loss_e"] / max(updates, 1), "drift": sums["drift"] / max(updates, 1),
-               "encoder_updates": updates, "steps": steps}
-        if monitor is not None:  # target metric for the training curves only (never selects a model)
-            row["target_metric"] = monitor(target_model)
-        bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", updates=updates)
-        stop = updates == 0  # no suitable discriminator within an epoch
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=stop or epoch + 1 == max_epochs)
-        if stop:
-            bar.write(f"{desc}: the discriminator never reached {params.gate_accuracy:.0%} accuracy in epoch "
-                      f"{epoch + 1}; stopping (CyCADA appendix 6.1)")
-            break
+    step = AddaStep(source_model, target_model, disc, opt_e, opt_d, layer, reference, params, device,
+                    LossGrowth(divergence.loss_growth, f"{desc}: encoder loss"),
+                    LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
+    per_epoch = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
+    loop = Loop(desc, budget_epochs(params.max_epochs, per_epoch, params.max_steps), per_epoch,
+                lambda: paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers), step,
+                params.checkpoint_every, start=target_model.train, summary=_epoch_row,
+                monitor=(lambda: monitor(target_model)) if monitor else None, postfix=("acc_d", "encoder_updates"),
+                stop=lambda row, epoch: None if row["encoder_updates"] else (
+                    f"the discriminator never reached {params.gate_accuracy:.0%} accuracy in epoch {epoch}; "
+                    "stopping (CyCADA appendix 6.1)"))
+    result = fit(loop, out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d,
+                                         "growth_e": step.growth_e, "growth_d": step.growth_d},
+                 {"source": gen_s, "target": gen_t})
     # the adapted encoder's batch-norm statistics (the layers training ran), on the target frames
     recompute_batchnorm(target_model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches,
                         forward=lambda x: _features(target_model, x, layer))
-    return target_model.eval(), state.result()
+    return target_model.eval(), result
+
+
+@dataclass
+class AddaStep:
+    """One ADDA step: a discriminator update on frozen-source against target features, then, while the
+    :class:`AccuracyGate` is open, an encoder update with inverted labels (plus GAM's weight drift)."""
+
+    source_model: TaskModel
+    target_model: TaskModel
+    disc: torch.nn.Module
+    opt_e: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    layer: str
+    reference: dict[str, torch.Tensor]
+    params: AdaptFeaturesParams
+    device: torch.device
+    growth_e: LossGrowth
+    growth_d: LossGrowth
+    hint: str = "lower [segmentation.]cycada.adapt_features.lr in params.yaml"
+
+    def __post_init__(self) -> None:
+        self.gate = AccuracyGate(self.params.gate_accuracy, self.params.gate_window)
+
+    def __call__(self, batch: tuple, at: At) -> dict[str, float]:
+        p, device = self.params, self.device
+        (xs, *_), (xt, *_) = batch
+        xs, xt = xs.to(device), xt.to(device)
+        with autocast(device):
+            with torch.no_grad():
+                hs = _features(self.source_model, xs, self.layer)
+            ht = _features(self.target_model, xt, self.layer)
+            real, fake = self.disc(hs).float(), self.disc(ht.detach()).float()
+            loss_d = discriminator_loss(real, fake, p.gan_mode)
+        descend(self.opt_d, loss_d, at.where, self.hint, watch=self.growth_d)
+        acc = distributed.mean(discriminator_accuracy(real, fake, p.gan_mode))  # one gate for all processes
+        logs = {"loss_d": loss_d.item(), "acc_d": acc, "loss_e": 0.0, "drift": 0.0, "encoder_updates": 0}
+        if self.gate.update(acc):
+            self.disc.requires_grad_(False)
+            with autocast(device):
+                loss_e = gan_loss(self.disc(ht).float(), True, p.gan_mode)  # inverted labels
+                drift = (weight_drift(self.target_model, self.reference, p.drift_reduction) if p.weight_reg > 0
+                         else torch.zeros(()))
+                loss = p.lambda_encoder * loss_e + p.weight_reg * drift
+            descend(self.opt_e, loss, at.where, self.hint, watch=self.growth_e)
+            self.disc.requires_grad_(True)
+            logs.update(loss_e=loss_e.item(), drift=drift.item(), encoder_updates=1)
+        return logs
+
+
+def _epoch_row(sums: dict[str, float], steps: int) -> dict[str, float]:
+    """The discriminator's values averaged over the epoch's steps, the encoder's over its updates."""
+    updates = sums.get("encoder_updates", 0)
+    return {"loss_d": sums.get("loss_d", 0.0) / max(steps, 1), "acc_d": sums.get("acc_d", 0.0) / max(steps, 1),
+            "loss_e": sums.get("loss_e", 0.0) / max(updates, 1), "drift": sums.get("drift", 0.0) / max(updates, 1),
+            "encoder_updates": updates, "steps": steps}
 
 
 def _features(model: TaskModel, x: torch.Tensor, layer: str) -> torch.Tensor:

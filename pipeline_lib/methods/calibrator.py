@@ -22,6 +22,7 @@ calibrator trains (``frozen_dropout``); 200 epochs. docs/calibrator.md measures 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -38,9 +39,8 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.batches import cycled_pairs, paired_batches
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   fixed_steps, step_bar)
+from pipeline_lib.batches import cycled_pairs
+from pipeline_lib.training import At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 
@@ -138,67 +138,77 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
     betas, decay = (params.beta1, 0.999), params.weight_decay
     opt_c = build_optimizer("adam", calibrator.parameters(), params.lr, betas=betas, weight_decay=decay)
     opt_d = build_optimizer("adam", discs.parameters(), params.lr, betas=betas, weight_decay=decay)
-    patches = shuffled_patches if params.discriminators == "paper" else grid_patch
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    gen_p = torch.Generator().manual_seed(seed + 2)
-    growth_c = LossGrowth(divergence.loss_growth, f"{desc}: calibrator loss")
-    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
-    state = Resumable(out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d,
-                                        "growth_c": growth_c, "growth_d": growth_d},
-                      {"source": gen_s, "target": gen_t, "patches": gen_p})
-    state.restore(desc)
-    hint = "lower [segmentation.]calibrator.lr in params.yaml"
-    steps = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
+    step = CalibratorStep(model, calibrator, discs, opt_c, opt_d, layer, params, device,
+                          torch.Generator().manual_seed(seed + 2),
+                          LossGrowth(divergence.loss_growth, f"{desc}: calibrator loss"),
+                          LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
 
-    def scores(groups: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        feats = [model.forward_features(g, [layer])[layer] for g in groups]
-        if params.softmax:
+    def target_metric() -> float:  # of F_s o G_c; its batch norms never leave eval
+        metric = monitor(CalibratedModel(calibrator, model).eval())  # type: ignore[misc]
+        calibrator.train(), frozen_mode(model, params.frozen_dropout)
+        return metric
+
+    loop = Loop(desc, params.epochs, fixed_steps(len(source), params.batch_size, params.steps_per_epoch),
+                lambda: cycled_pairs(source, target, params.batch_size, gen_s, gen_t, params.num_workers), step,
+                params.checkpoint_every, monitor=target_metric if monitor else None, postfix=("loss_c", "fooled"))
+    result = fit(loop, out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d,
+                                         "growth_c": step.growth_c, "growth_d": step.growth_d},
+                 {"source": gen_s, "target": gen_t, "patches": step.gen_p})
+    return calibrator.eval(), result
+
+
+@dataclass
+class CalibratorStep:
+    """One step: both discriminators sort the four groups (eqs. 5, 6; no gradient into the calibrator), then the
+    calibrator makes calibrated source and calibrated target pass as source (eq. 7)."""
+
+    model: TaskModel
+    calibrator: Calibrator
+    discs: GroupDiscriminators
+    opt_c: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    layer: str
+    params: CalibratorParams
+    device: torch.device
+    gen_p: torch.Generator
+    growth_c: LossGrowth
+    growth_d: LossGrowth
+    hint: str = "lower [segmentation.]calibrator.lr in params.yaml"
+
+    def scores(self, groups: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each group's feature- and pixel-discriminator logits."""
+        p = self.params
+        feats = [self.model.forward_features(g, [self.layer])[self.layer] for g in groups]
+        if p.softmax:
             feats = [f.float().softmax(dim=1) for f in feats]
-        return [discs.feat(f).float() for f in feats], \
-            [discs.pixel(patches(g, params.patch, gen_p)).float() for g in groups]
+        patches = shuffled_patches if p.discriminators == "paper" else grid_patch
+        return [self.discs.feat(f).float() for f in feats], \
+            [self.discs.pixel(patches(g, p.patch, self.gen_p)).float() for g in groups]
 
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
-    for epoch in bar:
-        sums = dict.fromkeys(("loss_d_feat", "loss_d_pixel", "acc_d_feat", "acc_d_pixel", "loss_c", "fooled",
-                              "perturbation"), 0.0)
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        pairs = cycled_pairs(batches, source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        step = 0
-        for (xs, *_), (xt, *_) in step_bar(pairs, steps, f"epoch {epoch + 1}"):
-            if step >= steps:
-                break
-            xs, xt = xs.to(device), xt.to(device)
-            with autocast(device):
-                cs, ct = calibrator(xs), calibrator(xt)  # G3, G4: x + G'_c(x), clipped to the image range
-                # eqs. 5, 6: each discriminator sorts the four groups (no gradient into the calibrator)
-                groups = [xs, xt, cs.detach(), ct.detach()]
-                f_logits, p_logits = scores(groups)
-                loss_feat = sum(group_loss(lg, i) for i, lg in enumerate(f_logits)) / len(GROUPS)
-                loss_pixel = sum(group_loss(lg, i) for i, lg in enumerate(p_logits)) / len(GROUPS)
-                loss_d = params.lambda_feat * loss_feat + params.lambda_pixel * loss_pixel
-            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_d)
-            sums["loss_d_feat"] += loss_feat.item()
-            sums["loss_d_pixel"] += loss_pixel.item()
-            sums["acc_d_feat"] += float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(f_logits)]))
-            sums["acc_d_pixel"] += float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(p_logits)]))
-            # eq. 7: calibrated source and calibrated target should both pass as source (G1 = 0)
-            discs.requires_grad_(False)
-            with autocast(device):
-                f_logits, p_logits = scores([cs, ct])
-                loss_c = calibrator_loss(f_logits, p_logits, params)
-            descend(opt_c, loss_c, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_c)
-            discs.requires_grad_(True)
-            sums["loss_c"] += loss_c.item()
-            sums["fooled"] += float(np.mean([group_accuracy(lg, 0) for lg in f_logits + p_logits]))
-            sums["perturbation"] += (ct - xt).detach().abs().mean().item() / 2  # mean |G_c(x) - x|, [0, 1] units
-            step += 1
-        row = {k: v / max(step, 1) for k, v in sums.items()}
-        if monitor is not None:  # target metric of F_s o G_c, for the curves only (never selects a model)
-            row["target_metric"] = monitor(CalibratedModel(calibrator, model).eval())
-            calibrator.train(), frozen_mode(model, params.frozen_dropout)  # its batch norms never leave eval
-        bar.set_postfix(loss_c=f"{row['loss_c']:.3f}", fooled=f"{row['fooled']:.2f}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
-    return calibrator.eval(), state.result()
+    def __call__(self, batch: tuple, at: At) -> dict[str, float]:
+        p, device = self.params, self.device
+        (xs, *_), (xt, *_) = batch
+        xs, xt = xs.to(device), xt.to(device)
+        with autocast(device):
+            cs, ct = self.calibrator(xs), self.calibrator(xt)  # G3, G4: x + G'_c(x), clipped to the image range
+            f_logits, p_logits = self.scores([xs, xt, cs.detach(), ct.detach()])
+            loss_feat = sum(group_loss(lg, i) for i, lg in enumerate(f_logits)) / len(GROUPS)
+            loss_pixel = sum(group_loss(lg, i) for i, lg in enumerate(p_logits)) / len(GROUPS)
+            loss_d = p.lambda_feat * loss_feat + p.lambda_pixel * loss_pixel
+        descend(self.opt_d, loss_d, at.where, self.hint, watch=self.growth_d)
+        logs = {"loss_d_feat": loss_feat.item(), "loss_d_pixel": loss_pixel.item(),
+                "acc_d_feat": float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(f_logits)])),
+                "acc_d_pixel": float(np.mean([group_accuracy(lg, i) for i, lg in enumerate(p_logits)]))}
+        self.discs.requires_grad_(False)  # eq. 7: calibrated source and calibrated target should pass as G1 = 0
+        with autocast(device):
+            f_logits, p_logits = self.scores([cs, ct])
+            loss_c = calibrator_loss(f_logits, p_logits, p)
+        descend(self.opt_c, loss_c, at.where, self.hint, watch=self.growth_c)
+        self.discs.requires_grad_(True)
+        return {**logs, "loss_c": loss_c.item(),
+                "fooled": float(np.mean([group_accuracy(lg, 0) for lg in f_logits + p_logits])),
+                "perturbation": (ct - xt).detach().abs().mean().item() / 2}  # mean |G_c(x) - x|, [0, 1] units
 
 
 @torch.no_grad()

@@ -41,8 +41,7 @@ from pipeline_lib.models.cyclegan import ImageDiscriminator, ResnetGenerator
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import in_order_batches, paired_batches
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar, step_bar,
-                                   steps_per_epoch)
+from pipeline_lib.training import At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, steps_per_epoch
 
 
 class ImagePool:
@@ -110,6 +109,11 @@ class CycleGAN:
             m.to(device)
         return self
 
+    def train(self) -> "CycleGAN":
+        for m in self.modules().values():
+            m.train()
+        return self
+
 
 def frozen(model: nn.Module) -> nn.Module:
     """Eval mode, no gradients: the source model as a fixed labeller."""
@@ -126,111 +130,116 @@ def train_cyclegan(net: CycleGAN, source_model: TaskModel, source: Dataset, targ
 
     The generators' and the discriminators' losses stop the run when they grow by ``divergence.loss_growth``
     (GAN losses move, but not by that factor)."""
-    net.to(device)
-    labeller = frozen(source_model.to(device))
-    joint = params.semantic_loss == "joint"
-    classifier = copy.deepcopy(source_model).to(device).train() if joint else None
-    if classifier is not None:
-        for p in classifier.parameters():
-            p.requires_grad_(True)
-    betas = (params.beta1, 0.999)
-    opt_g = build_optimizer("adam", [*net.g_st.parameters(), *net.g_ts.parameters()], params.lr, betas=betas)
-    opt_d = build_optimizer("adam", [*net.d_s.parameters(), *net.d_t.parameters()], params.lr, betas=betas)
-    parts: dict[str, Any] = {**net.modules(), "opt_g": opt_g, "opt_d": opt_d}
-    opt_c = None
-    if classifier is not None:
-        opt_c = build_optimizer("adam", classifier.parameters(), params.lr, betas=betas)
-        parts.update(classifier=classifier, opt_c=opt_c)
-    pool_s, pool_t = ImagePool(params.pool_size, seed + 2), ImagePool(params.pool_size, seed + 3)
-    growth = (LossGrowth(divergence.loss_growth, f"{desc}: generator loss"),
-              LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
-    parts.update(pool_s=pool_s, pool_t=pool_t, growth_g=growth[0], growth_d=growth[1])
+    step = CycleGANStep.build(net.to(device), source_model, params, device, seed, divergence, desc)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    state = Resumable(out, resume_key, parts, {"source": gen_s, "target": gen_t})
-    state.restore(desc)
-    hint = "lower [segmentation.]cycada.cyclegan.lr in params.yaml"
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
-    for epoch in bar:
-        for m in net.modules().values():
-            m.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        total = steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch)
-        for (xs, ys), (xt, *_) in step_bar(batches, total, f"epoch {epoch + 1}"):
-            if params.max_steps_per_epoch and steps >= params.max_steps_per_epoch:
-                break
-            xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
-            logs = _cyclegan_step(net, labeller, classifier, opt_g, opt_d, opt_c, pool_s, pool_t,
-                                  xs, ys, xt, params, device, f"epoch {epoch + 1} step {steps + 1}", hint, growth)
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
-        row = {k: v / max(steps, 1) for k, v in sums.items()}
-        bar.set_postfix(g=f"{row.get('loss_g', 0):.3f}", d=f"{row.get('loss_d', 0):.3f}",
-                        sem=f"{row.get('loss_sem', 0):.3f}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
-    return state.result()
+    loop = Loop(desc, params.epochs, steps_per_epoch(len(source), params.batch_size, params.max_steps_per_epoch),
+                lambda: paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers), step,
+                params.checkpoint_every, start=net.train, postfix=("loss_g", "loss_d", "loss_sem"))
+    return fit(loop, out, resume_key, step.parts(), {"source": gen_s, "target": gen_t})
 
 
-def _cyclegan_step(net: CycleGAN, labeller: nn.Module, classifier: nn.Module | None,
-                   opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, opt_c: torch.optim.Optimizer | None,
-                   pool_s: ImagePool, pool_t: ImagePool, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor,
-                   p: CycleGANParams, device: torch.device, where: str, hint: str,
-                   growth: tuple[LossGrowth, LossGrowth] | None = None) -> dict[str, float]:
-    """One CycleGAN iteration: classifier (joint), then generators, then discriminators, each one
-    optimiser step; a non-finite loss stops the stage before its step, naming ``where`` and the update,
-    and so does a generator or discriminator loss that ``growth`` (generators', discriminators') finds
-    has grown too much."""
-    watch_g, watch_d = growth if growth is not None else (None, None)
-    logs: dict[str, float] = {}
-    sem_model: nn.Module | None = labeller if p.semantic_loss == "frozen" else None
-    if classifier is not None and opt_c is not None:
+@dataclass
+class CycleGANStep:
+    """One CycleGAN iteration: classifier (``semantic_loss: joint``), then generators, then discriminators, each
+    one optimiser step; a non-finite loss stops the stage before its step, naming the step and the update, and
+    so does a generator or discriminator loss that has grown by ``divergence.loss_growth``."""
+
+    net: CycleGAN
+    labeller: nn.Module
+    classifier: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    opt_c: torch.optim.Optimizer | None
+    pool_s: ImagePool
+    pool_t: ImagePool
+    params: CycleGANParams
+    device: torch.device
+    growth_g: LossGrowth | None = None
+    growth_d: LossGrowth | None = None
+    hint: str = "lower [segmentation.]cycada.cyclegan.lr in params.yaml"
+
+    @classmethod
+    def build(cls, net: CycleGAN, source_model: TaskModel, params: CycleGANParams, device: torch.device, seed: int,
+              divergence: DivergenceParams = DivergenceParams(), desc: str = "cyclegan") -> "CycleGANStep":
+        """The step's optimisers, image pools and divergence watchers for ``net`` (on ``device``); ``source_model``
+        is the frozen labeller, and, with ``semantic_loss: joint``, the start of the jointly trained classifier."""
+        labeller = frozen(source_model.to(device))
+        classifier = None
+        if params.semantic_loss == "joint":
+            classifier = copy.deepcopy(source_model).to(device).train().requires_grad_(True)
+        betas = (params.beta1, 0.999)
+        adam = lambda modules: build_optimizer("adam", [p for m in modules for p in m.parameters()],  # noqa: E731
+                                               params.lr, betas=betas)
+        return cls(net, labeller, classifier, adam([net.g_st, net.g_ts]), adam([net.d_s, net.d_t]),
+                   adam([classifier]) if classifier is not None else None,
+                   ImagePool(params.pool_size, seed + 2), ImagePool(params.pool_size, seed + 3), params, device,
+                   LossGrowth(divergence.loss_growth, f"{desc}: generator loss"),
+                   LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
+
+    def parts(self) -> dict[str, Any]:
+        """What a resumable checkpoint saves."""
+        parts: dict[str, Any] = {**self.net.modules(), "opt_g": self.opt_g, "opt_d": self.opt_d}
+        if self.classifier is not None:
+            parts.update(classifier=self.classifier, opt_c=self.opt_c)
+        return {**parts, "pool_s": self.pool_s, "pool_t": self.pool_t, "growth_g": self.growth_g,
+                "growth_d": self.growth_d}
+
+    def __call__(self, batch: tuple, at: At) -> dict[str, float]:
+        (xs, ys), (xt, *_) = batch
+        dev = self.device
+        return self.update(xs.to(dev), ys.to(dev), xt.to(dev), at.where)
+
+    def update(self, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor, where: str) -> dict[str, float]:
+        """The three updates on one batch; returns the logged scalars."""
+        p, device, net, classifier = self.params, self.device, self.net, self.classifier
+        logs: dict[str, float] = {}
+        sem_model: nn.Module | None = self.labeller if p.semantic_loss == "frozen" else None
+        if classifier is not None and self.opt_c is not None:
+            with autocast(device):
+                ce = F.cross_entropy(classifier(xs).float(), ys)
+            descend(self.opt_c, ce, f"{where} (classifier update)", self.hint)
+            logs["classifier_ce"] = ce.item()
+            if distributed.mean(ce.item()) <= p.joint_ce_threshold:  # the global batch's: every process alike
+                sem_model = classifier
+        # generators: fool both discriminators, reconstruct both ways, keep the labeller's predictions
+        frozen_now = [net.d_s, net.d_t] + ([classifier] if classifier is not None else [])
+        for m in frozen_now:  # the generator loss must train neither the discriminators nor the classifier
+            m.requires_grad_(False)
         with autocast(device):
-            ce = F.cross_entropy(classifier(xs).float(), ys)
-        descend(opt_c, ce, f"{where} (classifier update)", hint)
-        logs["classifier_ce"] = ce.item()
-        if distributed.mean(ce.item()) <= p.joint_ce_threshold:  # the global batch's: every process alike
-            sem_model = classifier
-    # generators: fool both discriminators, reconstruct both ways, keep the labeller's predictions
-    frozen_now = [net.d_s, net.d_t] + ([classifier] if classifier is not None else [])
-    for m in frozen_now:  # the generator loss must train neither the discriminators nor the classifier
-        m.requires_grad_(False)
-    with autocast(device):
-        fake_t, fake_s = net.g_st(xs), net.g_ts(xt)
-        rec_s, rec_t = net.g_ts(fake_t), net.g_st(fake_s)
-        loss_gan = (p.lambda_gan_st * gan_loss(net.d_t(fake_t).float(), True, p.gan_mode)
-                    + gan_loss(net.d_s(fake_s).float(), True, p.gan_mode))
-        loss_cyc = cycle_loss(rec_s.float(), xs) + cycle_loss(rec_t.float(), xt)
-        loss = p.lambda_gan * loss_gan + p.lambda_cycle * loss_cyc
-        if sem_model is not None and p.lambda_semantic > 0:
-            if sem_model is classifier:
-                sem_model.eval()
-            targets_st = ys if p.semantic_targets == "labels" else None
-            loss_sem = (semantic_consistency_loss(sem_model, fake_t, xs, targets_st)
-                        + semantic_consistency_loss(sem_model, fake_s, xt)).float()
-            if sem_model is classifier:
-                sem_model.train()
-            loss = loss + p.lambda_semantic * loss_sem
-            logs["loss_sem"] = loss_sem.item()
-        if p.lambda_identity > 0:
-            loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
-            loss = loss + p.lambda_identity * loss_idt
-            logs["loss_idt"] = loss_idt.item()
-    descend(opt_g, loss, f"{where} (generator update)", hint, watch=watch_g)
-    for m in frozen_now:
-        m.requires_grad_(True)
-    # discriminators: real vs (pooled) translated
-    with autocast(device):
-        real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(pool_t.query(fake_t)).float()
-        real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(pool_s.query(fake_s)).float()
-        loss_d = (discriminator_loss(real_t, fake_t_scores, p.gan_mode)
-                  + discriminator_loss(real_s, fake_s_scores, p.gan_mode))
-    descend(opt_d, loss_d, f"{where} (discriminator update)", hint, watch=watch_d)
-    logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
-                acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
-                acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))
-    return logs
+            fake_t, fake_s = net.g_st(xs), net.g_ts(xt)
+            rec_s, rec_t = net.g_ts(fake_t), net.g_st(fake_s)
+            loss_gan = (p.lambda_gan_st * gan_loss(net.d_t(fake_t).float(), True, p.gan_mode)
+                        + gan_loss(net.d_s(fake_s).float(), True, p.gan_mode))
+            loss_cyc = cycle_loss(rec_s.float(), xs) + cycle_loss(rec_t.float(), xt)
+            loss = p.lambda_gan * loss_gan + p.lambda_cycle * loss_cyc
+            if sem_model is not None and p.lambda_semantic > 0:
+                if sem_model is classifier:
+                    sem_model.eval()
+                targets_st = ys if p.semantic_targets == "labels" else None
+                loss_sem = (semantic_consistency_loss(sem_model, fake_t, xs, targets_st)
+                            + semantic_consistency_loss(sem_model, fake_s, xt)).float()
+                if sem_model is classifier:
+                    sem_model.train()
+                loss = loss + p.lambda_semantic * loss_sem
+                logs["loss_sem"] = loss_sem.item()
+            if p.lambda_identity > 0:
+                loss_idt = cycle_loss(net.g_st(xt).float(), xt) + cycle_loss(net.g_ts(xs).float(), xs)
+                loss = loss + p.lambda_identity * loss_idt
+                logs["loss_idt"] = loss_idt.item()
+        descend(self.opt_g, loss, f"{where} (generator update)", self.hint, watch=self.growth_g)
+        for m in frozen_now:
+            m.requires_grad_(True)
+        # discriminators: real vs (pooled) translated
+        with autocast(device):
+            real_t, fake_t_scores = net.d_t(xt).float(), net.d_t(self.pool_t.query(fake_t)).float()
+            real_s, fake_s_scores = net.d_s(xs).float(), net.d_s(self.pool_s.query(fake_s)).float()
+            loss_d = (discriminator_loss(real_t, fake_t_scores, p.gan_mode)
+                      + discriminator_loss(real_s, fake_s_scores, p.gan_mode))
+        descend(self.opt_d, loss_d, f"{where} (discriminator update)", self.hint, watch=self.growth_d)
+        logs.update(loss_g=loss.item(), loss_gan=loss_gan.item(), loss_cyc=loss_cyc.item(), loss_d=loss_d.item(),
+                    acc_d_t=discriminator_accuracy(real_t, fake_t_scores, p.gan_mode),
+                    acc_d_s=discriminator_accuracy(real_s, fake_s_scores, p.gan_mode))
+        return logs
 
 
 @torch.no_grad()

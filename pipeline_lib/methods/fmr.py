@@ -26,7 +26,7 @@ H1 is trained with labels on D1. H2 starts as a copy of H1 and is finetuned, wit
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,8 @@ from pipeline_lib.methods.fmr_params import RegressParams
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import shuffled_loader
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   fixed_steps, recompute_batchnorm, step_bar)
+from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps,
+                                   recompute_batchnorm)
 
 def regression_loss(target: dict[str, torch.Tensor], features: dict[str, torch.Tensor], weights: dict[str, float],
                     reduction: str = "mean") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -101,39 +101,43 @@ def regress_features(h1: TaskModel, pairs: Dataset, weights: dict[str, float], p
     opt = build_optimizer(params.optimizer, h2.parameters(), params.lr, momentum=params.momentum)
     gen, gen_crop = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     growth = LossGrowth(divergence.loss_growth, f"{desc}: regression loss")
-    state = Resumable(out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop})
-    state.restore(desc)
     hint = "lower [segmentation.]fmr.regress.lr in params.yaml"
     per_epoch = fixed_steps(len(pairs), params.batch_size, params.steps_per_epoch)  # type: ignore[arg-type]
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
-    for epoch in bar:
-        _train_without_dropout(h2)
-        sums: dict[str, float] = {}
-        step = 0
-        while step < per_epoch:
-            for x1, x2 in step_bar(shuffled_loader(pairs, params.batch_size, gen, params.num_workers),
-                                   per_epoch - step, f"epoch {epoch + 1}"):
-                x1, x2 = same_crop(x1.to(device), x2.to(device), crop, flip, gen_crop)
-                with autocast(device):
-                    with torch.no_grad():
-                        target = h1.forward_features(x1, order)
-                    loss, parts = regression_loss(target, h2.forward_features(x2, order), weights, params.reduction)
-                descend(opt, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth)
-                sums["loss"] = sums.get("loss", 0.0) + loss.item()
-                for name, part in parts.items():
-                    sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + part.item()
-                step += 1
-                if step >= per_epoch:
-                    break
-        row = {k: v / max(step, 1) for k, v in sums.items()}
-        if monitor is not None:  # target metric for the training curves only (never selects a model)
-            row["target_metric"] = monitor(h2)
-        bar.set_postfix(loss=f"{row['loss']:.4g}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], at: At) -> dict[str, float]:
+        x1, x2 = same_crop(batch[0].to(device), batch[1].to(device), crop, flip, gen_crop)
+        with autocast(device):
+            with torch.no_grad():
+                target = h1.forward_features(x1, order)
+            loss, parts = regression_loss(target, h2.forward_features(x2, order), weights, params.reduction)
+        descend(opt, loss, at.where, hint, watch=growth)
+        return {"loss": loss.item(), **{f"loss_{name}": part.item() for name, part in parts.items()}}
+
+    loop = Loop(desc, params.epochs, per_epoch, lambda: _passes(pairs, params, gen, per_epoch), step,
+                params.checkpoint_every, start=lambda: _train_without_dropout(h2),
+                monitor=(lambda: monitor(h2)) if monitor else None, postfix=("loss",))
+    result = fit(loop, out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop})
     # batch-norm statistics on D2 (the images H2 will see), as training passed them
     recompute_batchnorm(h2, (x2 for _, x2 in shuffled_loader(pairs, params.batch_size, gen, params.num_workers)),
                         device, params.batchnorm_batches)
-    return h2.eval(), state.result()
+    return h2.eval(), result
+
+
+def _passes(pairs: Dataset, params: RegressParams, gen: torch.Generator, count: int) -> Iterator[tuple]:
+    """``count`` batches of shuffled passes over ``pairs``, a new pass begun only when a batch is still wanted.
+
+    Each pass first draws one worker seed it does not use (an ``iter`` of the loader): the per-pass progress bar
+    of earlier releases did so (``tqdm.auto`` iterates its iterable once when it is made), and keeping the draw
+    keeps their results to the bit."""
+    made = 0
+    while True:
+        loader = shuffled_loader(pairs, params.batch_size, gen, params.num_workers)
+        iter(loader)
+        for batch in loader:
+            yield batch
+            made += 1
+            if made >= count:
+                return
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ section 4 (sections 5.2-5.3 for the settings). Two stages, both starting from th
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -31,9 +32,9 @@ from pipeline_lib.losses import discriminator_accuracy, discriminator_loss, gan_
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
-from pipeline_lib.batches import cycled_pairs, in_order_batches, paired_batches, shuffled_loader
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, descend, epoch_bar,
-                                   fixed_steps, recompute_batchnorm, step_bar)
+from pipeline_lib.batches import cycled_pairs, in_order_batches, shuffled_loader
+from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps,
+                                   recompute_batchnorm)
 
 
 @torch.no_grad()
@@ -114,7 +115,6 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     model = copy.deepcopy(target_model).to(device).train().requires_grad_(True)
     reference = {n: p.detach().clone() for n, p in source_model.named_parameters()}
     order = [n for n in model.layer_names if n in set(layers)]
-    weights = dict(zip(layers, params.layer_weights or [1.0] * len(layers)))
     with torch.no_grad():
         sample = model.forward_features(source[0][0][None].to(device), order)
     discs = torch.nn.ModuleDict({n: FeatureDiscriminator(sample[n].shape[1], params.disc_hidden, params.disc_layers)
@@ -123,65 +123,87 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     opt_t = build_optimizer(params.optimizer, model.parameters(), params.lr, momentum=params.momentum, betas=betas)
     opt_d = build_optimizer("adam", discs.parameters(), params.disc_lr or params.lr, betas=betas)
     gen_s, gen_t = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    growth_t = LossGrowth(divergence.loss_growth, f"{desc}: target-net loss")
-    growth_d = LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss")
-    state = Resumable(out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d,
-                                        "growth_t": growth_t, "growth_d": growth_d}, {"source": gen_s, "target": gen_t})
-    state.restore(desc)
-    hint = "lower [segmentation.]gam.match_activations.lr in params.yaml"
-    hint_d = f"lower [segmentation.]gam.match_activations.{'disc_lr' if params.disc_lr else 'lr'} in params.yaml"
-    steps_per_epoch = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
-    if params.disc_pretrain_steps >= params.epochs * steps_per_epoch:
-        raise PipelineError(
-            f"[segmentation.]gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below "
-            f"the run's {params.epochs * steps_per_epoch} steps ({params.epochs} epochs of {steps_per_epoch}), "
-            "so the target net "
-            "would never train: lower disc_pretrain_steps or raise epochs / steps_per_epoch in params.yaml")
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
-    for epoch in bar:
-        sums = {"loss_d": 0.0, "acc_d": 0.0, "loss_gan": 0.0, "drift": 0.0}
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        step = 0
-        pairs = cycled_pairs(batches, source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        for (xs, *_), (xt, *_) in step_bar(pairs, steps_per_epoch, f"epoch {epoch + 1}"):
-            if step >= steps_per_epoch:
-                break
-            it = epoch * steps_per_epoch + step
-            active = _active_layers(order, it, params)
-            xs, xt = xs.to(device), xt.to(device)
-            with autocast(device):
-                with torch.no_grad():
-                    hs = source_model.forward_features(xs, order)
-                ht = model.forward_features(xt, order)
-                loss_d = sum(discriminator_loss(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(),
-                                                params.gan_mode) for n in order)
-            descend(opt_d, loss_d, f"epoch {epoch + 1} step {step + 1}", hint_d, watch=growth_d)
-            sums["loss_d"] += loss_d.item()
-            with torch.no_grad(), autocast(device):
-                sums["acc_d"] += sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n]).float(),
-                                                            params.gan_mode) for n in order) / len(order)
-            if it >= params.disc_pretrain_steps and active:
-                discs.requires_grad_(False)
-                with autocast(device):
-                    loss_gan = sum(weights[n] * gan_loss(discs[n](ht[n]).float(), True, params.gan_mode)
-                                   for n in active)
-                    drift = weight_drift(model, reference, params.drift_reduction)
-                    loss = params.weight_reg * drift + params.lambda_gan * loss_gan
-                descend(opt_t, loss, f"epoch {epoch + 1} step {step + 1}", hint, watch=growth_t)
-                discs.requires_grad_(True)
-                sums["loss_gan"] += loss_gan.item()
-                sums["drift"] += drift.item()
-            step += 1
-        row = {k: v / max(step, 1) for k, v in sums.items()}
-        if monitor is not None:  # target metric for the training curves only (never selects a model)
-            row["target_metric"] = monitor(model)
-        bar.set_postfix(acc_d=f"{row['acc_d']:.2f}", drift=f"{row['drift']:.3g}")
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    per_epoch = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
+    _check_pretraining(params, per_epoch)
+    weights = dict(zip(layers, params.layer_weights or [1.0] * len(layers)))
+    step = GamStep(source_model, model, discs, opt_t, opt_d, order, weights, reference, params, device,
+                   LossGrowth(divergence.loss_growth, f"{desc}: target-net loss"),
+                   LossGrowth(divergence.loss_growth, f"{desc}: discriminator loss"))
+
+    loop = Loop(desc, params.epochs, per_epoch,
+                lambda: cycled_pairs(source, target, params.batch_size, gen_s, gen_t, params.num_workers), step,
+                params.checkpoint_every, monitor=(lambda: monitor(model)) if monitor else None,
+                postfix=("acc_d", "drift"))
+    result = fit(loop, out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d,
+                                         "growth_t": step.growth_t, "growth_d": step.growth_d},
+                 {"source": gen_s, "target": gen_t})
     # the matched net's batch-norm statistics (the layers training ran), on the target frames
     recompute_batchnorm(model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches,
                         forward=lambda x: model.forward_features(x, order))
-    return model.eval(), state.result()
+    return model.eval(), result
+
+
+def _check_pretraining(params: GamParams, per_epoch: int) -> None:
+    """Discriminator pre-training must leave the target net steps to train."""
+    if params.disc_pretrain_steps >= params.epochs * per_epoch:
+        raise PipelineError(
+            f"[segmentation.]gam.match_activations.disc_pretrain_steps ({params.disc_pretrain_steps}) is not below "
+            f"the run's {params.epochs * per_epoch} steps ({params.epochs} epochs of {per_epoch}), "
+            "so the target net "
+            "would never train: lower disc_pretrain_steps or raise epochs / steps_per_epoch in params.yaml")
+
+
+@dataclass
+class GamStep:
+    """One step of eq. 3: the per-layer discriminators on source-net against target-net activations, then (after
+    their pre-training, on the layers switched on) the target net against them, held near the source net."""
+
+    source_model: TaskModel
+    model: TaskModel
+    discs: torch.nn.ModuleDict
+    opt_t: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    order: list[str]
+    weights: dict[str, float]
+    reference: dict[str, torch.Tensor]
+    params: GamParams
+    device: torch.device
+    growth_t: LossGrowth
+    growth_d: LossGrowth
+
+    def __post_init__(self) -> None:
+        p = self.params
+        self.hint = "lower [segmentation.]gam.match_activations.lr in params.yaml"
+        self.hint_d = f"lower [segmentation.]gam.match_activations.{'disc_lr' if p.disc_lr else 'lr'} in params.yaml"
+
+    def __call__(self, batch: tuple, at: At) -> dict[str, float]:
+        p, device, discs, order = self.params, self.device, self.discs, self.order
+        (xs, *_), (xt, *_) = batch
+        active = _active_layers(order, at.iteration, p)
+        xs, xt = xs.to(device), xt.to(device)
+        with autocast(device):
+            with torch.no_grad():
+                hs = self.source_model.forward_features(xs, order)
+            ht = self.model.forward_features(xt, order)
+            loss_d = sum(discriminator_loss(discs[n](hs[n]).float(), discs[n](ht[n].detach()).float(), p.gan_mode)
+                         for n in order)
+        descend(self.opt_d, loss_d, at.where, self.hint_d, watch=self.growth_d)
+        logs = {"loss_d": loss_d.item()}
+        with torch.no_grad(), autocast(device):
+            logs["acc_d"] = sum(discriminator_accuracy(discs[n](hs[n]).float(), discs[n](ht[n]).float(), p.gan_mode)
+                                for n in order) / len(order)
+        logs.update(loss_gan=0.0, drift=0.0)
+        if at.iteration >= p.disc_pretrain_steps and active:
+            discs.requires_grad_(False)
+            with autocast(device):
+                loss_gan = sum(self.weights[n] * gan_loss(discs[n](ht[n]).float(), True, p.gan_mode) for n in active)
+                drift = weight_drift(self.model, self.reference, p.drift_reduction)
+                loss = p.weight_reg * drift + p.lambda_gan * loss_gan
+            descend(self.opt_t, loss, at.where, self.hint, watch=self.growth_t)
+            discs.requires_grad_(True)
+            logs.update(loss_gan=loss_gan.item(), drift=drift.item())
+        return logs
 
 
 def _active_layers(order: list[str], it: int, params: GamParams) -> list[str]:

@@ -39,9 +39,9 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.models.i2i import Decoders, ImageCritic, InputAdapter
 from pipeline_lib.runtime import autocast
-from pipeline_lib.batches import cycled_pairs, paired_batches, shuffled_loader
-from pipeline_lib.training import (LossGrowth, Resumable, TrainResult, build_optimizer, check_finite, descend,
-                                   epoch_bar, fixed_steps, optimizer_step, recompute_batchnorm, step_bar)
+from pipeline_lib.batches import cycled_pairs, shuffled_loader
+from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, check_finite, descend, fit,
+                                   fixed_steps, optimizer_step, recompute_batchnorm)
 
 Weights = dict[str, float]
 
@@ -241,67 +241,77 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
     critics = nets.critics()
     opt_d = build_optimizer("adam", [p for c in critics for p in c.parameters()], params.lr, betas=betas) \
         if critics else None
-    growth = LossGrowth(divergence.loss_growth, f"{desc}: classification loss")
-    parts = {"nets": nets, "opt_g": opt_g, "growth": growth, **({"opt_d": opt_d} if opt_d else {})}
-    state = Resumable(out, resume_key, parts, {"source": gen_s, "target": gen_t, "augment": gen_aug})
-    state.restore(desc)
-    hint = "lower [segmentation.]i2i.lr in params.yaml"
-    per_epoch = fixed_steps(len(source), params.batch_size, params.steps_per_epoch)
-    segmentation = model.task == "segmentation"
-    bar = epoch_bar(state.start_epoch, params.epochs, desc)
-    for epoch in bar:
-        nets.train()
-        sums: dict[str, float] = {}
-        batches = paired_batches(source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        pairs = cycled_pairs(batches, source, target, params.batch_size, gen_s, gen_t, params.num_workers)
-        step = 0
-        for (xs, cs, *_), (yt, *_) in step_bar(pairs, per_epoch, f"epoch {epoch + 1}"):
-            if step >= per_epoch:
-                break
-            where = f"epoch {epoch + 1} step {step + 1}"
-            x, y = adapter.prepare(xs.to(device)), adapter.prepare(yt.to(device))
-            c = cs.to(device)
-            if segmentation and tuple(c.shape[-2:]) != tuple(x.shape[-2:]):
-                c = F.interpolate(c[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
-            if params.augment:
-                x = random_affine(x, params.rotate, params.translate, gen_aug)
-                y = random_affine(y, params.rotate, params.translate, gen_aug)
-            with autocast(device):  # bf16 on CUDA; the losses are taken in float32
-                fwd = forward(nets, x, y, weights)
-            for _ in range(params.critic_steps if critics else 0):
-                with autocast(device):
-                    d_terms = critic_terms(nets, fwd, x, y, weights, params.gradient_penalty, gen_aug,
-                                           params.drift_penalty)
-                loss_d = sum(d_terms.values())
-                descend(opt_d, loss_d, where, hint)
-            for critic in critics:
-                critic.requires_grad_(False)
-            with autocast(device):
-                g_terms = generator_terms(nets, fwd, x, c, y, weights, params.z_routing)
-            loss = sum(weights[k] * v for k, v in g_terms.items())
-            check_finite(loss, where, hint)
-            growth.check(g_terms.get("c", g_terms.get("trc")), where, hint)
-            optimizer_step(opt_g, loss)
-            for critic in critics:
-                critic.requires_grad_(True)
-            for k, v in g_terms.items():
-                sums[f"loss_{k}"] = sums.get(f"loss_{k}", 0.0) + v.item()
-            if critics:
-                for k, v in d_terms.items():
-                    sums[f"loss_{k}"] = sums.get(f"loss_{k}", 0.0) + v.item()
-                with torch.no_grad(), autocast(device):  # the critics' Wasserstein estimates, E[d(real)] - E[d(fake)]
-                    for k, crit, real, fake in critic_inputs(nets, fwd, x, y, weights):
-                        sums[f"w_{k}"] = sums.get(f"w_{k}", 0.0) - critic_loss(crit(real), crit(fake)).item()
-            step += 1
-        row = {k: v / max(step, 1) for k, v in sums.items()}
-        if monitor is not None:  # target metric for the training curves only (never selects a model)
-            row["target_metric"] = monitor(adapter)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss_c", "loss_trc", "target_metric")})
-        state.end_epoch(epoch + 1, row, params.checkpoint_every, last=epoch + 1 == params.epochs)
+    step = I2IStep(nets, adapter, weights, opt_g, opt_d, params, device, gen_aug,
+                   LossGrowth(divergence.loss_growth, f"{desc}: classification loss"))
+    loop = Loop(desc, params.epochs, fixed_steps(len(source), params.batch_size, params.steps_per_epoch),
+                lambda: cycled_pairs(source, target, params.batch_size, gen_s, gen_t, params.num_workers), step,
+                params.checkpoint_every, start=nets.train, monitor=(lambda: monitor(adapter)) if monitor else None,
+                postfix=("loss_c", "loss_trc", "target_metric"))
+    parts = {"nets": nets, "opt_g": opt_g, "growth": step.growth, **({"opt_d": opt_d} if opt_d else {})}
+    result = fit(loop, out, resume_key, parts, {"source": gen_s, "target": gen_t, "augment": gen_aug})
     # the task model's batch-norm statistics on target images, as training passed them (domain by domain)
     recompute_batchnorm(model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches, forward=lambda x: model(adapter.prepare(x)))
-    return nets.eval(), state.result()
+    return nets.eval(), result
+
+
+@dataclass
+class I2IStep:
+    """One step of eq. 7: ``critic_steps`` WGAN-GP updates of the critics on the batch's pass, then one update of
+    the encoder, classifier and decoders on the weighted terms. Logs each term, each critic's loss and its
+    Wasserstein estimate."""
+
+    nets: I2INets
+    adapter: InputAdapter
+    weights: Weights
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
+    params: I2IParams
+    device: torch.device
+    gen_aug: torch.Generator
+    growth: LossGrowth
+    hint: str = "lower [segmentation.]i2i.lr in params.yaml"
+
+    def inputs(self, batch: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Source images, their labels (masks at the images' size) and target images, prepared and augmented."""
+        (xs, cs, *_), (yt, *_) = batch
+        p, device = self.params, self.device
+        x, y = self.adapter.prepare(xs.to(device)), self.adapter.prepare(yt.to(device))
+        c = cs.to(device)
+        if self.nets.model.task == "segmentation" and tuple(c.shape[-2:]) != tuple(x.shape[-2:]):
+            c = F.interpolate(c[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
+        if p.augment:
+            x = random_affine(x, p.rotate, p.translate, self.gen_aug)
+            y = random_affine(y, p.rotate, p.translate, self.gen_aug)
+        return x, c, y
+
+    def __call__(self, batch: tuple, at: At) -> dict[str, float]:
+        p, device, nets, weights = self.params, self.device, self.nets, self.weights
+        x, c, y = self.inputs(batch)
+        critics = nets.critics()
+        with autocast(device):  # bf16 on CUDA; the losses are taken in float32
+            fwd = forward(nets, x, y, weights)
+        for _ in range(p.critic_steps if critics else 0):
+            with autocast(device):
+                d_terms = critic_terms(nets, fwd, x, y, weights, p.gradient_penalty, self.gen_aug, p.drift_penalty)
+            descend(self.opt_d, sum(d_terms.values()), at.where, self.hint)  # type: ignore[arg-type]
+        for critic in critics:
+            critic.requires_grad_(False)
+        with autocast(device):
+            g_terms = generator_terms(nets, fwd, x, c, y, weights, p.z_routing)
+        loss = sum(weights[k] * v for k, v in g_terms.items())
+        check_finite(loss, at.where, self.hint)
+        self.growth.check(g_terms.get("c", g_terms.get("trc")), at.where, self.hint)
+        optimizer_step(self.opt_g, loss)
+        for critic in critics:
+            critic.requires_grad_(True)
+        logs = {f"loss_{k}": v.item() for k, v in g_terms.items()}
+        if critics:
+            logs.update({f"loss_{k}": v.item() for k, v in d_terms.items()})
+            with torch.no_grad(), autocast(device):  # the critics' Wasserstein estimates, E[d(real)] - E[d(fake)]
+                for k, crit, real, fake in critic_inputs(nets, fwd, x, y, weights):
+                    logs[f"w_{k}"] = -critic_loss(crit(real), crit(fake)).item()
+        return logs
 
 
 
