@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from pipeline_lib import plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ("pipeline_lib", "stages")
@@ -32,13 +35,29 @@ PROJECT = ("pipeline_lib", "stages")
 NARROWED = ("pipeline_lib.domains.", "pipeline_lib.models.")
 
 
+#: packages a plugin folder extends (:mod:`pipeline_lib.plugins`): package -> its subfolder there
+PLUGGABLE = {"pipeline_lib.methods": "methods", "stages": "stages"}
+
+
 def module_file(name: str) -> Path | None:
-    """The source file of project module ``name`` (a module or a package's ``__init__.py``)."""
-    base = ROOT.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
+    """The source file of project module ``name`` (a module or a package's ``__init__.py``), a plugin
+    folder's included."""
+    parts = name.split(".")
+    bases = [ROOT.joinpath(*parts)]
+    for package, sub in PLUGGABLE.items():
+        if name.startswith(package + "."):
+            rest = name[len(package) + 1:].split(".")
+            bases += [Path(folder).joinpath(*rest) for folder in plugins.search_path(sub)]
+    for base in bases:
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
     return None
+
+
+def methods_folders() -> list[Path]:
+    """``pipeline_lib/methods`` and the plugin folders' ``methods/``."""
+    return [ROOT / "pipeline_lib/methods", *(Path(p) for p in plugins.search_path("methods"))]
 
 
 def _is_project(name: str) -> bool:
@@ -109,13 +128,15 @@ def params_module(section: str) -> str:
 @functools.cache
 def params_modules() -> tuple[str, ...]:
     """Every method's params module."""
-    return tuple(sorted(f"pipeline_lib.methods.{p.stem}" for p in (ROOT / "pipeline_lib/methods").glob("*_params.py")))
+    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
+                         for p in folder.glob("*_params.py")}))
 
 
 @functools.cache
 def spec_modules() -> tuple[str, ...]:
     """The methods' declarations, which :func:`pipeline_lib.registry.methods` loads by name."""
-    return tuple(sorted(f"pipeline_lib.methods.{p.stem}" for p in (ROOT / "pipeline_lib/methods").glob("*_spec.py")))
+    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
+                         for p in folder.glob("*_spec.py")}))
 
 
 def closure(roots: Iterable[str], wanted: Iterable[str] = ()) -> set[str]:
@@ -144,6 +165,6 @@ def code_deps(roots: Iterable[str], wanted: Iterable[str] = ()) -> tuple[str, ..
 
 @functools.cache
 def _code_deps(roots: tuple[str, ...], wanted: tuple[str, ...]) -> tuple[str, ...]:
-    files = {module_file(name).relative_to(ROOT).as_posix()  # type: ignore[union-attr]
+    files = {Path(os.path.relpath(module_file(name), ROOT)).as_posix()  # type: ignore[arg-type]
              for name in closure(roots, wanted)}
     return tuple(sorted(files))

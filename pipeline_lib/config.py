@@ -27,6 +27,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
                       model_validator)
 
+from pipeline_lib import plugins
 from pipeline_lib.errors import PipelineError
 
 PROFILES = ("tiny", "demo", "full", "paper")
@@ -405,6 +406,8 @@ class Params(_Strict):
     evaluate: EvaluateParams = EvaluateParams()
     segmentation: SegmentationParams | None = None
     resources: ResourcesParams = Field(ResourcesParams(), description="per-rule cluster resources (Snakemake)")
+    method_paths: tuple[str, ...] = Field((), description="folders of further methods, relative to the project "
+                                          "root: each holds methods/ and stages/ (pipeline_lib.plugins)")
     # every method's section (cycada, gam, ...) is added by params_model()
     _raw: dict[str, Any] | None = PrivateAttr(None)  # params.yaml as written (per-profile values unresolved)
     _source: str = PrivateAttr("params.yaml")
@@ -495,7 +498,9 @@ METHODS_DIR = Path(__file__).resolve().parent / "methods"
 def section_names() -> tuple[str, ...]:
     """The methods' sections, one per params module ``pipeline_lib/methods/<name>_params.py`` (found by file
     name: no method module is imported)."""
-    return tuple(sorted(path.stem.removesuffix("_params") for path in METHODS_DIR.glob("*_params.py")))
+    folders = [METHODS_DIR, *map(Path, plugins.search_path("methods"))]  # a plugin's too (pipeline_lib.plugins)
+    return tuple(sorted({path.stem.removesuffix("_params") for folder in folders
+                         for path in folder.glob("*_params.py")}))
 
 
 def section_module(name: str) -> ModuleType:
@@ -623,6 +628,10 @@ def parse_params(raw: Any, source: str = "params.yaml", sections: Literal["all",
     except ValidationError as err:
         raise PipelineError(_format_validation_error(err, source)) from None
     params._raw, params._source, params._lazy = raw, source, sections == "lazy"
+    for folder in params.method_paths:
+        if not (Path(source).parent / folder / "methods").is_dir():
+            raise PipelineError(f"{source}: method_paths: {folder!r} has no methods/ folder (a method's "
+                                "<name>_spec.py, <name>_params.py and code): fix the path or remove it")
     return params
 
 

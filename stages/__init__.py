@@ -7,7 +7,8 @@ activating the environment), importing this package re-executes the same
 such venv it stops with one line on stderr saying how to fix it (exit status 2). When the
 dependencies are importable it does nothing: :func:`importlib.util.find_spec` only, nothing is
 imported. The environment variable ``PIPELINE_STAGES_REEXEC`` marks the re-executed process, so a
-venv that lacks the dependencies too gets the error instead of an exec loop.
+venv that lacks the dependencies too gets the error instead of an exec loop. Then the ``stages/`` folders of
+params.yaml's ``method_paths`` join the package (:mod:`pipeline_lib.plugins`).
 """
 
 from __future__ import annotations
@@ -88,3 +89,8 @@ def _ensure_environment() -> None:
 
 
 _ensure_environment()
+
+# a plugin's stage CLIs (params.yaml's method_paths, pipeline_lib.plugins) run as stages.<name> too
+from pipeline_lib.plugins import extend  # noqa: E402 (only once the environment is the project's)
+
+extend(__path__, "stages")

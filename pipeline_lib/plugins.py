@@ -1,0 +1,47 @@
+"""Methods that live outside the package: the folders params.yaml lists under ``method_paths``.
+
+Each folder holds ``methods/`` (``<name>.py``, ``<name>_params.py``, ``<name>_spec.py``, laid out as in
+``pipeline_lib/methods/``) and ``stages/`` (its stage CLIs). They are searched as part of the packages
+``pipeline_lib.methods`` and ``stages`` (each package's ``__path__``), so the registry, the params sections, the
+DAG's code dependencies and ``python -m stages.<name>`` find a plugin's modules as they find the project's: a
+plugin edits no project file. The list is read from ``params.yaml`` in the working directory (the project root,
+where both runners start their stages), its folders relative to it; :class:`pipeline_lib.config.Params`
+validates it. Nothing here imports more than ``yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import yaml
+
+#: the params.yaml key
+KEY = "method_paths"
+
+
+@functools.cache
+def _folders(params_file: Path) -> tuple[Path, ...]:
+    try:
+        raw = yaml.safe_load(params_file.read_text())
+    except (OSError, yaml.YAMLError):  # load_params says what is wrong with the file
+        return ()
+    listed = raw.get(KEY) if isinstance(raw, dict) else None
+    if not isinstance(listed, list):
+        return ()
+    return tuple((params_file.parent / str(folder)).resolve() for folder in listed)
+
+
+def method_paths() -> tuple[Path, ...]:
+    """The plugin folders that ``./params.yaml`` lists (absolute; none where it lists none)."""
+    return _folders(Path("params.yaml").resolve())
+
+
+def search_path(package: str) -> list[str]:
+    """The plugin folders' subfolders for ``package`` (``methods`` or ``stages``) that exist."""
+    return [str(folder / package) for folder in method_paths() if (folder / package).is_dir()]
+
+
+def extend(path: list[str], package: str) -> None:
+    """Append the plugin folders for ``package`` to a package's ``__path__`` (once each)."""
+    path.extend(p for p in search_path(package) if p not in path)
