@@ -31,6 +31,8 @@ from pipeline_lib import plugins
 from pipeline_lib.errors import PipelineError
 
 PROFILES = ("tiny", "demo", "full", "paper")
+#: how GAM's weight-drift term (:func:`pipeline_lib.losses.weight_drift`) reduces, for the sections that use it
+DriftReduction = Literal["tensor_mean", "sum"]
 Profile = Literal["tiny", "demo", "full", "paper"]
 REQUIRED_PROFILES = ("tiny", "demo", "paper")  # a per-profile mapping must give these
 PROFILE_FALLBACK = {"full": "paper"}  # ...and a profile it leaves out takes this one's value

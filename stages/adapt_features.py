@@ -14,7 +14,8 @@ from pipeline_lib.domains.loading import train_set, translated_set
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.evaluation import experiment_target_monitor
 from pipeline_lib.methods.adda import adapt_features
-from pipeline_lib.methods.cycada_spec import adapted_model, pixel_model, translated_dataset
+from pipeline_lib.methods.adda_stage import adapted_model
+from pipeline_lib.methods.cycada_spec import pixel_model, translated_dataset
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything

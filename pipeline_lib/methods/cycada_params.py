@@ -6,10 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline_lib.config import (FrameParams, LoaderParams, PreciseBNParams, SegTrainParams, StepBudgetParams,
-                                 TrainSupervisedParams, _Strict)
-
-DriftReduction = Literal["tensor_mean", "sum"]
+from pipeline_lib.config import (DriftReduction, FrameParams, LoaderParams, PreciseBNParams, SegTrainParams,
+                                 StepBudgetParams, TrainSupervisedParams, _Strict)
 
 
 class GeneratorParams(_Strict):

@@ -3,8 +3,9 @@
 Stages per seed: ``train_cyclegan`` (pixel level, with the semantic-consistency loss) ->
 ``translate`` (the source training set through G_S->T, sharded) -> ``train_task`` (the task net on
 translated source: "pixel only") -> ``adapt_features`` (ADDA on raw source: "feat only", or on
-translated source: "pixel+feat"). Algorithms: :mod:`pipeline_lib.methods.cycada` and
-:mod:`pipeline_lib.methods.adda`; params: :mod:`pipeline_lib.methods.cycada_params`.
+translated source: "pixel+feat"; its stage builder is shared, :mod:`pipeline_lib.methods.adda_stage`). Algorithms:
+:mod:`pipeline_lib.methods.cycada` and :mod:`pipeline_lib.methods.adda`; params:
+:mod:`pipeline_lib.methods.cycada_params`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.paper_numbers import digits, gam_table3, merge, segmentation_row
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
+from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model
+from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
 
 #: feature-level rows -> the ``adapt_features`` variant that makes them
 FEATURE_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
@@ -23,8 +25,6 @@ PIXEL_ROW = "cycada_pixel"
 CYCLEGAN_CURVES = (("loss_gan", "GAN loss (G)"), ("loss_cyc", "cycle loss"), ("loss_sem", "semantic loss"),
                    ("loss_d", "discriminator loss"))
 FIGURES = "CyCADA"  # the report's subcategory of the method's figures
-#: the demo profile's ADDA epoch count was set on another pair (params.yaml, README); rows reuse ADDA_SELECTION
-ADDA_SELECTION = "last ADDA epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 
 
 # ---- artifacts --------------------------------------------------------------------------------
@@ -55,26 +55,7 @@ def pixel_model(experiment: str, seed: int) -> Path:
     return cycada_dir(experiment, seed) / "pixel.pt"
 
 
-def adapted_model(experiment: str, variant: str, seed: int) -> Path:
-    return cycada_dir(experiment, seed) / f"{variant}.pt"
-
-
 # ---- stages -----------------------------------------------------------------------------------
-
-def adapt_features(exp: Experiment, row: str, variant: str, seed: int, start: tuple[str, ...], out: Path,
-                   extra_keys: tuple[str, ...] = (), extra_curves: tuple[Curve, ...] = ()) -> StageSpec:
-    """One ``adapt_features`` stage (ADDA) from the models/data in ``start`` to ``out``."""
-    label = ROWS[row].label if row in ROWS else row
-    csv = paths.history(out)
-    return StageSpec(
-        name=f"adapt_features__{exp.name}__{variant}__s{seed}", module="adapt_features",
-        args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
-        deps=start + (exp.data[1],), outs=(str(out), str(csv)),
-        params=exp.train_keys + (exp.key("cycada.adapt_features"), exp.key("evaluate")) + extra_keys,
-        domains=(exp.source, exp.target), backbone=exp.backbone,
-        curves=(Curve(f"{label}: discriminator accuracy", f"seed {seed}", "acc_d", str(csv)),
-                *monitor_curves(exp, label, seed, csv), *extra_curves))
-
 
 def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     src, tgt = exp.data
@@ -107,7 +88,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
     for row, variant in FEATURE_VARIANTS.items():
         if exp.wants(row):
             start = (f_s, src) if variant == "feat" else (str(pixel), str(translated))
-            stages.append(adapt_features(exp, row, variant, seed, start, adapted_model(exp.name, variant, seed)))
+            stages.append(adapt_features_stage(exp, ROWS[row].label, variant, seed, start))
     return stages
 
 

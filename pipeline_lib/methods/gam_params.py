@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline_lib.config import FrameParams, LoaderParams, PreciseBNParams, _Strict
-from pipeline_lib.methods.cycada_params import DriftReduction
+from pipeline_lib.config import DriftReduction, FrameParams, LoaderParams, PreciseBNParams, _Strict
 
 
 class GaussianMatchParams(_Strict):

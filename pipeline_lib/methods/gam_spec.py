@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.config import Params
-from pipeline_lib.methods.cycada_spec import ADDA_SELECTION, adapt_features, adapted_model
+from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model
 from pipeline_lib.paper_numbers import PaperValue, digits, gam_table3, merge
 from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
 
@@ -81,8 +81,8 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
     if exp.wants("adda_reg"):
         model = adapted_model(exp.name, ADDA_REG_VARIANT, seed)
-        stages.append(adapt_features(
-            exp, "adda_reg", ADDA_REG_VARIANT, seed, (f_s, exp.data[0]), model,
+        stages.append(adapt_features_stage(
+            exp, ROWS["adda_reg"].label, ADDA_REG_VARIANT, seed, (f_s, exp.data[0]),
             extra_keys=(exp.key("gam.adda_weight_reg"), exp.key("gam.match_activations.drift_reduction")),
             extra_curves=(_drift_curve(ROWS["adda_reg"].label, seed, paths.history(model)),)))
     return stages
