@@ -122,30 +122,30 @@ def _prepare(params: Params, domain: Domain) -> StageSpec:
 
 def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
     row = registry.rows()[name]
-    assert row.checkpoint is not None
+    assert row.model is not None
     return StageSpec(
         name=f"evaluate__{exp.name}__{name}__s{seed}", module="evaluate",
         args=(("experiment", exp.name), ("method", name), ("seed", seed)),
-        deps=(str(row.checkpoint(exp, seed)), *map(str, row.eval_inputs(exp, seed)), *exp.data),
+        deps=(str(row.model.checkpoint(exp, seed)), *map(str, row.model.inputs(exp, seed)), *exp.data),
         outs=(str(paths.metrics_json(exp.name, name, seed)), str(paths.predictions_preview(exp.name, name, seed))),
         params=exp.keys + (exp.key("evaluate"),), domains=(exp.source, exp.target), backbone=exp.backbone,
-        modules=(row.loader.split(":")[0], *codedeps.spec_modules()),
+        modules=(row.model.loader.split(":")[0], *codedeps.spec_modules()),
         metrics=(str(paths.metrics_json(exp.name, name, seed)),))
 
 
 def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
-    models = [r for r in exp.rows if registry.rows()[r].checkpoint is not None]
+    models = [r for r in exp.rows if registry.rows()[r].model is not None]
     confusion = str(paths.confusion_dir(exp.name))
     pngs = tuple(str(p) for p in (paths.curves_png(exp.name), paths.predictions_png(exp.name),
                                   paths.tradeoff_png(exp.name)))
     inputs = [str(paths.metrics_json(exp.name, m, s)) for m in models for s in exp.row_seeds(m)]
     inputs += dict.fromkeys(c.csv for c in registry.curves(exp, method_specs))
     inputs += [str(paths.predictions_preview(exp.name, m, exp.row_seeds(m)[0])) for m in models]
-    inputs += [str(p) for r in exp.rows for p in registry.rows()[r].report_inputs(exp)]
+    inputs += [str(p) for r in exp.rows for p in registry.rows()[r].extras.inputs(exp)]
     inputs = list(dict.fromkeys(inputs))  # rows may share a file (e.g. one figure of several rows)
     csv = str(paths.report_csv(exp.name))
-    seed_keys = dict.fromkeys(f"{exp.key(r.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
-                              if r is not None and r.seeds_from)
+    seed_keys = dict.fromkeys(f"{exp.key(r.plan.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
+                              if r is not None and r.plan.seeds_from)
     summary = str(paths.report_metrics(exp.name))
     plots = tuple(Plot(str(paths.confusion_json(exp.name, m)), title=exp.confusion_title(m),
                        template="confusion_counts",
@@ -189,7 +189,7 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     add(exp.target)
     stages = [complete(params, _prepare(params, d), domains, prepare=d) for d in domains.values()]
     method_specs = registry.method_stages(exp)
-    specs = method_specs + [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].checkpoint is not None
+    specs = method_specs + [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].model is not None
                             for s in exp.row_seeds(r)]
     specs.append(_report(exp, method_specs))
     return stages + [complete(params, spec, domains) for spec in specs]

@@ -4,8 +4,9 @@ A method is three modules in ``pipeline_lib/methods/``: ``<name>.py`` holds the 
 ``<name>_params.py`` its params.yaml section (pydantic classes, found by :func:`pipeline_lib.config.params_model`)
 and ``<name>_spec.py`` its declaration, a light module with one :class:`Method` called ``METHOD``:
 
-- its report rows (:class:`Row`: label, whether it reads target labels, the model-selection note,
-  the checkpoint ``evaluate`` scores and the function that loads it, the papers' numbers);
+- its report rows (:class:`Row`: label, whether it reads target labels, the model-selection note, the papers'
+  numbers; its :class:`Model`, the checkpoint ``evaluate`` scores and the function that loads it; its
+  :class:`Plan`, the experiments and seeds it runs on; its report :class:`Extras`);
 - its stages per seed (:class:`StageSpec`: command, artifact inputs and outputs, params keys,
   the domains it reads, the training curves its history holds, the figures it shows in
   ``snakemake --report``) and any per-experiment stages;
@@ -80,8 +81,8 @@ class Experiment:
 
     def row_seeds(self, name: str) -> tuple[int, ...]:
         """The seeds row ``name`` runs: the experiment's, or their first ``n_seeds`` where the row's section
-        limits them (:attr:`Row.seeds_from`)."""
-        section = rows()[name].seeds_from if name in rows() else None
+        limits them (:attr:`Plan.seeds_from`)."""
+        section = rows()[name].plan.seeds_from if name in rows() else None
         n = self.section(section).n_seeds if section else None
         return self.seeds[:n] if n else self.seeds
 
@@ -89,7 +90,7 @@ class Experiment:
         """Whether the experiment reports any of ``names``, or a row that builds on one of them."""
         needed = set(self.rows)
         for name in self.rows:
-            needed |= set(rows()[name].requires) if name in rows() else set()
+            needed |= set(rows()[name].plan.requires) if name in rows() else set()
         return bool(set(names) & needed)
 
     def section(self, name: str) -> Any:
@@ -243,41 +244,76 @@ def _no_paths(exp: Experiment, seed: int) -> tuple[Path, ...]:
 
 
 @dataclass(frozen=True)
+class Model:
+    """What ``evaluate`` scores for a report row: its checkpoint per seed, how to load it, what else it reads."""
+
+    #: the checkpoint of an experiment's seed
+    checkpoint: Callable[[Experiment, int], Path]
+    #: "module:function" that loads it: (path, BackboneParams) -> (model, meta)
+    loader: str = "pipeline_lib.models:load_task_model"
+    #: further files the loader reads (e.g. the frozen model behind a calibrator)
+    inputs: Callable[[Experiment, int], tuple[Path, ...]] = _no_paths
+
+
+def _always(exp: Experiment) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which experiments and seeds a report row runs on, and what it is built from."""
+
+    #: rows of other methods whose stages this row builds on (e.g. CycleGAN + calibrator on CyCADA's pixel-only model)
+    requires: tuple[str, ...] = ()
+    #: needs the supervised source model of the experiment (or a function of the experiment saying whether)
+    needs_source_model: bool | Callable[[Experiment], bool] = True
+    #: a params section whose ``n_seeds`` runs the row on the experiment's first n seeds only (None: all)
+    seeds_from: str | None = None
+    #: whether an experiment that lists no methods reports the row (e.g. a profile's subset of an ablation)
+    by_default: Callable[[Experiment], bool] = _always
+
+    def uses_source_model(self, exp: Experiment) -> bool:
+        return self.needs_source_model(exp) if callable(self.needs_source_model) else self.needs_source_model
+
+
+def _no_inputs(exp: Experiment) -> tuple[Path, ...]:
+    return ()
+
+
+def _no_columns(exp: Experiment) -> dict[str, object]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What the report writes for a row beyond the metrics of its model."""
+
+    #: files the report reads for it (e.g. the calibrator's export record)
+    inputs: Callable[[Experiment], tuple[Path, ...]] = _no_inputs
+    #: extra report columns
+    columns: Callable[[Experiment], dict[str, object]] = _no_columns
+    #: the metric columns of a row without a model
+    summary: Callable[[Experiment], dict[str, object]] | None = None
+
+
+@dataclass(frozen=True)
 class Row:
-    """One report row (a value of ``experiments.<name>.methods``)."""
+    """One report row (a value of ``experiments.<name>.methods``): what it is and how it compares, with its
+    :class:`Model` (None for a row without a model: its :class:`Extras` give the summary), its :class:`Plan` and
+    its report :class:`Extras`."""
 
     name: str
     label: str
     selection: str
     uses_target_labels: bool = False
     tasks: tuple[Task, ...] = TASKS
-    #: the checkpoint ``evaluate`` scores; None for a row without a model (it gives ``summary``)
-    checkpoint: Callable[[Experiment, int], Path] | None = None
-    #: further files ``evaluate`` reads for it (e.g. the frozen model behind a calibrator)
-    eval_inputs: Callable[[Experiment, int], tuple[Path, ...]] = _no_paths
-    #: "module:function" that loads the checkpoint: (path, BackboneParams) -> (model, meta)
-    loader: str = "pipeline_lib.models:load_task_model"
     #: an upper bound (listed after the adapted rows)
     reference: bool = False
-    #: rows of other methods whose stages this row builds on (e.g. CycleGAN + calibrator on CyCADA's pixel-only model)
-    requires: tuple[str, ...] = ()
-    #: needs the supervised source model of the experiment (or a function of the experiment saying whether)
-    needs_source_model: bool | Callable[[Experiment], bool] = True
     #: the papers' values: (source, target, backbone arch or "*") -> values
     paper: Mapping[tuple[str, str, str], tuple[PaperValue, ...]] = field(default_factory=dict)
-    #: files the report reads for the row beyond its metrics (e.g. the calibrator's export record)
-    report_inputs: Callable[[Experiment], tuple[Path, ...]] = lambda exp: ()
-    #: extra report columns
-    columns: Callable[[Experiment], dict[str, object]] = lambda exp: {}
-    #: the metric columns of a row without a model
-    summary: Callable[[Experiment], dict[str, object]] | None = None
-    #: a params section whose ``n_seeds`` runs the row on the experiment's first n seeds only (None: all)
-    seeds_from: str | None = None
-    #: whether an experiment that lists no methods reports the row (e.g. a profile's subset of an ablation)
-    by_default: Callable[[Experiment], bool] = lambda exp: True
-
-    def uses_source_model(self, exp: Experiment) -> bool:
-        return self.needs_source_model(exp) if callable(self.needs_source_model) else self.needs_source_model
+    model: Model | None = None
+    plan: Plan = Plan()
+    extras: Extras = Extras()
 
     def paper_values(self, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
         return self.paper.get((source, target, arch), ()) or self.paper.get((source, target, "*"), ())
@@ -334,7 +370,7 @@ def row(name: str) -> Row:
 def default_rows(task: Task, exp: Experiment | None = None) -> tuple[str, ...]:
     """The rows an experiment reports when params.yaml lists none: every row of its track that the
     experiment ``exp`` takes by default (None: every row of the track)."""
-    return tuple(name for name, r in rows().items() if task in r.tasks and (exp is None or r.by_default(exp)))
+    return tuple(name for name, r in rows().items() if task in r.tasks and (exp is None or r.plan.by_default(exp)))
 
 
 def check_params(params: Params) -> None:
@@ -380,5 +416,7 @@ def curves(exp: Experiment, stages: list[StageSpec] | None = None) -> list[Curve
 
 def load_model(name: str, checkpoint: Path, backbone: Any) -> tuple[Any, dict]:
     """Load a row's checkpoint with the loader it declares."""
-    module, function = row(name).loader.split(":")
+    scored = row(name).model
+    assert scored is not None, f"{name} has no model"
+    module, function = scored.loader.split(":")
     return getattr(importlib.import_module(module), function)(checkpoint, backbone)

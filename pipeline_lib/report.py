@@ -70,9 +70,10 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
         common = {"experiment": experiment, "method": row.label, "source": exp.source, "target": exp.target,
                   "backbone": exp.backbone}
         stated = {"paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers)}
-        if row.summary is not None:  # a row without a model (GAM 5.3's bound)
-            rows.append({**common, **row.summary(exp), **stated, "n_seeds": 0, "seeds": "", "profile": params.profile,
-                         "uses_target_labels": row.uses_target_labels, "model_selection": row.selection})
+        if row.extras.summary is not None:  # a row without a model (GAM 5.3's bound)
+            rows.append({**common, **row.extras.summary(exp), **stated, "n_seeds": 0, "seeds": "",
+                         "profile": params.profile, "uses_target_labels": row.uses_target_labels,
+                         "model_selection": row.selection})
             continue
         seeds = exp.row_seeds(method)
         results = [read_json(paths.metrics_json(experiment, method, s)) for s in seeds]
@@ -87,7 +88,7 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
             "uses_target_labels": row.uses_target_labels, "model_selection": row.selection,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
             **({"settings": results[0]["settings"]} if "settings" in results[0] else {}),
-            **row.columns(exp),
+            **row.extras.columns(exp),
         })
         confusions[method] = np.sum([np.asarray(r["target"]["confusion"]) for r in results], axis=0)
     return pd.DataFrame(rows, index=pd.Index(exp.rows, name="row")), confusions  # indexed by the rows' names
@@ -100,7 +101,7 @@ def prediction_grid(params: Params, experiment: str) -> None:
     exp = Experiment(params, experiment)
     seed, src = exp.seeds[0], resolve_domain(params, exp.source)
     previews = {m: np.load(paths.predictions_preview(experiment, m, exp.row_seeds(m)[0])) for m in exp.rows
-                if registry.row(m).checkpoint is not None}
+                if registry.row(m).model is not None}
     first = next(iter(previews.values()))
     if exp.task == "classification":
         classification_grid(first["images"], first["labels"],

@@ -24,11 +24,11 @@ from pipeline_lib.runtime import resolve_device
 def main(args: argparse.Namespace, params: Params) -> None:
     exp = experiment(params, args.experiment)
     row = registry.row(args.method)
-    if row.checkpoint is None:
+    if row.model is None:
         raise PipelineError(f"method {args.method} has no model to evaluate (its report row has its own stage)")
     backbone, cfg = params.backbones[exp.backbone], params.track(exp.backbone).evaluate
     device = resolve_device(params.device)
-    checkpoint = row.checkpoint(registry.Experiment(params, args.experiment), args.seed)
+    checkpoint = row.model.checkpoint(registry.Experiment(params, args.experiment), args.seed)
     model, meta = registry.load_model(args.method, checkpoint, backbone)
     result = {"experiment": args.experiment, "method": args.method, "seed": args.seed, "profile": params.profile,
               "train_seconds": meta["train_seconds"], "model_code_version": meta["code_version"],

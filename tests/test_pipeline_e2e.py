@@ -326,7 +326,7 @@ def _dvc_json(project: Path, *args: str) -> dict:
 def test_dvc_metrics_show_every_evaluation_per_method_and_seed_and_the_report(dvc_built):
     project, _ = dvc_built
     shown = _dvc_json(project, "metrics", "show")[""]["data"]  # "": the workspace
-    rows = [m for m in _methods(project) if registry.rows()[m].checkpoint is not None]
+    rows = [m for m in _methods(project) if registry.rows()[m].model is not None]
     for method in rows:
         metrics = shown[f"metrics/mnist5k_mnistm/{method}/seed0.json"]["data"]
         assert (metrics["method"], metrics["seed"]) == (method, 0)

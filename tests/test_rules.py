@@ -62,7 +62,7 @@ def test_every_figure_is_an_output_with_one_caption_per_rule_and_unique_labels_i
                 figure = rule.figure(wildcards, pattern)
                 assert figure.category and figure.subcategory and figure.caption_file == caption, figure
                 rows = [r for r in Experiment(params, wildcards["experiment"]).rows
-                        if registry.row(r).checkpoint is not None] if figure.row_key else [""]
+                        if registry.row(r).model is not None] if figure.row_key else [""]
                 for row in rows:  # a folder's files: one per report row with a model
                     shown.setdefault((figure.category, figure.subcategory), []).append(
                         rule.labels({**wildcards, "row": row}, pattern))

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.methods.cycada_spec import PIXEL_ROW, pixel_model, translated_dataset
 from pipeline_lib.paper_numbers import digits, segmentation_row
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
+from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec, monitor_curves
 
 #: rows -> variant (raw: the source-only model on raw source; cycada: CyCADA's pixel-only model)
 VARIANTS = {"calibrator": "raw", "cycada_calibrator": "cycada"}
@@ -99,10 +99,12 @@ def _deployment_columns(variant: str):
 
 
 def _row(name: str, label: str, variant: str, paper: dict, requires: tuple[str, ...] = ()) -> Row:
-    return Row(name, label, SELECTION, checkpoint=lambda exp, seed: calibrator_model(exp.name, variant, seed),
-               eval_inputs=lambda exp, seed: (frozen_model(exp, variant, seed),), loader=LOADER, paper=paper,
-               requires=requires, columns=_deployment_columns(variant),
-               report_inputs=lambda exp: tuple(deployment_json(exp.name, variant, s) for s in exp.seeds))
+    return Row(name, label, SELECTION, paper=paper,
+               model=Model(lambda exp, seed: calibrator_model(exp.name, variant, seed), LOADER,
+                           inputs=lambda exp, seed: (frozen_model(exp, variant, seed),)),
+               plan=Plan(requires=requires),
+               extras=Extras(inputs=lambda exp: tuple(deployment_json(exp.name, variant, s) for s in exp.seeds),
+                             columns=_deployment_columns(variant)))
 
 
 # Calibrator Table 2, GTA5 -> Cityscapes with DRN-26: "Ours" calibrates CyCADA's released DRN-26, which was

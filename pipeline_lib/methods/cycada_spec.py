@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.paper_numbers import digits, gam_table3, merge, segmentation_row
 from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Row, StageSpec
 
 #: feature-level rows -> the ``adapt_features`` variant that makes them
 FEATURE_VARIANTS = {"cycada_feat": "feat", "cycada_pixel_feat": "pixel_feat"}
@@ -137,18 +137,18 @@ def _paper(row: str, *tables: dict) -> dict:
 ROWS = {
     "cycada_pixel": Row(
         "cycada_pixel", "CyCADA pixel only", "last epoch; no target labels",
-        checkpoint=lambda exp, seed: pixel_model(exp.name, seed), columns=_content_columns,
-        report_inputs=_content_checks,
+        model=Model(lambda exp, seed: pixel_model(exp.name, seed)),
+        extras=Extras(inputs=_content_checks, columns=_content_columns),
         paper=_paper("cycada_pixel", digits("CyCADA Table 2", "95.6 ± 0.2", "96.4 ± 0.1", "70.3 ± 0.2"))),
     "cycada_feat": Row(
         "cycada_feat", "CyCADA feat only (ADDA)", ADDA_SELECTION,
-        checkpoint=lambda exp, seed: adapted_model(exp.name, "feat", seed),
+        model=Model(lambda exp, seed: adapted_model(exp.name, "feat", seed)),
         paper=_paper("cycada_feat", digits("CyCADA Table 2 (ADDA)", "89.4 ± 0.2", "90.1 ± 0.8", "76.0 ± 1.8"),
                      digits("GAM Table 1 (ADDA)", "90.2 ± 0.9", "97.2 ± 0.4", "72.0 ± 0.6"),
                      gam_table3("28.6"))),
     "cycada_pixel_feat": Row(
         "cycada_pixel_feat", "CyCADA pixel+feat", ADDA_SELECTION,
-        checkpoint=lambda exp, seed: adapted_model(exp.name, "pixel_feat", seed),
+        model=Model(lambda exp, seed: adapted_model(exp.name, "pixel_feat", seed)),
         paper=_paper("cycada_pixel_feat", digits("CyCADA Table 2", "95.6 ± 0.2", "96.5 ± 0.1", "90.4 ± 0.4"))),
 }
 

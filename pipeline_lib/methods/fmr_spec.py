@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.config import Params
 from pipeline_lib.methods.fmr_params import COMBINED, MAX_LAYERS
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec, monitor_curves
+from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec, monitor_curves
 
 POOL_ROWS = tuple(f"fmr_pool{k}" for k in range(1, MAX_LAYERS + 1))
 #: rows -> the ``regress_features`` variant that makes them
@@ -179,16 +179,16 @@ def _row(row: str) -> Row:
     variant = VARIANTS[row]
     label = {"inc": "FMR all post-pool layers (W_inc)", "dec": "FMR all post-pool layers (W_dec)"}.get(
         variant, f"FMR {variant} only")
-    return Row(row, label, SELECTION, checkpoint=lambda exp, seed: fmr_model(exp.name, variant, seed),
-               by_default=_applies(row), report_inputs=_regression_inputs, columns=_columns)
+    return Row(row, label, SELECTION, model=Model(lambda exp, seed: fmr_model(exp.name, variant, seed)),
+               plan=Plan(by_default=_applies(row)), extras=Extras(inputs=_regression_inputs, columns=_columns))
 
 
 ROWS = {
     **{row: _row(row) for row in VARIANTS},
     "finetune": Row(
         "finetune", "B2: H1 finetuned on D2 labels", "last epoch; trained on target labels (baseline B2)",
-        uses_target_labels=True, reference=True, checkpoint=lambda exp, seed: fmr_model(exp.name, "finetune", seed),
-        by_default=paired, report_inputs=_b0_metrics, columns=_columns),
+        uses_target_labels=True, reference=True, model=Model(lambda exp, seed: fmr_model(exp.name, "finetune", seed)),
+        plan=Plan(by_default=paired), extras=Extras(inputs=_b0_metrics, columns=_columns)),
 }
 
 METHOD = Method(name="fmr", paper="Feature-map regression (semi-supervised domain adaptation on paired data)",

@@ -15,7 +15,7 @@ from pipeline_lib import paths
 from pipeline_lib.config import BackboneParams, Params
 from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
 from pipeline_lib.paper_numbers import PaperValue, digits
-from pipeline_lib.registry import Curve, Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec
 
 FIGURES = "I2IAdapt"  # the report's subcategory of the method's figures
 SELECTION = "last epoch; the paper's lambdas and Adam settings; no target labels read"
@@ -119,7 +119,7 @@ def reported_sets(exp: Experiment) -> tuple[str, ...]:
     listed = exp.spec.methods
 
     def reported(row: Row) -> bool:
-        return row.name in listed if listed is not None else exp.task in row.tasks and row.by_default(exp)
+        return row.name in listed if listed is not None else exp.task in row.tasks and row.plan.by_default(exp)
     return tuple(s for s in DEFAULT_SETS if reported(ROWS[row_name(s)]))
 
 
@@ -199,9 +199,10 @@ def _from_source(exp: Experiment) -> bool:
     return exp.section("i2i").init == "source_only"
 
 
-ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, loader=LOADER, needs_source_model=_from_source,
-                         checkpoint=lambda exp, seed, s=s: i2i_model(exp.name, s, seed), paper=_paper(s),
-                         by_default=_by_default(s), report_inputs=_embedding(s), seeds_from="i2i")
+ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, paper=_paper(s),
+                         model=Model(lambda exp, seed, s=s: i2i_model(exp.name, s, seed), LOADER),
+                         plan=Plan(needs_source_model=_from_source, seeds_from="i2i", by_default=_by_default(s)),
+                         extras=Extras(inputs=_embedding(s)))
         for s in DEFAULT_SETS}
 
 METHOD = Method(name="i2i", paper="Murez et al., Image to Image Translation for Domain Adaptation, CVPR 2018",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline_lib import paths
 from pipeline_lib.paper_numbers import digits, gam_table3, merge, segmentation_row
-from pipeline_lib.registry import RUN_KEYS, TRAIN_KEYS, Experiment, Method, Row, StageSpec, rows
+from pipeline_lib.registry import RUN_KEYS, TRAIN_KEYS, Experiment, Method, Model, Plan, Row, StageSpec, rows
 
 LAST = "last epoch; no target labels"
 
@@ -23,7 +23,7 @@ def train_supervised(exp: Experiment, domain: str, seed: int) -> StageSpec:
 
 def _stages(exp: Experiment) -> list[StageSpec]:
     out: list[StageSpec] = []
-    if any(rows()[name].uses_source_model(exp) for name in exp.rows):  # most methods start from it
+    if any(rows()[name].plan.uses_source_model(exp) for name in exp.rows):  # most methods start from it
         out += [train_supervised(exp, exp.source, s) for s in exp.seeds]
     if exp.wants("oracle"):
         out += [train_supervised(exp, exp.target, s) for s in exp.seeds]
@@ -50,13 +50,13 @@ def _scenes(row: str) -> dict:
 
 ROWS = {
     "source_only": Row(
-        "source_only", "source only", LAST, checkpoint=lambda exp, seed: exp.source_model(seed),
+        "source_only", "source only", LAST, model=Model(lambda exp, seed: exp.source_model(seed)),
         paper=merge(digits("CyCADA Table 2", "82.2 ± 0.8", "69.6 ± 3.8", "67.1 ± 0.6"),
                     digits("GAM Table 1", "77.8", "70.7", "60.3"), _scenes("source_only"))),
     "oracle": Row(
         "oracle", "target oracle", "trained on target labels (upper bound)", uses_target_labels=True,
-        checkpoint=lambda exp, seed: paths.supervised_model(exp.target, exp.backbone, seed),
-        reference=True, needs_source_model=False,
+        model=Model(lambda exp, seed: paths.supervised_model(exp.target, exp.backbone, seed)),
+        reference=True, plan=Plan(needs_source_model=False),
         paper=merge(digits("CyCADA Table 2", "96.3 ± 0.1", "99.2 ± 0.1", "99.2 ± 0.1"),
                     digits("GAM Table 1 (supervised)", "96.4", "99.9", "99.9"), _scenes("oracle"))),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_lib.registry import Experiment, Method, Row, StageSpec
+from pipeline_lib.registry import Experiment, Method, Model, Row, StageSpec
 
 
 def toy_model(experiment: str, seed: int) -> Path:
@@ -23,5 +23,5 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
 METHOD = Method(
     name="toy", paper="a toy plugin method (tests/plugins): the source model, logits scaled", order=90,
     rows=(Row("toy", "toy plugin (scaled logits)", "no selection: one closed-form step", tasks=("classification",),
-              checkpoint=lambda exp, seed: toy_model(exp.name, seed)),),
+              model=Model(lambda exp, seed: toy_model(exp.name, seed))),),
     seed_stages=_seed_stages)
