@@ -47,20 +47,21 @@ class Experiment:
     name: str
 
     @property
-    def spec(self) -> ExperimentParams:
+    def settings(self) -> ExperimentParams:
+        """The experiment's entry in params.yaml (``experiments.<name>``)."""
         return self.params.experiments[self.name]
 
     @property
     def source(self) -> str:
-        return self.spec.source
+        return self.settings.source
 
     @property
     def target(self) -> str:
-        return self.spec.target
+        return self.settings.target
 
     @property
     def backbone(self) -> str:
-        return self.spec.backbone
+        return self.settings.backbone
 
     @property
     def task(self) -> Task:
@@ -77,7 +78,7 @@ class Experiment:
     @property
     def rows(self) -> tuple[str, ...]:
         """The report rows (params ``methods``; left out: every row of the track)."""
-        return self.spec.methods if self.spec.methods is not None else default_rows(self.task, self)
+        return self.settings.methods if self.settings.methods is not None else default_rows(self.task, self)
 
     def row_seeds(self, name: str) -> tuple[int, ...]:
         """The seeds row ``name`` runs: the experiment's, or their first ``n_seeds`` where the row's section
@@ -363,7 +364,7 @@ def rows() -> dict[str, Row]:
 
 def row(name: str) -> Row:
     if name not in rows():
-        raise PipelineError(f"unknown method {name!r} (known: {', '.join(rows())})")
+        raise PipelineError(f"unknown row {name!r} (known: {', '.join(rows())})")
     return rows()[name]
 
 
@@ -379,7 +380,7 @@ def check_params(params: Params) -> None:
         exp = Experiment(params, name)
         for method in exp.rows:
             if method not in rows():
-                raise PipelineError(f"params.yaml: experiments.{name}.methods: unknown method {method!r} "
+                raise PipelineError(f"params.yaml: experiments.{name}.methods: unknown row {method!r} "
                                     f"(known: {', '.join(rows())})")
             if exp.task not in rows()[method].tasks:
                 raise PipelineError(f"params.yaml: experiments.{name}.methods: {method} is for "

@@ -18,10 +18,10 @@ from pipeline_lib.training import train_supervised
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    spec = experiment(params, args.experiment)
+    experiment(params, args.experiment)  # an unknown name stops here, with one line
     exp = Experiment(params, args.experiment)
-    tgt = resolve_domain(params, spec.target)
-    backbone, cfg = params.backbones[spec.backbone], params.section("fmr", spec.backbone).finetune
+    tgt = resolve_domain(params, exp.target)
+    backbone, cfg = params.backbones[exp.backbone], params.section("fmr", exp.backbone).finetune
     generator = seed_everything(args.seed)
     device = resolve_device(params.device)
     h1_path = exp.source_model(args.seed)
@@ -29,14 +29,14 @@ def main(args: argparse.Namespace, params: Params) -> None:
     out = fmr_model(args.experiment, "finetune", args.seed)
     meta = {"experiment": args.experiment, "variant": "finetune", "seed": args.seed, "profile": params.profile,
             "train_params": cfg.model_dump(), "num_classes": model.num_classes}
-    meta["resume_key"] = stage_fingerprint(params, spec.backbone, device, [h1_path, tgt.artifact], **meta)
+    meta["resume_key"] = stage_fingerprint(params, exp.backbone, device, [h1_path, tgt.artifact], **meta)
     result = train_supervised(model, train_set(tgt, backbone, cfg), cfg, device, generator, out, meta,
                               desc=f"B2 finetune {args.experiment}/seed{args.seed}",
                               hint=f"lower {exp.key('fmr.finetune.lr')} in params.yaml", divergence=params.divergence)
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": upstream["train_seconds"] + result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)
-    print(f"finetuned {h1_path} on {spec.target} -> {out}: train acc {result.history[-1]['train_acc']:.4f}, "
+    print(f"finetuned {h1_path} on {exp.target} -> {out}: train acc {result.history[-1]['train_acc']:.4f}, "
           f"{result.seconds:.1f}s")
 
 

@@ -41,11 +41,11 @@ def embed(points: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
-    spec = experiment(params, args.experiment)
+    exp = experiment(params, args.experiment)
     exp = Experiment(params, args.experiment)
-    cfg = params.section("i2i", spec.backbone)
-    backbone = params.backbones[spec.backbone]
-    src, tgt = resolve_domain(params, spec.source), resolve_domain(params, spec.target)
+    cfg = params.section("i2i", exp.backbone)
+    backbone = params.backbones[exp.backbone]
+    src, tgt = resolve_domain(params, exp.source), resolve_domain(params, exp.target)
     xs = sample_images(src, backbone, cfg.embedding_points, cfg.max_width)
     xt = sample_images(tgt, backbone, cfg.embedding_points, cfg.max_width)
     panels = []

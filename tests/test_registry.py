@@ -82,7 +82,7 @@ def test_every_params_section_is_found_and_validated(tiny_raw):
 
 
 @pytest.mark.parametrize("methods, message", [
-    (["source_only", "cyclegan"], "unknown method 'cyclegan'"),
+    (["source_only", "cyclegan"], "unknown row 'cyclegan'"),
     (["label_bound"], "label_bound is for segmentation experiments"),
 ])
 def test_an_experiment_cannot_have_rows_the_registry_lacks_or_its_track_cannot_run(tiny_raw, methods, message):

@@ -116,7 +116,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
 def reported_sets(exp: Experiment) -> tuple[str, ...]:
     """The lambda sets whose rows the experiment reports (as ``exp.rows`` has them), found from params and this
     method's rows alone: the embedding stage that asks loads no other method's declaration."""
-    listed = exp.spec.methods
+    listed = exp.settings.methods
 
     def reported(row: Row) -> bool:
         return row.name in listed if listed is not None else exp.task in row.tasks and row.plan.by_default(exp)
