@@ -77,5 +77,5 @@ def curves_png(experiment: str) -> Path:
 
 
 def tradeoff_png(experiment: str) -> Path:
-    """Source vs target metric per method (the calibrator paper's Fig. 2)."""
+    """Source vs target metric per row (the calibrator paper's Fig. 2)."""
     return Path("reports") / experiment / "tradeoff.png"

@@ -123,7 +123,11 @@ def classification_grid(images: np.ndarray, labels: np.ndarray, rows: Sequence[t
             ax.set_title(str(classes[int(predictions[c])]), fontsize=6, pad=1,
                          color="black" if r == 0 else "tab:green" if right else "tab:red")
         axes[r][0].set_ylabel(textwrap.fill(name, 16), fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=8)
+    # square images leave their rows shorter than the figure: put the title just above the first row, not at the
+    # figure's top edge, so no empty band separates the two (the saved figure is cropped to what is drawn)
+    fig.canvas.draw()
+    top = max(ax.get_tightbbox().transformed(fig.transFigure.inverted()).y1 for ax in axes[0])
+    fig.suptitle(title, fontsize=8, y=top + 0.005, va="bottom")
     _save(fig, path)
 
 

@@ -1,4 +1,5 @@
-"""Assemble ``reports/<experiment>.csv``: one row per method, mean +- std over seeds.
+"""Assemble ``reports/<experiment>.csv``: one line per row (its ``method`` column: the row's label), mean +- std over
+seeds.
 
 Each row states what produced it (seeds, profile, whether target labels were used) and,
 where a paper reports the same setting, the paper's value and table beside ours. The rows,
@@ -139,7 +140,7 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     seeds = "seeds " + " ".join(map(str, exp.seeds)) if rows["seeds"].nunique() == 1 else "each row's seeds"
     tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],
                   paths.tradeoff_png(experiment), f"{experiment}: source vs target test {rows['metric'].iloc[0]} per "
-                  f"method (Calibrator Fig. 2; mean ± std over seeds {seeds})")
+                  f"row (Calibrator Fig. 2; mean ± std over {seeds})")
     out = Path(paths.report_csv(experiment))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)

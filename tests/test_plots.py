@@ -92,3 +92,21 @@ def test_training_curves_list_each_method_once_below_the_axes_with_whole_epochs_
     for i, a in enumerate(titles):
         for b in titles[i + 1:]:
             assert not a.overlaps(b)
+
+
+def test_classification_grid_puts_its_title_on_the_first_row_with_no_empty_band_between(tmp_path):
+    """Square images leave a tall grid's rows shorter than the figure; the title must not float above a blank
+    band (the demo's 14-row grid had one of about 100 pixels)."""
+    from pipeline_lib.plots import classification_grid
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (10, 28, 28, 3), np.uint8), np.arange(10)
+    rows = [(f"a row with a long label {i}", rng.integers(0, 10, 10)) for i in range(14)]
+    classification_grid(images, labels, rows, [str(i) for i in range(10)], tmp_path / "p.png", "title")
+    with Image.open(tmp_path / "p.png") as png:
+        blank = (np.asarray(png.convert("L")) > 250).all(axis=1)
+    runs, run = [], 0
+    for row_is_blank in blank:
+        run = run + 1 if row_is_blank else 0
+        runs.append(run)
+    assert max(runs) < 40
