@@ -133,6 +133,13 @@ def params_modules() -> tuple[str, ...]:
 
 
 @functools.cache
+def papers_modules() -> tuple[str, ...]:
+    """The methods' papers' values (``<method>_papers.py``), which the report loads by name."""
+    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
+                         for p in folder.glob("*_papers.py")}))
+
+
+@functools.cache
 def spec_modules() -> tuple[str, ...]:
     """The methods' declarations, which :func:`pipeline_lib.registry.methods` loads by name."""
     return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()

@@ -156,7 +156,8 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
         outs=(csv, confusion, *pngs, summary),
         params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
         domains=(exp.source, exp.target),
-        modules=codedeps.spec_modules() + codedeps.params_modules(),  # it rebuilds the rows' stages for their curves
+        # it rebuilds the rows' stages for their curves, and states the papers' values
+        modules=codedeps.spec_modules() + codedeps.params_modules() + codedeps.papers_modules(),
         dir_outs=(confusion,), figures=_report_figures(exp), metrics=(summary,), plots=plots)
 
 

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from pipeline_lib import paths
 from pipeline_lib.config import ExperimentParams, Params, Task
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.paper_numbers import PaperValue
+
+if TYPE_CHECKING:
+    from pipeline_lib.paper_numbers import PaperValue
 
 TASKS: tuple[Task, ...] = ("classification", "segmentation")
 #: params keys every training or evaluation stage reads (the resolved values depend on them)
@@ -299,9 +302,10 @@ class Extras:
 
 @dataclass(frozen=True)
 class Row:
-    """One report row (a value of ``experiments.<name>.methods``): what it is and how it compares, with its
-    :class:`Model` (None for a row without a model: its :class:`Extras` give the summary), its :class:`Plan` and
-    its report :class:`Extras`."""
+    """One report row (a value of ``experiments.<name>.methods``): what it is, with its :class:`Model` (None for a
+    row without a model: its :class:`Extras` give the summary), its :class:`Plan` and its report :class:`Extras`.
+    The papers' values for it live apart, in its method's ``<method>_papers.py`` (:func:`paper_values`), so that
+    editing a paper's number reruns the report alone."""
 
     name: str
     label: str
@@ -310,14 +314,9 @@ class Row:
     tasks: tuple[Task, ...] = TASKS
     #: an upper bound (listed after the adapted rows)
     reference: bool = False
-    #: the papers' values: (source, target, backbone arch or "*") -> values
-    paper: Mapping[tuple[str, str, str], tuple[PaperValue, ...]] = field(default_factory=dict)
     model: Model | None = None
     plan: Plan = Plan()
     extras: Extras = Extras()
-
-    def paper_values(self, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
-        return self.paper.get((source, target, arch), ()) or self.paper.get((source, target, "*"), ())
 
 
 def _no_stages(*_: Any) -> list[StageSpec]:
@@ -360,6 +359,25 @@ def rows() -> dict[str, Row]:
     if len(set(names)) != len(names):
         raise RuntimeError(f"two methods declare the same row: {sorted(n for n in names if names.count(n) > 1)}")
     return {r.name: r for r in ordered}
+
+
+@functools.cache
+def _papers() -> dict[str, Mapping[tuple[str, str, str], tuple[PaperValue, ...]]]:
+    """Each row's papers' values: ``PAPERS`` of every method's ``<method>_papers.py`` that exists (found by name,
+    like the specs; the report imports them, no training stage does)."""
+    from pipeline_lib import methods as package
+    out: dict[str, Mapping[tuple[str, str, str], tuple[PaperValue, ...]]] = {}
+    for method in methods():
+        name = f"{package.__name__}.{method.name}_papers"
+        if importlib.util.find_spec(name) is not None:
+            out.update(importlib.import_module(name).PAPERS)
+    return out
+
+
+def paper_values(name: str, source: str, target: str, arch: str) -> tuple[PaperValue, ...]:
+    """The papers' values for row ``name`` on source -> target with backbone ``arch`` (or any backbone, "*")."""
+    table = _papers().get(name, {})
+    return tuple(table.get((source, target, arch), ()) or table.get((source, target, "*"), ()))
 
 
 def row(name: str) -> Row:

@@ -67,7 +67,7 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
     rows, confusions = [], {}
     for method in exp.rows:
         row = registry.row(method)
-        papers = row.paper_values(exp.source, exp.target, exp.arch)
+        papers = registry.paper_values(method, exp.source, exp.target, exp.arch)
         common = {"experiment": experiment, "method": row.label, "source": exp.source, "target": exp.target,
                   "backbone": exp.backbone}
         stated = {"paper": "; ".join(p.value for p in papers), "paper_table": "; ".join(p.table for p in papers)}

@@ -129,11 +129,11 @@ def test_no_shared_module_names_a_method():
 
 
 def test_paper_numbers_follow_the_backbone(tiny_params):
-    row = registry.row("source_only")
-    assert [p.table for p in row.paper_values("mnist", "usps", "lenet")] == ["CyCADA Table 2", "GAM Table 1"]
-    assert row.paper_values("mnist", "usps", "drn26") == ()
-    assert row.paper_values("gta5", "cityscapes", "drn26")[0].miou == 21.7
-    assert registry.row("label_bound").paper_values("gta5", "cityscapes",
+    values = lambda *pair: registry.paper_values("source_only", *pair)  # noqa: E731
+    assert [p.table for p in values("mnist", "usps", "lenet")] == ["CyCADA Table 2", "GAM Table 1"]
+    assert values("mnist", "usps", "drn26") == ()
+    assert values("gta5", "cityscapes", "drn26")[0].miou == 21.7
+    assert registry.paper_values("label_bound", "gta5", "cityscapes",
                                                     "lraspp_mobilenet_v3")[0].value.startswith("55")
 
 

@@ -147,10 +147,10 @@ def test_calibrator_rows_carry_calibrator_table1_and_the_deployment_share(tmp_pa
 
 
 def test_calibrator_table2_sits_beside_the_drn26_cycleGAN_calibrator_row():
-    (row,) = registry.row("cycada_calibrator").paper_values("gta5", "cityscapes", "drn26")
+    (row,) = registry.paper_values("cycada_calibrator", "gta5", "cityscapes", "drn26")
     assert (row.miou, row.fwiou, row.pixel_acc) == (40.5, 75.1, 84.0)
     assert row.per_class[13] == 81.8 and "Calibrator Table 2" in row.table  # car
-    assert registry.row("calibrator").paper_values("gta5", "cityscapes", "drn26") == ()  # the paper has no such row
+    assert registry.paper_values("calibrator", "gta5", "cityscapes", "drn26") == ()  # the paper has no such row
 
 
 def test_own_classes_drive_the_confusion_plots_and_the_prediction_grid(tmp_path, monkeypatch, tiny_raw):

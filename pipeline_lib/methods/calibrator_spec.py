@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pipeline_lib import paths
 from pipeline_lib.methods.cycada_spec import PIXEL_ROW, pixel_model, translated_dataset
-from pipeline_lib.paper_numbers import digits, segmentation_row
 from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec, monitor_curves
 
 #: rows -> variant (raw: the source-only model on raw source; cycada: CyCADA's pixel-only model)
@@ -98,8 +97,8 @@ def _deployment_columns(variant: str):
     return columns
 
 
-def _row(name: str, label: str, variant: str, paper: dict, requires: tuple[str, ...] = ()) -> Row:
-    return Row(name, label, SELECTION, paper=paper,
+def _row(name: str, label: str, variant: str, requires: tuple[str, ...] = ()) -> Row:
+    return Row(name, label, SELECTION,
                model=Model(lambda exp, seed: calibrator_model(exp.name, variant, seed), LOADER,
                            inputs=lambda exp, seed: (frozen_model(exp, variant, seed),)),
                plan=Plan(requires=requires),
@@ -107,19 +106,10 @@ def _row(name: str, label: str, variant: str, paper: dict, requires: tuple[str, 
                              columns=_deployment_columns(variant)))
 
 
-# Calibrator Table 2, GTA5 -> Cityscapes with DRN-26: "Ours" calibrates CyCADA's released DRN-26, which was
-# trained on CycleGAN-stylised GTA5 (so our "CycleGAN + calibrator" row)
-_T2 = ("83.5 35.2 79.9 24.6 16.2 32.8 33.1 31.8 81.7 29.2 66.3 63.0 14.3 81.8 21.0 26.5 8.5 16.7 24.0 "
-       "40.5 75.1 84.0")
-
 ROWS = {
-    "calibrator": _row("calibrator", "light-weight calibrator (frozen source model)", "raw",
-                       digits("Calibrator Table 1", "95.6", "97.1", "97.1")),
-    "cycada_calibrator": _row(
-        "cycada_calibrator", "CycleGAN + calibrator (frozen pixel-only model)", "cycada",
-        {**digits("Calibrator Table 1 (CycleGAN + calibrator)", "97.1", "98.3", "97.5"),
-         ("gta5", "cityscapes", "drn26"): (segmentation_row(_T2, "Calibrator Table 2"),)},
-        requires=(PIXEL_ROW,)),
+    "calibrator": _row("calibrator", "light-weight calibrator (frozen source model)", "raw"),
+    "cycada_calibrator": _row("cycada_calibrator", "CycleGAN + calibrator (frozen pixel-only model)", "cycada",
+                              requires=(PIXEL_ROW,)),
 }
 
 METHOD = Method(name="calibrator", paper="Ye et al., Light-weight Calibrator, CVPR 2020", order=30,

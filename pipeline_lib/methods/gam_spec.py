@@ -14,7 +14,6 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.config import Params
 from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model
-from pipeline_lib.paper_numbers import PaperValue, digits, gam_table3, merge
 from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec, monitor_curves
 
 FIGURES = "GAM"  # the report's subcategory of the method's figures
@@ -127,21 +126,16 @@ def _checkpoint(variant: str):
 
 ROWS = {
     "gam_gaussian": Row("gam_gaussian", "GAM i.i.d. Gaussian matching", "closed form; no target labels",
-                        model=Model(_checkpoint("gaussian")), paper=gam_table3("28.0")),
+                        model=Model(_checkpoint("gaussian"))),
     "adda_reg": Row("adda_reg", "ADDA + weight regulariser", ADDA_SELECTION,
-                    model=Model(lambda exp, seed: adapted_model(exp.name, ADDA_REG_VARIANT, seed)),
-                    paper=merge(digits("GAM Table 1", "90.5 ± 0.5", "97.4 ± 0.6", "73.5 ± 0.8"), gam_table3("30.5"))),
-    "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, model=Model(_checkpoint("noreg")),
-                     paper=digits("GAM Table 1", "95.6 ± 0.6", "97.8 ± 0.6", "73.6 ± 0.6")),
-    "gam": Row("gam", "GAM full", LAST, model=Model(_checkpoint("full")),
-               paper=merge(digits("GAM Table 1", "95.7 ± 0.5", "98.0 ± 0.5", "74.6 ± 1.1"), gam_table3("31.3"))),
+                    model=Model(lambda exp, seed: adapted_model(exp.name, ADDA_REG_VARIANT, seed))),
+    "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, model=Model(_checkpoint("noreg"))),
+    "gam": Row("gam", "GAM full", LAST, model=Model(_checkpoint("full"))),
     "label_bound": Row(
         "label_bound", "label-distribution oracle bound",
         "no model: best scores of any model that follows the source label distribution (GAM 5.3), from "
         "source-train and target-test pixel counts", uses_target_labels=True, tasks=("segmentation",),
         reference=True, plan=Plan(needs_source_model=False),
-        paper={("gta5", "cityscapes", "*"): (PaperValue("55 (IoU); 82 (pixel acc); 72 (class acc)",
-                                                        "GAM Table 3 (oracle, source distribution)"),)},
         extras=Extras(inputs=lambda exp: (label_bound_json(exp.name),), summary=_label_bound_summary)),
 }
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from pipeline_lib import paths
 from pipeline_lib.config import BackboneParams, Params
 from pipeline_lib.methods.i2i_params import DEFAULT_SETS, I2IParams
-from pipeline_lib.paper_numbers import PaperValue, digits
 from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Plan, Row, StageSpec
 
 FIGURES = "I2IAdapt"  # the report's subcategory of the method's figures
@@ -148,17 +147,6 @@ def _experiment_stages(exp: Experiment) -> list[StageSpec]:
 
 # ---- rows -------------------------------------------------------------------------------------
 
-#: Table 2's errors (MNIST->USPS, USPS->MNIST, SVHN->MNIST) as accuracies
-_TABLE2 = {
-    "none": ("91.1", "67.0", "71.5"),
-    "z": ("97.9", "97.2", "80.1"),
-    "idy": ("97.9", "71.5", "76.3"),
-    "idy_trc": ("98.6", "77.4", "70.5"),
-    "z_idy": ("98.7", "97.0", "87.9"),
-    "z_idy_trc": ("98.8", "97.6", "90.1"),
-    "z_tr_idx_idy_trc": ("97.5", "96.4", "90.0"),
-    "all": ("98.5", "97.4", "89.6"),
-}
 _LABELS = {
     "none": "I2I no adaptation (c, augmentation)",
     "z": "I2I c+z (Table 1: ADDA / FCNs in the wild)",
@@ -170,17 +158,6 @@ _LABELS = {
     "all": "I2I all losses",
     "cyclegan": "I2I tr+cyc (Table 1: CycleGAN; trc trains h on its translations)",
 }
-# Table 4, GTA5 -> Cityscapes, "Ours" with a dilated ResNet34 encoder (the paper's own, not our DRN-26)
-_T4 = PaperValue("31.8 (mIoU, dilated ResNet34)", "I2IAdapt Table 4")
-
-
-def _paper(set_name: str) -> dict:
-    out = digits("I2IAdapt Table 2 (100 - error)", *_TABLE2[set_name]) if set_name in _TABLE2 else {}
-    if set_name == "all":
-        out[("gta5", "cityscapes", "drn26")] = (_T4,)
-    return out
-
-
 def _by_default(set_name: str):
     def chosen(exp: Experiment) -> bool:
         wanted = exp.section("i2i").default_sets
@@ -199,7 +176,7 @@ def _from_source(exp: Experiment) -> bool:
     return exp.section("i2i").init == "source_only"
 
 
-ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION, paper=_paper(s),
+ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION,
                          model=Model(lambda exp, seed, s=s: i2i_model(exp.name, s, seed), LOADER),
                          plan=Plan(needs_source_model=_from_source, seeds_from="i2i", by_default=_by_default(s)),
                          extras=Extras(inputs=_embedding(s)))
