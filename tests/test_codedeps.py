@@ -42,6 +42,16 @@ def test_the_discriminators_are_a_dependency_of_the_stages_that_import_them(tiny
     assert not users & {"prepare", "train_supervised", "translate", "evaluate", "report"}
 
 
+def test_only_the_report_depends_on_the_papers_values(tiny_params):
+    """A corrected paper number reruns the report alone: no training or evaluation stage imports them."""
+    papers = {"pipeline_lib/paper_numbers.py", *(f"pipeline_lib/methods/{m}_papers.py" for m in
+                                                 ("supervised", "cycada", "gam", "calibrator", "i2i"))}
+    users = {s.name.split("__")[0] for s in build_stages(tiny_params) if papers & set(s.deps)}
+    assert users == {"report"}
+    report = next(s for s in build_stages(tiny_params) if s.name.startswith("report__"))
+    assert papers <= set(report.deps)
+
+
 def test_a_stage_depends_on_the_params_modules_of_the_sections_it_reads_only(tiny_params):
     """A stage loads a method's params module when it reads that section (Params.section), not before."""
     gam = "pipeline_lib/methods/gam_params.py"
