@@ -63,14 +63,8 @@ KINDS = {
     "finetune": ("training.train_supervised (fmr.finetune)", 20),
 }
 
-#: the module whose ``step_bar`` each kind's loop iterates
-LOOP_MODULE = {
-    "train_supervised": "pipeline_lib.training", "train_task": "pipeline_lib.training",
-    "finetune": "pipeline_lib.training", "train_cyclegan": "pipeline_lib.methods.cycada",
-    "adapt_features": "pipeline_lib.methods.adda", "match_activations": "pipeline_lib.methods.gam",
-    "train_calibrator": "pipeline_lib.methods.calibrator", "train_i2i": "pipeline_lib.methods.i2i",
-    "regress_features": "pipeline_lib.methods.fmr",
-}
+#: the module whose ``step_bar`` every kind's loop iterates (the one loop, ``training.fit``)
+LOOP_MODULE = "pipeline_lib.training"
 
 
 class LoopClock:
@@ -193,7 +187,7 @@ def pipeline_run(ctx: Context, kind: str, steps: int, out: Path) -> tuple[float,
     cfg = _cfg(ctx, kind)
     batch = cfg.batch_size
     n = steps * batch
-    module = importlib.import_module(LOOP_MODULE[kind])
+    module = importlib.import_module(LOOP_MODULE)
     clock = LoopClock(steps)
     original = module.step_bar
     module.step_bar = clock.wrap(original)
