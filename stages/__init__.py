@@ -4,11 +4,11 @@ The pipeline's rules (Snakefile, dvc.yaml) call a bare ``python``. When that is 
 without the project's dependencies (``.venv/bin/snakemake`` or ``.venv/bin/dvc`` run without
 activating the environment), importing this package re-executes the same
 ``python -m stages.<name> ...`` with the project's ``<repo>/.venv/bin/python``; where there is no
-such venv it stops with one line on stderr saying how to fix it (exit status 2). When the
-dependencies are importable it does nothing: :func:`importlib.util.find_spec` only, nothing is
-imported. The environment variable ``PIPELINE_STAGES_REEXEC`` marks the re-executed process, so a
-venv that lacks the dependencies too gets the error instead of an exec loop. Then the ``stages/`` folders of
-params.yaml's ``method_paths`` join the package (:mod:`pipeline_lib.plugins`).
+such venv it stops with one line on stderr saying how to fix it (exit status 2). The check is
+:func:`importlib.util.find_spec` only: no dependency is imported to make it. The environment variable
+``PIPELINE_STAGES_REEXEC`` marks the re-executed process, so a venv that lacks the dependencies too gets the
+error instead of an exec loop. Once the environment is the project's, the ``stages/`` folders of params.yaml's
+``method_paths`` join the package (:mod:`pipeline_lib.plugins`, which imports ``yaml`` only).
 """
 
 from __future__ import annotations
