@@ -3,10 +3,12 @@
     python bench/bench_real_digits.py                                # both pairs, seed 0, 2 cores
     python bench/bench_real_digits.py --experiments mnist_usps --seeds 0 1 2 --cores 1
     python bench/bench_real_digits.py --profile demo --workdir /tmp/digits-demo   # any profile
+    python bench/bench_real_digits.py --data-root ~/datasets                     # its mnist/ and usps/
 
-Needs ``../shared/data/{mnist,usps}`` (the project's benchmark data; users point ``data.roots`` at their own
-copies instead); exits with a note when it is absent. The run happens in ``--workdir`` (default
-``bench/out/real_digits``): a copy of the repository's tracked files whose ``params.yaml`` gets the profile, the
+Needs real MNIST and USPS: ``--data-root DIR`` (a folder holding ``mnist/`` and ``usps/``), else the folders
+``data.roots.mnist`` and ``data.roots.usps`` of the project's ``params.yaml`` where both exist, else
+``../shared/data/{mnist,usps}`` (the project's benchmark data); it exits with a note when none is there. The
+run happens in ``--workdir`` (default ``bench/out/real_digits``): a copy of the repository's tracked files whose ``params.yaml`` gets the profile, the
 seeds and the data roots, then ``snakemake reports/<experiment>.csv``. Running it again resumes: finished stages
 are not rerun. It prints each experiment's report rows (target accuracy, paper value, model selection), the
 wall time of every stage from Snakemake's benchmark files, and what those times add up to on
@@ -36,7 +38,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def workspace(workdir: Path, profile: str, seeds: list[int], experiments: list[str]) -> None:
+def data_roots(option: Path | None) -> dict[str, Path] | None:
+    """Where real MNIST and USPS are: ``option``'s ``mnist/`` and ``usps/``, else params.yaml's ``data.roots``
+    (relative to the project), else ``../shared/data``; None when the one asked for (or every one) lacks them."""
+    if option is not None:
+        candidates = [{"mnist": option / "mnist", "usps": option / "usps"}]
+    else:
+        roots = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["roots"]
+        candidates = [{name: ROOT / roots[name] for name in ("mnist", "usps")},
+                      {"mnist": SHARED / "mnist", "usps": SHARED / "usps"}]
+    return next((found for found in candidates if all(p.is_dir() for p in found.values())), None)
+
+
+def workspace(workdir: Path, profile: str, seeds: list[int], experiments: list[str],
+              roots: dict[str, Path] | None = None) -> None:
     """Copy the tracked files into ``workdir`` (kept between runs) and write its params.yaml."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
     for name in files:
@@ -47,7 +62,8 @@ def workspace(workdir: Path, profile: str, seeds: list[int], experiments: list[s
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["profile"] = profile
     raw["seeds"] = seeds
-    raw["data"]["roots"].update(mnist=str(SHARED / "mnist"), usps=str(SHARED / "usps"))
+    roots = roots or {"mnist": SHARED / "mnist", "usps": SHARED / "usps"}
+    raw["data"]["roots"].update({name: str(path.resolve()) for name, path in roots.items()})
     raw["dvc_experiments"] = experiments
     text = yaml.safe_dump(raw, sort_keys=False)
     if not (workdir / "params.yaml").is_file() or (workdir / "params.yaml").read_text() != text:
@@ -118,6 +134,9 @@ def main() -> int:
     parser.add_argument("--profile", default="full")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "real_digits")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="a folder holding mnist/ and usps/ (default: params.yaml's data.roots, else "
+                             "../shared/data)")
     parser.add_argument("--schedule-only", action="store_true",
                         help="run nothing: add up the workdir's measured stage times on --cores cores")
     args = parser.parse_args()
@@ -130,11 +149,13 @@ def main() -> int:
             print(experiment)
             print_schedule(args.workdir, experiment, args.cores)
         return 0
-    if not (SHARED / "mnist").is_dir() or not (SHARED / "usps").is_dir():
-        print(f"skipped: real MNIST and USPS not found under {SHARED}")
+    roots = data_roots(args.data_root)
+    if roots is None:
+        where = args.data_root or f"params.yaml's data.roots or {SHARED}"
+        print(f"skipped: real MNIST and USPS (mnist/ and usps/) not found in {where}")
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    workspace(args.workdir, args.profile, args.seeds, args.experiments)
+    workspace(args.workdir, args.profile, args.seeds, args.experiments, roots)
     targets = [f"reports/{e}.csv" for e in args.experiments]
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", str(args.cores), "--quiet",
