@@ -7,12 +7,12 @@
 
 Needs real MNIST and USPS: ``--data-root DIR`` (a folder holding ``mnist/`` and ``usps/``), else the folders
 ``data.roots.mnist`` and ``data.roots.usps`` of the project's ``params.yaml`` where both exist, else
-``../shared/data/{mnist,usps}`` (the project's benchmark data); it exits with a note when none is there. The
-run happens in ``--workdir`` (default ``bench/out/real_digits``): a copy of the repository's tracked files whose ``params.yaml`` gets the profile, the
-seeds and the data roots, then ``snakemake reports/<experiment>.csv``. Running it again resumes: finished stages
-are not rerun. It prints each experiment's report rows (target accuracy, paper value, model selection), the
-wall time of every stage from Snakemake's benchmark files, and what those times add up to on
-``--cores`` cores (the critical path and a list schedule of the DAG). ``--schedule-only`` prints just
+``../shared/data/{mnist,usps}`` (the project's benchmark data); it exits with a note when none is there. The run
+happens in ``--workdir`` (default ``bench/out/real_digits``): a copy of the repository's tracked files whose
+``params.yaml`` gets the profile, the seeds and the data roots, then ``snakemake reports/<experiment>.csv``.
+Running it again resumes: finished stages are not rerun. It prints each experiment's report rows (target accuracy,
+paper value, model selection), the wall time of every stage from Snakemake's benchmark files, and what those times
+add up to on ``--cores`` cores (the critical path and a list schedule of the DAG). ``--schedule-only`` prints just
 that for a workdir whose stages have run, for instance stage by stage in separate sessions:
 
     python bench/bench_real_digits.py --experiments usps_mnist --workdir /tmp/full --schedule-only
