@@ -1,6 +1,8 @@
-"""Training-loop plumbing shared by every method, and supervised training itself.
+"""The one training loop every method runs on, its plumbing, and supervised training itself.
 
-:class:`Resumable` saves modules, optimisers, RNG states and the per-epoch history to
+:func:`fit` runs a method's :class:`Loop`: epochs of steps with their progress bars, the per-epoch history of what
+the steps log, the target monitor, the stop rule and resumable checkpoints; a method brings its step (its losses
+and optimiser updates) and its batches. :class:`Resumable` saves modules, optimisers, RNG states and the per-epoch history to
 ``<out>.partial`` every ``checkpoint_every`` epochs; a rerun with the same ``resume_key``
 (the stage's fingerprint of its inputs and params, :mod:`pipeline_lib.provenance`) continues
 from there instead of restarting. A partial made from other inputs or params, or one that does
