@@ -1,13 +1,12 @@
 """The one training loop every method runs on, its plumbing, and supervised training itself.
 
 :func:`fit` runs a method's :class:`Loop`: epochs of steps with their progress bars, the per-epoch history of what
-the steps log, the target monitor, the stop rule and resumable checkpoints; a method brings its step (its losses
-and optimiser updates) and its batches. :class:`Resumable` saves modules, optimisers, RNG states and the per-epoch history to
-``<out>.partial`` every ``checkpoint_every`` epochs; a rerun with the same ``resume_key``
-(the stage's fingerprint of its inputs and params, :mod:`pipeline_lib.provenance`) continues
-from there instead of restarting. A partial made from other inputs or params, or one that does
-not fit the model, is discarded with one log line. Final artifacts are written atomically by
-the stage only when training completes.
+the steps log, the target monitor, the stop rule and resumable checkpoints; a method brings its step (its losses and
+optimiser updates) and its batches. :class:`Resumable` saves modules, optimisers, RNG states and the per-epoch
+history to ``<out>.partial`` every ``checkpoint_every`` epochs; a rerun with the same ``resume_key`` (the stage's
+fingerprint of its inputs and params, :mod:`pipeline_lib.provenance`) continues from there instead of restarting. A
+partial made from other inputs or params, or one that does not fit the model, is discarded with one log line. Final
+artifacts are written atomically by the stage only when training completes.
 
 Every stage that trains batch-norm layers ends with :func:`recompute_batchnorm` (a "precise BN" pass): the
 running statistics an exponential average gathered while the net changed fast describe an earlier net
