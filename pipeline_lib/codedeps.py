@@ -55,11 +55,6 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def methods_folders() -> list[Path]:
-    """``pipeline_lib/methods`` and the plugin folders' ``methods/``."""
-    return [ROOT / "pipeline_lib/methods", *(Path(p) for p in plugins.search_path("methods"))]
-
-
 def _is_project(name: str) -> bool:
     return name.split(".")[0] in PROJECT
 
@@ -128,22 +123,19 @@ def params_module(section: str) -> str:
 @functools.cache
 def params_modules() -> tuple[str, ...]:
     """Every method's params module."""
-    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
-                         for p in folder.glob("*_params.py")}))
+    return tuple(f"pipeline_lib.methods.{stem}" for stem in sorted(plugins.method_modules("_params")))
 
 
 @functools.cache
 def papers_modules() -> tuple[str, ...]:
     """The methods' papers' values (``<method>_papers.py``), which the report loads by name."""
-    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
-                         for p in folder.glob("*_papers.py")}))
+    return tuple(f"pipeline_lib.methods.{stem}" for stem in sorted(plugins.method_modules("_papers")))
 
 
 @functools.cache
 def spec_modules() -> tuple[str, ...]:
     """The methods' declarations, which :func:`pipeline_lib.registry.methods` loads by name."""
-    return tuple(sorted({f"pipeline_lib.methods.{p.stem}" for folder in methods_folders()
-                         for p in folder.glob("*_spec.py")}))
+    return tuple(f"pipeline_lib.methods.{stem}" for stem in sorted(plugins.method_modules("_spec")))
 
 
 def closure(roots: Iterable[str], wanted: Iterable[str] = ()) -> set[str]:

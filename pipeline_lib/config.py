@@ -493,16 +493,11 @@ class Track:
     evaluate: EvaluateParams | SegEvaluateParams
 
 
-METHODS_DIR = Path(__file__).resolve().parent / "methods"
-
-
 @functools.cache
 def section_names() -> tuple[str, ...]:
     """The methods' sections, one per params module ``pipeline_lib/methods/<name>_params.py`` (found by file
     name: no method module is imported)."""
-    folders = [METHODS_DIR, *map(Path, plugins.search_path("methods"))]  # a plugin's too (pipeline_lib.plugins)
-    return tuple(sorted({path.stem.removesuffix("_params") for folder in folders
-                         for path in folder.glob("*_params.py")}))
+    return tuple(sorted(stem.removesuffix("_params") for stem in plugins.method_modules("_params")))
 
 
 def section_module(name: str) -> ModuleType:

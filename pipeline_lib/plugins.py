@@ -18,6 +18,8 @@ import yaml
 
 #: the params.yaml key
 KEY = "method_paths"
+#: the project's own methods
+METHODS_DIR = Path(__file__).resolve().parent / "methods"
 
 
 @functools.cache
@@ -40,6 +42,13 @@ def method_paths() -> tuple[Path, ...]:
 def search_path(package: str) -> list[str]:
     """The plugin folders' subfolders for ``package`` (``methods`` or ``stages``) that exist."""
     return [str(folder / package) for folder in method_paths() if (folder / package).is_dir()]
+
+
+def method_modules(suffix: str) -> dict[str, Path]:
+    """The methods' modules named ``<name><suffix>.py`` (``_params``, ``_spec``, ``_papers``), found by file name in
+    ``pipeline_lib/methods`` and the plugin folders' ``methods/``: module stem -> file (nothing is imported)."""
+    folders = [METHODS_DIR, *map(Path, search_path("methods"))]
+    return {path.stem: path for folder in reversed(folders) for path in sorted(folder.glob(f"*{suffix}.py"))}
 
 
 def extend(path: list[str], package: str) -> None:
