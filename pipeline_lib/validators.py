@@ -82,7 +82,8 @@ def dev_risk(weights: np.ndarray, losses: np.ndarray) -> float:
     """Deep Embedded Validation's risk (You et al., "Towards Accurate Model Selection in Deep Unsupervised Domain
     Adaptation", ICML 2019, eq. 8): the importance-weighted source validation loss with the weights as a control
     variate, mean(w l) + eta mean(w) - eta, eta = -Cov(w l, w) / Var(w). Lower is better."""
-    w, wl = np.asarray(weights, float), np.asarray(weights, float) * np.asarray(losses, float)
+    w = np.asarray(weights, float)
+    wl = w * np.asarray(losses, float)
     var = np.var(w, ddof=1)
     eta = -np.cov(wl, w, ddof=1)[0, 1] / var if var > 0 else 0.0
     return float(wl.mean() + eta * w.mean() - eta)
