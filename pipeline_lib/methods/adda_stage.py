@@ -15,9 +15,14 @@ from pipeline_lib.registry import Curve, Experiment, StageSpec, monitor_curves
 ADDA_SELECTION = "last ADDA epoch; no target labels (the digits demo's epochs set on syndigits -> mnist5k)"
 
 
+def cycada_dir(experiment: str, seed: int) -> Path:
+    """CyCADA's checkpoints of an experiment's seed, the ADDA stage's among them."""
+    return Path("models/cycada") / experiment / f"seed{seed}"
+
+
 def adapted_model(experiment: str, variant: str, seed: int) -> Path:
     """The adapted model of ``adapt_features`` variant ``variant`` (feat, pixel_feat, feat_reg)."""
-    return Path("models/cycada") / experiment / f"seed{seed}" / f"{variant}.pt"
+    return cycada_dir(experiment, seed) / f"{variant}.pt"
 
 
 def adapt_features_stage(exp: Experiment, label: str, variant: str, seed: int, start: tuple[str, ...],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_lib import paths
-from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model
+from pipeline_lib.methods.adda_stage import ADDA_SELECTION, adapt_features_stage, adapted_model, cycada_dir
 from pipeline_lib.registry import Curve, Experiment, Extras, Method, Model, Row, StageSpec
 
 #: feature-level rows -> the ``adapt_features`` variant that makes them
@@ -27,10 +27,6 @@ FIGURES = "CyCADA"  # the report's subcategory of the method's figures
 
 
 # ---- artifacts --------------------------------------------------------------------------------
-
-def cycada_dir(experiment: str, seed: int) -> Path:
-    return Path("models/cycada") / experiment / f"seed{seed}"
-
 
 def cyclegan_model(experiment: str, seed: int) -> Path:
     return cycada_dir(experiment, seed) / "cyclegan.pt"
