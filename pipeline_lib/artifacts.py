@@ -347,3 +347,24 @@ def read_shards(path: str | Path, verify: bool = True) -> tuple[np.ndarray, np.n
     reader = ShardReader(path, verify)
     images, labels = reader.arrays()
     return images, labels.astype(np.int64), reader.manifest
+
+
+def publish_series(out: Path, series: Path) -> Path | None:
+    """Move a training run's checkpoint series (:class:`pipeline_lib.training.Series`, staged in
+    ``<series>.partial/``), if it kept one, into ``series`` beside its final checkpoint ``out``: each kept epoch
+    becomes a checkpoint with the final one's meta (so the row's loader reads it) and its epoch; the last epoch's
+    is the final checkpoint itself (after e.g. a precise-BN pass). Rank 0 only."""
+    staged = partial_path(series)
+    if not distributed.is_main() or not staged.is_dir():
+        return None
+    final = load_checkpoint(out)
+    meta = {k: v for k, v in final["meta"].items() if k != "code_version"}
+    kept = sorted(staged.glob("epoch*.pt"))
+    with atomic_dir(series) as folder:
+        for i, path in enumerate(kept):
+            last = i == len(kept) - 1
+            ckpt = load_checkpoint(path)
+            save_checkpoint(folder / path.name, final["state"] if last else ckpt["state"],
+                            {**meta, "epoch": int(ckpt["meta"]["epoch"]), "last": last})
+    shutil.rmtree(staged)
+    return series

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 
 from pipeline_lib import distributed
-from pipeline_lib.artifacts import atomic_path, partial_path, set_temp_hook
+from pipeline_lib.artifacts import atomic_path, partial_path, publish_series, set_temp_hook
 from pipeline_lib.config import ExperimentParams, Params, load_params
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.locks import StageLock, claim_workspace, find_runner
-from pipeline_lib.paths import history
+from pipeline_lib.paths import history, series
 
 if TYPE_CHECKING:  # a type only: the stages that train import the training module, prepare and evaluate do not
     from pipeline_lib.training import TrainResult
@@ -192,10 +192,12 @@ def experiment(params: Params, name: str) -> ExperimentParams:
 
 
 def finish_training(out: Path, result: TrainResult) -> None:
-    """Write the per-epoch history next to the checkpoint and drop the resume file (rank 0 only)."""
+    """Write the per-epoch history next to the checkpoint, move the checkpoint series (if the run kept one) into
+    place and drop the resume file (rank 0 only)."""
     if not distributed.is_main():
         return
     from pipeline_lib.history import write_history  # imported here: pandas costs every stage process that loads it
     with atomic_path(history(out)) as tmp:
         write_history(tmp, result.history)
+    publish_series(out, series(out))
     partial_path(out).unlink(missing_ok=True)

@@ -341,6 +341,31 @@ class EvaluateParams(_Strict):
     preview_frames: int = Field(10, ge=1, description="target test images shown in the report's prediction grid")
 
 
+#: the validators ``selection.validator`` may name: :data:`pipeline_lib.validators.VALIDATORS` (kept here as names,
+#: so that params validation imports no torch), and ``last`` for the last checkpoint
+VALIDATOR_NAMES = ("source_accuracy", "entropy", "im", "bnm", "snd", "dev", "class_ami")
+
+
+class SelectionParams(_Strict):
+    """Checkpoint selection without target labels (both tracks; docs/selection.md).
+
+    Every adapted row's training stage keeps the weights of up to ``keep`` epochs (every ``every``-th, thinned
+    evenly, the last always); ``select`` scores each with every validator on ``target_samples`` target training
+    images and ``source_samples`` held-out source images, and the checkpoint ``validator`` picks is the one
+    ``evaluate`` scores and the report's main column shows. The target-label oracle is computed beside them and
+    never picks.
+    """
+
+    every: int = Field(1, gt=0, description="epochs between the checkpoints a training stage keeps")
+    keep: int = Field(4, ge=1, description="at most this many checkpoints per run (thinned evenly; the last always)")
+    validator: Literal["last", "source_accuracy", "entropy", "im", "bnm", "snd", "dev", "class_ami"] = Field(
+        "bnm", description="what picks the checkpoint the report's main column uses (none reads target labels)")
+    target_samples: int = Field(1000, gt=1, description="target training images the validators see per checkpoint")
+    source_samples: int = Field(1000, gt=1, description="held-out source images (and as many source training "
+                                "images for DEV's domain classifier)")
+    frames: int = Field(16, gt=1, description="segmentation: frames of each of those samples")
+
+
 class SegTrainParams(TrainSupervisedParams, FrameParams):
     flip: bool = Field(True, description="random horizontal flips")
 
@@ -406,6 +431,7 @@ class Params(_Strict):
     divergence: DivergenceParams = Field(DivergenceParams(), description="when a training stage stops as "
                                          "diverged (both tracks)")
     evaluate: EvaluateParams = EvaluateParams()
+    selection: SelectionParams = Field(SelectionParams(), description="checkpoint selection without target labels")
     segmentation: SegmentationParams | None = None
     resources: ResourcesParams = Field(ResourcesParams(), description="per-rule cluster resources (Snakemake)")
     method_paths: tuple[str, ...] = Field((), description="folders of further methods, relative to the project "

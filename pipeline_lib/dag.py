@@ -91,7 +91,7 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     wanted: list[str] = list(spec.modules)
     if spec.backbone is not None:
         wanted += ARCH_MODULES[params.backbones[spec.backbone].arch]
-    keys = list(spec.params)
+    keys = list(spec.params) + (list(registry.SERIES_KEYS) if spec.series else [])
     read = {key.removeprefix("segmentation.").split(".")[0] for key in keys}  # the method sections it reads
     wanted += [codedeps.params_module(name) for name in section_names() if name in read]
     if prepare is not None:
@@ -104,9 +104,11 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
         written.insert(0, "profile")  # the resolved value changes with the profile
     histories = tuple(losses_plot(out, f"{spec.name}: training losses per epoch") for out in spec.outs
                       if paths.is_history(out))
+    series = (str(paths.series(Path(spec.series))),) if spec.series else ()
     return Stage(name=spec.name, cmd=spec.cmd,
                  deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
-                 outs=spec.outs, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs, figures=spec.figures,
+                 outs=spec.outs + series, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs + series,
+                 figures=spec.figures,
                  metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args)
 
 
@@ -120,17 +122,44 @@ def _prepare(params: Params, domain: Domain) -> StageSpec:
         figures=(Figure(samples, "domain_samples", "Domains", domain.name, (("figure", "training samples"),)),))
 
 
-def _evaluate(exp: Experiment, name: str, seed: int) -> StageSpec:
+def _evaluate(exp: Experiment, name: str, seed: int, selected: bool) -> StageSpec:
+    """``evaluate`` of a row's seed: its checkpoint, or, for a row with a series (``selected``), the checkpoint
+    ``selection.validator`` picked from it."""
     row = registry.rows()[name]
     assert row.model is not None
+    picked = (str(paths.selection_json(exp.name, name)), str(paths.series(row.model.checkpoint(exp, seed)))) \
+        if selected else ()
     return StageSpec(
         name=f"evaluate__{exp.name}__{name}__s{seed}", module="evaluate",
         args=(("experiment", exp.name), ("method", name), ("seed", seed)),
-        deps=(str(row.model.checkpoint(exp, seed)), *map(str, row.model.inputs(exp, seed)), *exp.data),
+        deps=(str(row.model.checkpoint(exp, seed)), *picked, *map(str, row.model.inputs(exp, seed)), *exp.data),
         outs=(str(paths.metrics_json(exp.name, name, seed)), str(paths.predictions_preview(exp.name, name, seed))),
-        params=exp.keys + (exp.key("evaluate"),), domains=(exp.source, exp.target), backbone=exp.backbone,
+        params=exp.keys + (exp.key("evaluate"),) + (("selection.validator",) if selected else ()),
+        domains=(exp.source, exp.target), backbone=exp.backbone,
         modules=(row.model.loader.split(":")[0], *codedeps.spec_modules()),
         metrics=(str(paths.metrics_json(exp.name, name, seed)),))
+
+
+#: params keys ``select`` reads beyond the experiment's (how many images the validators see)
+SELECT_KEYS = ("selection.target_samples", "selection.source_samples", "selection.frames")
+
+
+def _series_deps(exp: Experiment, name: str) -> tuple[str, ...]:
+    model = registry.rows()[name].model
+    assert model is not None
+    return tuple(str(p) for s in exp.row_seeds(name) for p in (paths.series(model.checkpoint(exp, s)),
+                                                                   *model.inputs(exp, s)))
+
+
+def _select(exp: Experiment, name: str) -> StageSpec:
+    model = registry.rows()[name].model
+    assert model is not None
+    out = str(paths.selection_json(exp.name, name))
+    return StageSpec(
+        name=f"select__{exp.name}__{name}", module="select", args=(("experiment", exp.name), ("method", name)),
+        deps=tuple(dict.fromkeys(_series_deps(exp, name) + exp.data)), outs=(out,),
+        params=exp.keys + (exp.key("evaluate"),) + SELECT_KEYS, domains=(exp.source, exp.target),
+        backbone=exp.backbone, modules=(model.loader.split(":")[0], *codedeps.spec_modules()))
 
 
 def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
@@ -142,6 +171,7 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     inputs += dict.fromkeys(c.csv for c in registry.curves(exp, method_specs))
     inputs += [str(paths.predictions_preview(exp.name, m, exp.row_seeds(m)[0])) for m in models]
     inputs += [str(p) for r in exp.rows for p in registry.rows()[r].extras.inputs(exp)]
+    inputs += [str(paths.selection_json(exp.name, r)) for r in registry.selected_rows(exp)]
     inputs = list(dict.fromkeys(inputs))  # rows may share a file (e.g. one figure of several rows)
     csv = str(paths.report_csv(exp.name))
     seed_keys = dict.fromkeys(f"{exp.key(r.plan.seeds_from)}.n_seeds" for r in map(registry.rows().get, exp.rows)
@@ -153,8 +183,9 @@ def _report(exp: Experiment, method_specs: list[StageSpec]) -> StageSpec:
     plots += tuple(Plot(p) for p in pngs)
     return StageSpec(
         name=f"report__{exp.name}", module="report", args=(("experiment", exp.name),), deps=tuple(inputs),
-        outs=(csv, confusion, *pngs, summary),
-        params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys),
+        outs=(csv, confusion, *pngs, summary, str(paths.validators_csv(exp.name))),
+        params=("profile", "seeds", f"experiments.{exp.name}", f"backbones.{exp.backbone}.arch", *seed_keys,
+                "selection.validator"),
         domains=(exp.source, exp.target),
         # it rebuilds the rows' stages for their curves, and states the papers' values
         modules=codedeps.spec_modules() + codedeps.params_modules() + codedeps.papers_modules(),
@@ -190,8 +221,11 @@ def experiment_stages(params: Params, experiment: str) -> list[Stage]:
     add(exp.target)
     stages = [complete(params, _prepare(params, d), domains, prepare=d) for d in domains.values()]
     method_specs = registry.method_stages(exp)
-    specs = method_specs + [_evaluate(exp, r, s) for r in exp.rows if registry.rows()[r].model is not None
-                            for s in exp.row_seeds(r)]
+    registry.check_series(exp, method_specs)
+    selected = registry.selected_rows(exp)
+    specs = method_specs + [_select(exp, r) for r in selected]
+    specs += [_evaluate(exp, r, s, r in selected) for r in exp.rows if registry.rows()[r].model is not None
+              for s in exp.row_seeds(r)]
     specs.append(_report(exp, method_specs))
     return stages + [complete(params, spec, domains) for spec in specs]
 

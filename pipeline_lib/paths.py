@@ -35,6 +35,22 @@ def is_history(path: str | Path) -> bool:
     return str(path).endswith(HISTORY_SUFFIX)
 
 
+def series(model: Path) -> Path:
+    """The folder of a training run's checkpoint series beside its checkpoint (``<stem>.series/epoch0003.pt``),
+    the candidates ``select`` chooses from (:mod:`pipeline_lib.selection`)."""
+    return model.with_suffix(".series")
+
+
+def selection_json(experiment: str, method: str) -> Path:
+    """``select``'s scores of every checkpoint of a row (all its seeds) and each validator's choice."""
+    return Path("metrics") / experiment / method / "selection.json"
+
+
+def validators_csv(experiment: str) -> Path:
+    """The per-experiment validator table: each validator's regret and weighted Spearman correlation."""
+    return Path("reports") / experiment / "validators.csv"
+
+
 def metrics_json(experiment: str, method: str, seed: int) -> Path:
     return Path("metrics") / experiment / method / f"seed{seed}.json"
 

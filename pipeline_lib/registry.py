@@ -40,6 +40,8 @@ TASKS: tuple[Task, ...] = ("classification", "segmentation")
 RUN_KEYS = ("profile", "device", "threads_per_job")
 #: params keys every training stage reads besides those (when it stops as diverged)
 TRAIN_KEYS = ("divergence",)
+#: params keys of a stage that keeps a checkpoint series (which epochs)
+SERIES_KEYS = ("selection.every", "selection.keep")
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,9 @@ class StageSpec:
     metrics: tuple[str, ...] = ()  # outputs that are DVC metrics (JSON; dvc metrics show/diff, dvc exp show)
     plots: tuple[Plot, ...] = ()  # DVC plots of its outputs (a training history's losses plot is added by the DAG)
     rule: str = ""  # the Snakemake rule it is a job of: ``module`` unless its outputs are laid out otherwise
+    #: the checkpoint (one of ``outs``) whose series the stage keeps for ``select`` (the DAG adds the folder
+    #: ``paths.series`` of it to the outputs and :data:`SERIES_KEYS` to the params)
+    series: str = ""
 
     @property
     def cmd(self) -> str:
@@ -257,6 +262,9 @@ class Model:
     loader: str = "pipeline_lib.models:load_task_model"
     #: further files the loader reads (e.g. the frozen model behind a calibrator)
     inputs: Callable[[Experiment, int], tuple[Path, ...]] = _no_paths
+    #: the stage that trains it keeps a checkpoint series (:attr:`StageSpec.series`): ``select`` chooses among them
+    #: and ``evaluate`` scores the one ``selection.validator`` picks (the DAG checks the two declarations agree)
+    series: bool = False
 
 
 def _always(exp: Experiment) -> bool:
@@ -419,6 +427,25 @@ def method_stages(exp: Experiment) -> list[StageSpec]:
         for m in methods():
             out += m.seed_stages(exp, seed)
     return out
+
+
+def selected_rows(exp: Experiment) -> tuple[str, ...]:
+    """The experiment's rows whose model comes with a checkpoint series (:attr:`Model.series`): ``select`` chooses
+    their checkpoint."""
+    return tuple(r for r in exp.rows if (m := rows()[r].model) is not None and m.series)
+
+
+def check_series(exp: Experiment, stages: list[StageSpec]) -> None:
+    """A row declares a series exactly where a stage keeps one for its checkpoint (else a one-line error)."""
+    kept = {spec.series for spec in stages if spec.series}
+    for name in exp.rows:
+        model = rows()[name].model
+        if model is None:
+            continue
+        checkpoint = str(model.checkpoint(exp, exp.row_seeds(name)[0]))
+        if model.series != (checkpoint in kept):
+            raise RuntimeError(f"row {name}: Model(series={model.series}) but the stage that writes {checkpoint} "
+                               f"{'keeps no' if model.series else 'keeps a'} checkpoint series (StageSpec.series)")
 
 
 def curves(exp: Experiment, stages: list[StageSpec] | None = None) -> list[Curve]:

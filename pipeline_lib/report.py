@@ -24,6 +24,7 @@ from pipeline_lib.metrics import mean_std
 from pipeline_lib.plots import (classification_grid, colorize, confusion_plot, segmentation_grid, tradeoff_plot,
                                  training_curves)
 from pipeline_lib.registry import Experiment
+from pipeline_lib.selection import LAST, ORACLE, validator_table
 
 
 def _pm(mean: float, std: float, n: int) -> str:
@@ -60,11 +61,37 @@ def _segmentation_columns(results: list[dict]) -> dict[str, object]:
     return out
 
 
+def _selection_columns(selection: dict, validator: str, n: int) -> dict[str, object]:
+    """A selected row's columns: which validator chose its checkpoints (the main columns are theirs), the epochs
+    chosen, and the target metric of the last checkpoint, the oracle's and each validator's choice (mean ± std
+    over seeds)."""
+    runs = selection["runs"]
+
+    def chosen(name: str) -> str:
+        mean, std = mean_std([100 * r["checkpoints"][r["picks"][name]]["target_metric"] for r in runs])
+        return _pm(mean, std, n)
+
+    def mean(values: list[float]) -> float:
+        return round(float(np.mean(values)), 4)
+
+    names = [k for k in runs[0]["picks"] if k not in (LAST, ORACLE)]
+    picked = [r["checkpoints"][r["picks"][validator]] for r in runs]
+    return {"selected_by": validator,
+            "selected_score": mean([c["scores"][validator] for c in picked]) if validator != LAST else None,
+            "last_mean": mean([100 * r["checkpoints"][-1]["target_metric"] for r in runs]),
+            "oracle_mean": mean([100 * max(c["target_metric"] for c in r["checkpoints"]) for r in runs]),
+            "selected_epochs": " ".join(str(r["checkpoints"][r["picks"][validator]]["epoch"]) for r in runs),
+            "epochs_kept": " ".join(str(c["epoch"]) for c in runs[0]["checkpoints"]),
+            "target_last": chosen(LAST), "target_oracle": chosen(ORACLE),
+            **{f"target_by_{name}": chosen(name) for name in names}}
+
+
 def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Rows of the report (indexed by the rows' method names) and the seed-summed target confusion matrix per
     method."""
     exp = Experiment(params, experiment)
     rows, confusions = [], {}
+    selected = registry.selected_rows(exp)
     for method in exp.rows:
         row = registry.row(method)
         papers = registry.paper_values(method, exp.source, exp.target, exp.arch)
@@ -83,10 +110,16 @@ def build_report(params: Params, experiment: str) -> tuple[pd.DataFrame, dict[st
                 raise PipelineError(f"{paths.metrics_json(experiment, method, s)}: holds another run's "
                                     "metrics; delete it and rerun its evaluate stage")
         metrics = _segmentation_columns(results) if exp.task == "segmentation" else _classification_columns(results)
+        chosen, selection = {}, row.selection
+        if method in selected:
+            validator = params.selection.validator
+            chosen = _selection_columns(read_json(paths.selection_json(experiment, method)), validator, len(seeds))
+            selection = (f"the checkpoint {validator} picks of each seed's kept epochs (docs/selection.md); "
+                         "no target labels" if validator != LAST else row.selection)
         rows.append({
             **common, **metrics, **stated,
             "n_seeds": len(results), "seeds": " ".join(str(s) for s in seeds), "profile": params.profile,
-            "uses_target_labels": row.uses_target_labels, "model_selection": row.selection,
+            "uses_target_labels": row.uses_target_labels, "model_selection": selection, **chosen,
             "train_seconds_per_seed": round(float(np.mean([r["train_seconds"] for r in results])), 1),
             **({"settings": results[0]["settings"]} if "settings" in results[0] else {}),
             **row.extras.columns(exp),
@@ -141,10 +174,29 @@ def write_report(params: Params, experiment: str) -> pd.DataFrame:
     tradeoff_plot([(r.method, r.source_mean, r.source_std, r.target_mean, r.target_std) for r in rows.itertuples()],
                   paths.tradeoff_png(experiment), f"{experiment}: source vs target test {rows['metric'].iloc[0]} per "
                   f"row (Calibrator Fig. 2; mean ± std over {seeds})")
+    write_validator_table(params, experiment)
     out = Path(paths.report_csv(experiment))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     write_json(paths.report_metrics(experiment), report_metrics(table))
+    return table
+
+
+def write_validator_table(params: Params, experiment: str) -> pd.DataFrame:
+    """``reports/<experiment>/validators.csv``: each validator's regret and weighted Spearman correlation over the
+    experiment's selected rows and seeds (:func:`pipeline_lib.selection.validator_table`), the one that picks the
+    report's checkpoints marked."""
+    exp = Experiment(params, experiment)
+    selections = [read_json(paths.selection_json(experiment, m)) for m in registry.selected_rows(exp)]
+    reads = selections[0]["reads_target_labels"] if selections else {}
+    lines = validator_table(selections, [k for k in reads if k not in (LAST, ORACLE)],
+                            lambda name: bool(reads.get(name, name == ORACLE)))
+    table = pd.DataFrame(lines, columns=["validator", "reads_target_labels", "regret_points", "runs", "checkpoints",
+                                         "weighted_spearman"])
+    table["picks_report_checkpoints"] = table["validator"] == params.selection.validator
+    table.insert(0, "experiment", experiment)
+    with atomic_path(paths.validators_csv(experiment)) as tmp:
+        table.to_csv(tmp, index=False)
     return table
 
 
@@ -163,8 +215,15 @@ def report_metrics(table: pd.DataFrame) -> dict[str, object]:
     rows = table[table["n_seeds"] > 0]
     out: dict[str, object] = {"metric": rows["metric"].iloc[0] if len(rows) else "",
                               "profile": table["profile"].iloc[0]}
-    for key, column in (("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
-                        ("source_std", "source_std"), ("n_seeds", "n_seeds")):
+    pairs = [("target", "target_mean"), ("source", "source_mean"), ("target_std", "target_std"),
+             ("source_std", "source_std"), ("n_seeds", "n_seeds")]
+    # checkpoint selection (rows that kept a series): the validator's score of the checkpoint it picked, the last
+    # checkpoint's and the oracle-best target metric (what `python -m pipeline_lib.rank` sets beside each other)
+    pairs += [(key, column) for key, column in (("selected_score", "selected_score"), ("target_last", "last_mean"),
+                                                ("target_oracle", "oracle_mean")) if column in rows]
+    if "selected_by" in rows and rows["selected_by"].notna().any():
+        out["selected_by"] = rows["selected_by"].dropna().iloc[0]
+    for key, column in pairs:
         values = rows[column].dropna().to_dict()  # Python numbers, keyed by the rows' method names
         if values:  # no std with one seed
             out[key] = values

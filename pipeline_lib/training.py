@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,10 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from pipeline_lib import distributed
+from pipeline_lib import distributed, paths
 from pipeline_lib.artifacts import load_checkpoint, partial_path, save_checkpoint
 from pipeline_lib.batches import shuffled_loader
-from pipeline_lib.config import DivergenceParams, TrainSupervisedParams
+from pipeline_lib.config import DivergenceParams, SelectionParams, TrainSupervisedParams
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.metrics import IGNORE_INDEX
 from pipeline_lib.runtime import autocast
@@ -237,6 +238,65 @@ class Resumable:
 
 
 @dataclass(frozen=True)
+class SeriesPlan:
+    """Which epochs' weights a run keeps for checkpoint selection (params ``selection``): every ``every``-th epoch
+    and the last, thinned evenly to at most ``keep`` (the last always kept)."""
+
+    every: int = 1
+    keep: int = 4
+
+    @classmethod
+    def of(cls, params: SelectionParams) -> "SeriesPlan":
+        """The plan params.yaml's ``selection`` section sets."""
+        return cls(params.every, params.keep)
+
+    def epochs(self, total: int) -> tuple[int, ...]:
+        """The kept epochs (from 1) of a run of ``total`` epochs."""
+        candidates = [e for e in range(1, total + 1) if e % self.every == 0 or e == total]
+        if len(candidates) <= self.keep:
+            return tuple(candidates)
+        if self.keep == 1:
+            return (total,)
+        picks = sorted({round(i * (len(candidates) - 1) / (self.keep - 1)) for i in range(self.keep)})
+        return tuple(candidates[i] for i in picks)
+
+
+class Series:
+    """A run's checkpoint series: the weights of the deployed ``module`` at the epochs the :class:`SeriesPlan`
+    keeps, written to ``<series>.partial/`` as training goes (a resumed run keeps the epochs it had, a fresh one
+    starts the folder anew) and moved to ``paths.series(out)`` by :func:`pipeline_lib.artifacts.publish_series`
+    once the stage has written its final checkpoint."""
+
+    def __init__(self, plan: SeriesPlan, out: Path, module: nn.Module) -> None:
+        self.plan, self.module = plan, module
+        self.path = partial_path(paths.series(Path(out)))
+
+    @classmethod
+    def kept(cls, plan: SeriesPlan | None, out: Path, module: nn.Module) -> "Series | None":
+        """The series of ``module`` when the stage asked for one (``plan``), else None."""
+        return cls(plan, out, module) if plan is not None else None
+
+    def start(self, resumed_from: int, key: str | None) -> None:
+        """Keep only what a run resumed at epoch ``resumed_from`` (0: fresh) with ``key`` had written."""
+        if not distributed.is_main():
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        for old in self.path.glob("*.pt"):
+            try:
+                meta = load_checkpoint(old)["meta"]
+                stale = meta.get("resume_key") != key or int(meta["epoch"]) > resumed_from or not resumed_from
+            except (PipelineError, KeyError, ValueError):
+                stale = True
+            if stale:
+                old.unlink()
+
+    def end_epoch(self, epoch: int, total: int, last: bool, key: str | None) -> None:
+        if last or epoch in self.plan.epochs(total):
+            state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+            save_checkpoint(self.path / f"epoch{epoch:04d}.pt", state, {"epoch": epoch, "resume_key": key})
+
+
+@dataclass(frozen=True)
 class At:
     """Where a step is: its epoch and its step within the epoch (both from 0), and the epoch's length."""
 
@@ -285,15 +345,20 @@ class Loop:
 
 
 def fit(loop: Loop, out: Path, resume_key: str | None, parts: Mapping[str, Stateful],
-        generators: Mapping[str, torch.Generator]) -> TrainResult:
+        generators: Mapping[str, torch.Generator], series: Series | None = None) -> TrainResult:
     """The training loop of every method: epochs of steps, progress bars, the per-epoch history and monitor,
     and resumable checkpoints of ``parts`` and ``generators`` (:class:`Resumable`, keyed by ``resume_key``).
 
     Divergence checks run inside the steps (:func:`descend`, with the :class:`LossGrowth` watchers the method
     lists in ``parts`` so that a resumed run keeps their starts), so a run stops at the step that diverged.
+    A ``series`` keeps the deployed part's weights at the epochs its plan names (checkpoint selection).
     """
     state = Resumable(out, resume_key, parts, generators)
     state.restore(loop.desc)
+    if series is not None:
+        series.start(state.start_epoch, resume_key)
+    elif distributed.is_main():  # a series an earlier run of this stage kept is not this run's
+        shutil.rmtree(partial_path(paths.series(Path(out))), ignore_errors=True)
     bar = epoch_bar(state.start_epoch, loop.epochs, loop.desc)
     for epoch in bar:
         if loop.start is not None:
@@ -311,7 +376,10 @@ def fit(loop: Loop, out: Path, resume_key: str | None, parts: Mapping[str, State
             row["target_metric"] = loop.monitor()
         bar.set_postfix({k: f"{row[k]:.3g}" for k in loop.postfix if k in row})
         reason = loop.stop(row, epoch + 1) if loop.stop is not None else None
-        state.end_epoch(epoch + 1, row, loop.checkpoint_every, last=reason is not None or epoch + 1 == loop.epochs)
+        last = reason is not None or epoch + 1 == loop.epochs
+        if series is not None:
+            series.end_epoch(epoch + 1, loop.epochs, last, resume_key)
+        state.end_epoch(epoch + 1, row, loop.checkpoint_every, last=last)
         if reason is not None:
             bar.write(f"{loop.desc}: {reason}")
             break
@@ -430,7 +498,8 @@ def build_optimizer(kind: Literal["adam", "sgd"], parameters: Iterable[nn.Parame
 def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervisedParams, device: torch.device,
                      generator: torch.Generator, out: Path, meta: dict[str, Any], desc: str = "train",
                      hint: str = "lower train_supervised.lr in params.yaml or check the input data",
-                     divergence: DivergenceParams = DivergenceParams()) -> TrainResult:
+                     divergence: DivergenceParams = DivergenceParams(),
+                     series: SeriesPlan | None = None) -> TrainResult:
     """Train ``model`` with cross-entropy on a dataset of (image, label); resumable via ``<out>.partial``
     (keyed by ``meta["resume_key"]``).
 
@@ -454,7 +523,7 @@ def train_supervised(model: nn.Module, dataset: Dataset, params: TrainSupervised
                 functools.partial(_supervised_step, model, opt, device, hint, growth), params.checkpoint_every,
                 start=model.train, summary=_supervised_row, postfix=("loss", "train_acc"))
     result = fit(loop, out, meta.get("resume_key"), {"model": model, "optimizer": opt, "divergence": growth},
-                 {"loader": generator})
+                 {"loader": generator}, Series.kept(series, out, model))
     # the final net's statistics, on training batches (crops and flips as trained; measured to fit full frames)
     recompute_batchnorm(model, loader, device, params.batchnorm_batches)
     if getattr(model, "task", "classification") == "classification":

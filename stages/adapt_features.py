@@ -19,6 +19,7 @@ from pipeline_lib.methods.cycada_spec import pixel_model, translated_dataset
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
+from pipeline_lib.training import SeriesPlan
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     key = stage_fingerprint(params, exp.backbone, device, [model_path, source_data, tgt.artifact], **meta)
     adapted, result = adapt_features(model, source, target, cfg, device, args.seed, out, key,
                                      desc=f"{args.variant} {args.experiment}/seed{args.seed}", monitor=monitor,
-                                     divergence=params.divergence)
+                                     divergence=params.divergence, series=SeriesPlan.of(params.selection))
     save_checkpoint(out, adapted.cpu().state_dict(), {
         **meta, "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "epochs_run": len(result.history), "device": str(device)})

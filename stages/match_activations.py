@@ -17,7 +17,7 @@ from pipeline_lib.methods.gam_spec import gam_model
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
-from pipeline_lib.training import check_layers
+from pipeline_lib.training import SeriesPlan, check_layers
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
                             **meta)
     model, result = match_activations(start, source_model, source, target, cfg, layers, device, args.seed, out, key,
                                       desc=f"gam {args.variant} {args.experiment}/seed{args.seed}", monitor=monitor,
-                                      divergence=params.divergence)
+                                      divergence=params.divergence, series=SeriesPlan.of(params.selection))
     save_checkpoint(out, model.cpu().state_dict(), {
         **meta, "matchers": model.matched_layers(), "train_seconds": upstream["train_seconds"] + result.seconds,
         "stage_seconds": result.seconds, "device": str(device)})

@@ -18,7 +18,7 @@ from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.registry import Experiment
 from pipeline_lib.runtime import resolve_device, seed_everything
-from pipeline_lib.training import check_layers
+from pipeline_lib.training import SeriesPlan, check_layers
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -44,7 +44,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     flip = cfg.flip if isinstance(cfg, FrameParams) else False
     model, result = regress_features(h1, pairs, weights, cfg, device, args.seed, out, key,
                                      desc=f"fmr {args.variant} {args.experiment}/seed{args.seed}", crop=crop,
-                                     flip=flip, monitor=monitor, divergence=params.divergence)
+                                     flip=flip, monitor=monitor, divergence=params.divergence,
+                                     series=SeriesPlan.of(params.selection))
     save_checkpoint(out, model.cpu().state_dict(), {
         **meta, "train_seconds": upstream["train_seconds"] + result.seconds, "stage_seconds": result.seconds,
         "device": str(device), "settings": "regressed: " + ", ".join(f"{k} (w {w:.2g})" for k, w in weights.items())})

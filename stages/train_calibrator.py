@@ -28,6 +28,7 @@ from pipeline_lib.models.calibrator import parameter_count
 from pipeline_lib.plots import fourier_plot
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
+from pipeline_lib.training import SeriesPlan
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -53,7 +54,8 @@ def main(args: argparse.Namespace, params: Params) -> None:
     key = stage_fingerprint(params, exp.backbone, device, [frozen_path, source_data, tgt.artifact], **meta)
     calibrator, result = train_calibrator(model, source, target, cfg, device, args.seed, out, key,
                                           desc=f"calibrator {args.variant} {args.experiment}/seed{args.seed}",
-                                          monitor=monitor, divergence=params.divergence)
+                                          monitor=monitor, divergence=params.divergence,
+                                          series=SeriesPlan.of(params.selection))
     n_cal, n_model = parameter_count(calibrator), parameter_count(model)
     save_checkpoint(out, calibrator.cpu().state_dict(), {
         **meta, "settings": settings(cfg), "calibrator": {"channels": backbone.channels, "ngf": cfg.ngf,

@@ -22,6 +22,7 @@ from pipeline_lib.plots import image_rows
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.registry import Experiment
 from pipeline_lib.runtime import resolve_device, seed_everything
+from pipeline_lib.training import SeriesPlan
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -54,7 +55,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     key = stage_fingerprint(params, exp.backbone, device, [src.artifact, tgt.artifact], **meta)
     nets, result = train_i2i(inner, adapter, source, target, cfg, weights, device, args.seed, out, key,
                              desc=f"i2i {args.set} {args.experiment}/seed{args.seed}", monitor=monitor,
-                             divergence=params.divergence)
+                             divergence=params.divergence, series=SeriesPlan.of(params.selection))
     save_checkpoint(out, inner.cpu().state_dict(), {**meta, "train_seconds": result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})
     finish_training(out, result)

@@ -13,7 +13,7 @@ from pipeline_lib.methods.cycada_spec import pixel_model, translated_dataset
 from pipeline_lib.models import load_task_model
 from pipeline_lib.provenance import stage_fingerprint
 from pipeline_lib.runtime import resolve_device, seed_everything
-from pipeline_lib.training import train_supervised
+from pipeline_lib.training import SeriesPlan, train_supervised
 
 
 def main(args: argparse.Namespace, params: Params) -> None:
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     result = train_supervised(model, data, cfg, device, generator, out, {**meta, "resume_key": key},
                               desc=f"pixel {args.experiment}/seed{args.seed}",
                               hint=f"lower {track.prefix}cycada.train_task.lr in params.yaml",
-                              divergence=params.divergence)
+                              divergence=params.divergence, series=SeriesPlan.of(params.selection))
     upstream = source_meta["train_seconds"] + manifest["cyclegan_seconds"]
     save_checkpoint(out, model.cpu().state_dict(), {**meta, "train_seconds": upstream + result.seconds,
                                                     "stage_seconds": result.seconds, "device": str(device)})

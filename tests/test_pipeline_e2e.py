@@ -42,6 +42,11 @@ def _jobs(stage: str, names: tuple[str, ...]) -> set[str]:
     return {f"{stage}__mnist5k_mnistm__{n}__s{s}" for n in names for s in TINY["seeds"]}
 
 
+def _selects(*rows: str) -> set[str]:
+    """The ``select`` jobs of report rows (one per row, all seeds)."""
+    return {f"select__mnist5k_mnistm__{r}" for r in rows}
+
+
 @pytest.fixture(scope="module")
 def dvc_started(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen, Path]]:
     """A second copy, being built by `dvc repro` in the background: DVC runs one stage at a time, so its run
@@ -68,7 +73,7 @@ def _metrics(project: Path) -> dict[str, dict]:
     """Per evaluation's metrics file: the seed and both domains' confusion matrices."""
     out = {}
     for path in sorted(project.glob("metrics/**/*.json")):
-        if path.parent.name == "content_check":  # translate's record, not an evaluation
+        if path.parent.name == "content_check" or path.name == "selection.json":  # translate's, select's records
             continue
         m = json.loads(path.read_text())
         out[str(path.relative_to(project))] = {"seed": m["seed"], "target": m["target"], "source": m["source"]}
@@ -221,20 +226,33 @@ def test_changing_a_feature_adaptation_param_reruns_only_that_stage_and_what_fol
     # ADDA's three uses: CyCADA feat only, pixel+feat, and GAM's "ADDA + weight regulariser"
     expected = _jobs("adapt_features", ("feat", "pixel_feat", "feat_reg"))
     expected |= _jobs("evaluate", ("cycada_feat", "cycada_pixel_feat", "adda_reg"))
+    expected |= _selects("cycada_feat", "cycada_pixel_feat", "adda_reg")  # each kept a new checkpoint series
     assert plan == expected | {"report__mnist5k_mnistm"}
     # GAM's own section reruns GAM's adversarial stages (not the Gaussian matching) and what follows
     plan = _plan_after(built, "gam.match_activations", "lambda_gan", 0.5)
     expected = _jobs("match_activations", ("full", "noreg")) | _jobs("evaluate", ("gam", "gam_noreg"))
-    assert plan == expected | {"report__mnist5k_mnistm"}
+    assert plan == expected | _selects("gam", "gam_noreg") | {"report__mnist5k_mnistm"}
+
+
+def test_selection_params_rerun_exactly_the_stages_that_read_them(built):
+    selected = ("cycada_pixel", "cycada_feat", "cycada_pixel_feat", "adda_reg", "gam_noreg", "gam", "calibrator",
+                "cycada_calibrator", "i2i_z_idy_trc", "i2i_all")
+    # another validator: the selected rows' evaluations and the report; no training, no select
+    assert _plan_after(built, "selection", "validator", "im") == _jobs("evaluate", selected) | {
+        "report__mnist5k_mnistm"}
+    # the validators' samples: select, and what reads its choice
+    assert _plan_after(built, "selection", "target_samples", 500) == _selects(*selected) | _jobs(
+        "evaluate", selected) | {"report__mnist5k_mnistm"}
+    assert snakemake_plan(built, REPORT) == {}
 
 
 def test_an_i2i_lambda_set_reruns_only_its_row_and_the_embedding_it_feeds(built):
     plan = _plan_after(built, "i2i.sets", "all", ["c", "z", "tr", "id_x", "id_y", "trc"])
-    assert plan == _jobs("train_i2i", ("all",)) | _jobs("evaluate", ("i2i_all",)) | {
+    assert plan == _jobs("train_i2i", ("all",)) | _jobs("evaluate", ("i2i_all",)) | _selects("i2i_all") | {
         "i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
     plan = _plan_after(built, "i2i", "lr", 1e-4)  # a shared setting: every set
-    assert plan == _jobs("train_i2i", ("all", "z_idy_trc")) | _jobs("evaluate", ("i2i_all", "i2i_z_idy_trc")) | {
-        "i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
+    assert plan == _jobs("train_i2i", ("all", "z_idy_trc")) | _jobs("evaluate", ("i2i_all", "i2i_z_idy_trc")) | \
+        _selects("i2i_all", "i2i_z_idy_trc") | {"i2i_embedding__mnist5k_mnistm__s0", "report__mnist5k_mnistm"}
     history = read_history(built / "models/i2i/mnist5k_mnistm/seed0/all.history.csv")
     for col in ("loss_c", "loss_z", "loss_tr", "loss_id_x", "loss_id_y", "loss_cyc", "loss_trc", "w_d_z", "w_d_x",
                 "target_metric"):
@@ -245,7 +263,7 @@ def test_an_i2i_lambda_set_reruns_only_its_row_and_the_embedding_it_feeds(built)
 def test_calibrator_reuses_cycada_artifacts_and_exports_one_checked_file(built):
     plan = _plan_after(built, "calibrator", "linf", 0.25)
     expected = _jobs("train_calibrator", ("raw", "cycada")) | _jobs("export", ("raw", "cycada"))
-    expected |= _jobs("evaluate", ("calibrator", "cycada_calibrator"))
+    expected |= _jobs("evaluate", ("calibrator", "cycada_calibrator")) | _selects("calibrator", "cycada_calibrator")
     assert plan == expected | {"report__mnist5k_mnistm"}  # CycleGAN, translation, pixel-only model: reused
     deployed = json.loads((built / "models/calibrator/mnist5k_mnistm/seed0/cycada.deploy.json").read_text())
     assert deployed["max_abs_difference"] <= 1e-4 and deployed["input_shape"] == [8, 3, 32, 32]
@@ -334,7 +352,9 @@ def test_dvc_metrics_show_every_evaluation_per_method_and_seed_and_the_report(dv
     check = shown["metrics/mnist5k_mnistm/content_check/seed0.json"]["data"]  # translate's content check
     assert check["frames"] == 64 and 0 <= check["translated"] <= 1
     summary = shown["reports/mnist5k_mnistm/metrics.json"]["data"]
-    assert set(summary) == {"metric", "profile", "target", "source", "n_seeds"}  # no std with one seed
+    assert set(summary) == {"metric", "profile", "target", "source", "n_seeds",  # no std with one seed
+                            "selected_by", "selected_score", "target_last", "target_oracle"}  # checkpoint selection
+    assert summary["selected_by"] == "bnm" and set(summary["target_last"]) < set(summary["target"])
     table = pd.read_csv(project / REPORT)
     assert summary["target"] == dict(zip(rows, table.loc[table["n_seeds"] > 0, "target_mean"]))  # DVC sorts keys
     assert summary["source"] == dict(zip(rows, table.loc[table["n_seeds"] > 0, "source_mean"]))
@@ -375,8 +395,13 @@ def test_dvc_exp_run_reruns_only_what_a_param_feeds_and_exp_show_and_metrics_dif
     assert reading == {"train_i2i__mnist5k_mnistm__z_idy_trc__s0"}
     out = run(["dvc", "exp", "run", "-n", "no-trc", "-S", "i2i.sets.z_idy_trc=[c,z,id_y]"], project).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran == downstream(project, reading) == reading | {"evaluate__mnist5k_mnistm__i2i_z_idy_trc__s0",
+    assert ran == downstream(project, reading) == reading | {"select__mnist5k_mnistm__i2i_z_idy_trc",
+                                                             "evaluate__mnist5k_mnistm__i2i_z_idy_trc__s0",
                                                              "report__mnist5k_mnistm"}
+    # the sweep ranked by the validator, the oracle beside it (docs/selection.md), read through dvc.api.exp_show
+    ranked = run([sys.executable, "-m", "pipeline_lib.rank", "--experiment", "mnist5k_mnistm", "--row",
+                  "i2i_z_idy_trc", "--param", "i2i.sets.z_idy_trc"], project).stdout
+    assert "no-trc" in ranked and "workspace" in ranked and "bnm" in ranked and "oracle-best" in ranked
     (exp,) = [e for baseline in _dvc_json(project, "exp", "show") for e in baseline.get("experiments") or []
               if e.get("name") == "no-trc"]
     (rev,) = exp["revs"]

@@ -3,14 +3,15 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from pipeline_lib import paths, registry
+from pipeline_lib import paths, registry, selection
 from pipeline_lib.config import parse_params
 from pipeline_lib.methods.calibrator_spec import deployment_json
 from pipeline_lib.methods.gam_spec import label_bound_json
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.report import build_report
+from pipeline_lib.report import build_report, write_validator_table
 
 
 def _write_metrics(experiment, method, seed, target_acc, source_acc):
@@ -21,6 +22,19 @@ def _write_metrics(experiment, method, seed, target_acc, source_acc):
         "experiment": experiment, "method": method, "seed": seed, "train_seconds": 10.0 * (seed + 1),
         "target": {"domain": "usps", "accuracy": target_acc, "confusion": conf},
         "source": {"domain": "mnist", "accuracy": source_acc, "confusion": conf}}))
+    _add_selection_run(experiment, method, seed, [target_acc - 0.1, target_acc], [0.2, 0.1])
+
+
+def _add_selection_run(experiment, method, seed, target_metrics, bnm):
+    """What ``select`` writes for a seed: here two kept epochs, BNM preferring the first."""
+    path = paths.selection_json(experiment, method)
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    cks = [{"file": f"epoch{e}.pt", "epoch": e + 1, "scores": {"bnm": b}, "target_metric": t}
+           for e, (t, b) in enumerate(zip(target_metrics, bnm))]
+    runs = [r for r in runs if r["seed"] != seed] + [{"seed": seed, "checkpoints": cks,
+                                                       "picks": selection.picks(cks, ["bnm"])}]
+    path.write_text(json.dumps({"reads_target_labels": {"bnm": False, "last": False, "oracle": True},
+                                "runs": runs}))
 
 
 def test_rows_give_mean_std_seeds_profile_and_the_papers_value(tmp_path, monkeypatch, tiny_raw):
@@ -207,3 +221,27 @@ def test_report_metrics_give_each_rows_numbers_for_dvc(tiny_raw):
                     {"actual": "cat", "predicted": "dog", "count": 1},
                     {"actual": "dog", "predicted": "cat", "count": 0},
                     {"actual": "dog", "predicted": "dog", "count": 2}]
+
+
+def test_a_selected_row_states_its_choice_beside_the_last_epoch_and_the_oracle(tmp_path, monkeypatch, tiny_raw):
+    monkeypatch.chdir(tmp_path)
+    tiny_raw["seeds"] = [0, 1]
+    tiny_raw["experiments"]["mnist_usps"]["methods"] = ["source_only", "cycada_feat"]
+    params = parse_params(tiny_raw)
+    for seed in (0, 1):
+        _write_metrics("mnist_usps", "source_only", seed, 0.8, 0.9)
+        _write_metrics("mnist_usps", "cycada_feat", seed, 0.7, 0.9)
+    # seed 0: BNM picks epoch 1 (60%), the oracle epoch 2 (80%); seed 1: both pick epoch 2 (90%)
+    _add_selection_run("mnist_usps", "cycada_feat", 0, [0.6, 0.8], [0.3, 0.1])
+    _add_selection_run("mnist_usps", "cycada_feat", 1, [0.5, 0.9], [0.1, 0.3])
+    table, _ = build_report(params, "mnist_usps")
+    source, adapted = table.loc["source_only"], table.loc["cycada_feat"]
+    assert pd.isna(source.get("selected_by")) and source["model_selection"] == "last epoch; no target labels"
+    assert adapted["selected_by"] == "bnm" and adapted["selected_epochs"] == "1 2" and adapted["epochs_kept"] == "1 2"
+    assert adapted["target_by_bnm"] == "75.0 ± 21.2" and adapted["target_oracle"] == "85.0 ± 7.1"
+    assert adapted["target_last"] == "85.0 ± 7.1" and "bnm picks" in adapted["model_selection"]
+    validators = {r["validator"]: r for r in write_validator_table(params, "mnist_usps").to_dict("records")}
+    assert validators["bnm"]["regret_points"] == pytest.approx(10.0)  # (20 + 0) / 2
+    assert validators["bnm"]["picks_report_checkpoints"] and validators["oracle"]["reads_target_labels"]
+    assert validators["last"]["regret_points"] == 0
+    assert pd.read_csv(paths.validators_csv("mnist_usps"))["validator"].tolist()[-2:] == ["last", "oracle"]

@@ -39,8 +39,8 @@ from pipeline_lib.models.base import ChainModel, TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import paired_batches, shuffled_loader
-from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, budget_epochs, build_optimizer, descend, fit,
-                                   recompute_batchnorm, steps_per_epoch)
+from pipeline_lib.training import (At, Loop, LossGrowth, Series, SeriesPlan, TrainResult, budget_epochs,
+                                   build_optimizer, descend, fit, recompute_batchnorm, steps_per_epoch)
 
 
 class AccuracyGate:
@@ -99,7 +99,8 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                    params: AdaptFeaturesParams, device: torch.device, seed: int, out,
                    resume_key: str | None, desc: str = "adapt",
                    monitor: Callable[[TaskModel], float] | None = None,
-                   divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
+                   divergence: DivergenceParams = DivergenceParams(),
+                   series: SeriesPlan | None = None) -> tuple[TaskModel, TrainResult]:
     """Return the adapted target model (a copy of ``source_model`` with a new encoder).
 
     ``source`` yields (image, label) or (image,), ``target`` yields (image, ...): labels are never read.
@@ -136,7 +137,7 @@ def adapt_features(source_model: TaskModel, source: Dataset, target: Dataset,
                     "stopping (CyCADA appendix 6.1)"))
     result = fit(loop, out, resume_key, {"model": target_model, "disc": disc, "opt_e": opt_e, "opt_d": opt_d,
                                          "growth_e": step.growth_e, "growth_d": step.growth_d},
-                 {"source": gen_s, "target": gen_t})
+                 {"source": gen_s, "target": gen_t}, Series.kept(series, out, target_model))
     # the adapted encoder's batch-norm statistics (the layers training ran), on the target frames
     recompute_batchnorm(target_model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches,

@@ -33,7 +33,7 @@ def adapt_features_stage(exp: Experiment, label: str, variant: str, seed: int, s
     return StageSpec(
         name=f"adapt_features__{exp.name}__{variant}__s{seed}", module="adapt_features",
         args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
-        deps=start + (exp.data[1],), outs=(str(out), str(csv)),
+        deps=start + (exp.data[1],), outs=(str(out), str(csv)), series=str(out),
         params=exp.train_keys + (exp.key("cycada.adapt_features"), exp.key("evaluate")) + extra_keys,
         domains=(exp.source, exp.target), backbone=exp.backbone,
         curves=(Curve(f"{label}: discriminator accuracy", f"seed {seed}", "acc_d", str(csv)),

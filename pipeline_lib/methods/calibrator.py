@@ -40,7 +40,8 @@ from pipeline_lib.models.calibrator import CalibratedModel, Calibrator
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import cycled_pairs
-from pipeline_lib.training import At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps
+from pipeline_lib.training import (At, Loop, LossGrowth, Series, SeriesPlan, TrainResult, build_optimizer, descend, fit,
+                                   fixed_steps)
 
 GROUPS = ("G1 source", "G2 target", "G3 calibrated source", "G4 calibrated target")
 
@@ -116,7 +117,8 @@ def calibrator_loss(feat_logits: list[torch.Tensor], pixel_logits: list[torch.Te
 def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params: CalibratorParams,
                      device: torch.device, seed: int, out, resume_key: str | None, desc: str = "calibrator",
                      monitor: Callable[[torch.nn.Module], float] | None = None,
-                     divergence: DivergenceParams = DivergenceParams()) -> tuple[Calibrator, TrainResult]:
+                     divergence: DivergenceParams = DivergenceParams(),
+                     series: SeriesPlan | None = None) -> tuple[Calibrator, TrainResult]:
     """Train a calibrator for the frozen ``model`` (which is never updated: eval mode, no grads).
 
     The calibrator's loss (eq. 7) and the discriminators' (eqs. 5, 6) stop the run when they grow by
@@ -154,7 +156,7 @@ def train_calibrator(model: TaskModel, source: Dataset, target: Dataset, params:
                 params.checkpoint_every, monitor=target_metric if monitor else None, postfix=("loss_c", "fooled"))
     result = fit(loop, out, resume_key, {"calibrator": calibrator, "discs": discs, "opt_c": opt_c, "opt_d": opt_d,
                                          "growth_c": step.growth_c, "growth_d": step.growth_d},
-                 {"source": gen_s, "target": gen_t, "patches": step.gen_p})
+                 {"source": gen_s, "target": gen_t, "patches": step.gen_p}, Series.kept(series, out, calibrator))
     return calibrator.eval(), result
 
 

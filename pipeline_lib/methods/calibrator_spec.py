@@ -69,7 +69,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         run = (("experiment", exp.name), ("variant", variant), ("seed", seed))
         stages += [
             StageSpec(name=f"train_calibrator__{exp.name}__{variant}__s{seed}", module="train_calibrator", args=run,
-                      deps=(frozen, source, tgt), outs=(str(model), str(csv), str(fourier)),
+                      deps=(frozen, source, tgt), outs=(str(model), str(csv), str(fourier)), series=str(model),
                       params=exp.train_keys + (exp.key("calibrator"), exp.key("evaluate")),
                       domains=(exp.source, exp.target), backbone=exp.backbone,
                       figures=(exp.figure(fourier, "fourier", FIGURES, figure="Fourier view (Fig. 6)",
@@ -100,7 +100,7 @@ def _deployment_columns(variant: str):
 def _row(name: str, label: str, variant: str, requires: tuple[str, ...] = ()) -> Row:
     return Row(name, label, SELECTION,
                model=Model(lambda exp, seed: calibrator_model(exp.name, variant, seed), LOADER,
-                           inputs=lambda exp, seed: (frozen_model(exp, variant, seed),)),
+                           inputs=lambda exp, seed: (frozen_model(exp, variant, seed),), series=True),
                plan=Plan(requires=requires),
                extras=Extras(inputs=lambda exp: tuple(deployment_json(exp.name, variant, s) for s in exp.seeds),
                              columns=_deployment_columns(variant)))

@@ -77,7 +77,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
                       figures=(exp.figure(grid, "cyclegan_translation", FIGURES, figure="CycleGAN translations",
                                           seed=seed),)),
             StageSpec(name=f"train_task__{exp.name}__s{seed}", module="train_task", args=run,
-                      deps=(str(translated), f_s), outs=(str(pixel), str(paths.history(pixel))),
+                      deps=(str(translated), f_s), outs=(str(pixel), str(paths.history(pixel))), series=str(pixel),
                       params=exp.train_keys + (exp.key("cycada.train_task"),), backbone=exp.backbone),
         ]
     for row, variant in FEATURE_VARIANTS.items():
@@ -111,14 +111,14 @@ def _content_columns(exp: Experiment) -> dict[str, object]:
 ROWS = {
     "cycada_pixel": Row(
         "cycada_pixel", "CyCADA pixel only", "last epoch; no target labels",
-        model=Model(lambda exp, seed: pixel_model(exp.name, seed)),
+        model=Model(lambda exp, seed: pixel_model(exp.name, seed), series=True),
         extras=Extras(inputs=_content_checks, columns=_content_columns)),
     "cycada_feat": Row(
         "cycada_feat", "CyCADA feat only (ADDA)", ADDA_SELECTION,
-        model=Model(lambda exp, seed: adapted_model(exp.name, "feat", seed))),
+        model=Model(lambda exp, seed: adapted_model(exp.name, "feat", seed), series=True)),
     "cycada_pixel_feat": Row(
         "cycada_pixel_feat", "CyCADA pixel+feat", ADDA_SELECTION,
-        model=Model(lambda exp, seed: adapted_model(exp.name, "pixel_feat", seed))),
+        model=Model(lambda exp, seed: adapted_model(exp.name, "pixel_feat", seed), series=True)),
 }
 
 METHOD = Method(name="cycada", paper="Hoffman et al., CyCADA, ICML 2018", order=10, rows=tuple(ROWS.values()),

@@ -39,8 +39,8 @@ from pipeline_lib.methods.fmr_params import RegressParams
 from pipeline_lib.models.base import TaskModel
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import shuffled_loader
-from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps,
-                                   recompute_batchnorm)
+from pipeline_lib.training import (At, Loop, LossGrowth, Series, SeriesPlan, TrainResult, build_optimizer, descend, fit,
+                                   fixed_steps, recompute_batchnorm)
 
 def regression_loss(target: dict[str, torch.Tensor], features: dict[str, torch.Tensor], weights: dict[str, float],
                     reduction: str = "mean") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -93,7 +93,8 @@ def regress_features(h1: TaskModel, pairs: Dataset, weights: dict[str, float], p
                      device: torch.device, seed: int, out, resume_key: str | None, desc: str = "fmr",
                      crop: tuple[int, int] | None = None, flip: bool = False,
                      monitor: Callable[[TaskModel], float] | None = None,
-                     divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
+                     divergence: DivergenceParams = DivergenceParams(),
+                     series: SeriesPlan | None = None) -> tuple[TaskModel, TrainResult]:
     """Finetune a copy of ``h1`` (returned) so that its maps of X2 match ``h1``'s of X1 at ``weights``' layers."""
     h1 = h1.to(device).eval().requires_grad_(False)
     h2 = copy.deepcopy(h1).requires_grad_(True)
@@ -116,7 +117,8 @@ def regress_features(h1: TaskModel, pairs: Dataset, weights: dict[str, float], p
     loop = Loop(desc, params.epochs, per_epoch, lambda: _passes(pairs, params, gen, per_epoch), step,
                 params.checkpoint_every, start=lambda: _train_without_dropout(h2),
                 monitor=(lambda: monitor(h2)) if monitor else None, postfix=("loss",))
-    result = fit(loop, out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop})
+    result = fit(loop, out, resume_key, {"model": h2, "opt": opt, "growth": growth}, {"pairs": gen, "crop": gen_crop},
+                 Series.kept(series, out, h2))
     # batch-norm statistics on D2 (the images H2 will see), as training passed them
     recompute_batchnorm(h2, (x2 for _, x2 in shuffled_loader(pairs, params.batch_size, gen, params.num_workers)),
                         device, params.batchnorm_batches)

@@ -86,7 +86,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
         stages.append(StageSpec(
             name=f"regress_features__{exp.name}__{variant}__s{seed}", module="regress_features",
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)), deps=(h1, *exp.data),
-            outs=(str(model), str(csv)),
+            outs=(str(model), str(csv)), series=str(model),
             params=exp.train_keys + _regress_keys(exp, variant) + (layers_key(exp), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone,
             curves=(Curve(f"{label}: regression loss", f"seed {seed}", "loss", str(csv)),
@@ -179,7 +179,7 @@ def _row(row: str) -> Row:
     variant = VARIANTS[row]
     label = {"inc": "FMR all post-pool layers (W_inc)", "dec": "FMR all post-pool layers (W_dec)"}.get(
         variant, f"FMR {variant} only")
-    return Row(row, label, SELECTION, model=Model(lambda exp, seed: fmr_model(exp.name, variant, seed)),
+    return Row(row, label, SELECTION, model=Model(lambda exp, seed: fmr_model(exp.name, variant, seed), series=True),
                plan=Plan(by_default=_applies(row)), extras=Extras(inputs=_regression_inputs, columns=_columns))
 
 

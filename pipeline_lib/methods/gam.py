@@ -33,8 +33,8 @@ from pipeline_lib.models.base import TaskModel
 from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import cycled_pairs, in_order_batches, shuffled_loader
-from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, descend, fit, fixed_steps,
-                                   recompute_batchnorm)
+from pipeline_lib.training import (At, Loop, LossGrowth, Series, SeriesPlan, TrainResult, build_optimizer, descend, fit,
+                                   fixed_steps, recompute_batchnorm)
 
 
 @torch.no_grad()
@@ -107,7 +107,8 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                       params: GamParams, layers: list[str], device: torch.device, seed: int, out,
                       resume_key: str | None, desc: str = "gam",
                       monitor: Callable[[TaskModel], float] | None = None,
-                      divergence: DivergenceParams = DivergenceParams()) -> tuple[TaskModel, TrainResult]:
+                      divergence: DivergenceParams = DivergenceParams(),
+                      series: SeriesPlan | None = None) -> tuple[TaskModel, TrainResult]:
     """Train ``target_model`` (a copy is returned) by eq. 3 against per-layer discriminators; the target
     net's loss (regulariser + GAN terms) and the discriminators' stop the run when they grow by
     ``divergence.loss_growth``."""
@@ -136,7 +137,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
                 postfix=("acc_d", "drift"))
     result = fit(loop, out, resume_key, {"model": model, "discs": discs, "opt_t": opt_t, "opt_d": opt_d,
                                          "growth_t": step.growth_t, "growth_d": step.growth_d},
-                 {"source": gen_s, "target": gen_t})
+                 {"source": gen_s, "target": gen_t}, Series.kept(series, out, model))
     # the matched net's batch-norm statistics (the layers training ran), on the target frames
     recompute_batchnorm(model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches,

@@ -75,7 +75,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"match_activations__{exp.name}__{variant}__s{seed}", module="match_activations",
             args=(("experiment", exp.name), ("variant", variant), ("seed", seed)),
             deps=((str(gaussian),) if init == "gaussian" else ()) + (f_s, *exp.data),
-            outs=(str(model), str(csv)),
+            outs=(str(model), str(csv)), series=str(model),
             params=exp.train_keys + (exp.key("gam.match_activations"), layers_key(exp), exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves))
     if exp.wants("adda_reg"):
@@ -128,9 +128,9 @@ ROWS = {
     "gam_gaussian": Row("gam_gaussian", "GAM i.i.d. Gaussian matching", "closed form; no target labels",
                         model=Model(_checkpoint("gaussian"))),
     "adda_reg": Row("adda_reg", "ADDA + weight regulariser", ADDA_SELECTION,
-                    model=Model(lambda exp, seed: adapted_model(exp.name, ADDA_REG_VARIANT, seed))),
-    "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, model=Model(_checkpoint("noreg"))),
-    "gam": Row("gam", "GAM full", LAST, model=Model(_checkpoint("full"))),
+                    model=Model(lambda exp, seed: adapted_model(exp.name, ADDA_REG_VARIANT, seed), series=True)),
+    "gam_noreg": Row("gam_noreg", "GAM, no regulariser", LAST, model=Model(_checkpoint("noreg"), series=True)),
+    "gam": Row("gam", "GAM full", LAST, model=Model(_checkpoint("full"), series=True)),
     "label_bound": Row(
         "label_bound", "label-distribution oracle bound",
         "no model: best scores of any model that follows the source label distribution (GAM 5.3), from "

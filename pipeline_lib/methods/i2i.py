@@ -40,8 +40,8 @@ from pipeline_lib.models.discriminators import FeatureDiscriminator
 from pipeline_lib.models.i2i import Decoders, ImageCritic, InputAdapter
 from pipeline_lib.runtime import autocast
 from pipeline_lib.batches import cycled_pairs, shuffled_loader
-from pipeline_lib.training import (At, Loop, LossGrowth, TrainResult, build_optimizer, check_finite, descend, fit,
-                                   fixed_steps, optimizer_step, recompute_batchnorm)
+from pipeline_lib.training import (At, Loop, LossGrowth, Series, SeriesPlan, TrainResult, build_optimizer, check_finite,
+                                   descend, fit, fixed_steps, optimizer_step, recompute_batchnorm)
 
 Weights = dict[str, float]
 
@@ -225,7 +225,8 @@ def random_affine(x: torch.Tensor, degrees: float, translate: float, generator: 
 def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: Dataset, params: I2IParams,
               weights: Weights, device: torch.device, seed: int, out, resume_key: str | None, desc: str = "i2i",
               monitor: Callable[[TaskModel], float] | None = None,
-              divergence: DivergenceParams = DivergenceParams()) -> tuple[I2INets, TrainResult]:
+              divergence: DivergenceParams = DivergenceParams(),
+              series: SeriesPlan | None = None) -> tuple[I2INets, TrainResult]:
     """Train ``model`` (behind ``adapter``'s input preparation) with the weighted terms of eq. 7.
 
     ``source`` yields (image, label), ``target`` (image, ...): target labels are never read. Returns the
@@ -248,7 +249,8 @@ def train_i2i(model: TaskModel, adapter: InputAdapter, source: Dataset, target: 
                 params.checkpoint_every, start=nets.train, monitor=(lambda: monitor(adapter)) if monitor else None,
                 postfix=("loss_c", "loss_trc", "target_metric"))
     parts = {"nets": nets, "opt_g": opt_g, "growth": step.growth, **({"opt_d": opt_d} if opt_d else {})}
-    result = fit(loop, out, resume_key, parts, {"source": gen_s, "target": gen_t, "augment": gen_aug})
+    result = fit(loop, out, resume_key, parts, {"source": gen_s, "target": gen_t, "augment": gen_aug},
+                 Series.kept(series, out, model))
     # the task model's batch-norm statistics on target images, as training passed them (domain by domain)
     recompute_batchnorm(model, shuffled_loader(target, params.batch_size, gen_t, params.num_workers), device,
                         params.batchnorm_batches, forward=lambda x: model(adapter.prepare(x)))

@@ -102,7 +102,7 @@ def _seed_stages(exp: Experiment, seed: int) -> list[StageSpec]:
             name=f"train_i2i__{exp.name}__{set_name}__s{seed}", module="train_i2i",
             args=(("experiment", exp.name), ("set", set_name), ("seed", seed)),
             deps=(*exp.data, *((str(exp.source_model(seed)),) if cfg.init == "source_only" else ())),
-            outs=(str(model), str(csv), str(png)),
+            outs=(str(model), str(csv), str(png)), series=str(model),
             params=exp.train_keys + _keys(exp, train_fields(cfg)) + (f"{exp.key('i2i')}.sets.{set_name}",
                                                                exp.key("evaluate")),
             domains=(exp.source, exp.target), backbone=exp.backbone, curves=curves,
@@ -177,7 +177,7 @@ def _from_source(exp: Experiment) -> bool:
 
 
 ROWS = {row_name(s): Row(row_name(s), _LABELS[s], SELECTION,
-                         model=Model(lambda exp, seed, s=s: i2i_model(exp.name, s, seed), LOADER),
+                         model=Model(lambda exp, seed, s=s: i2i_model(exp.name, s, seed), LOADER, series=True),
                          plan=Plan(needs_source_model=_from_source, seeds_from="i2i", by_default=_by_default(s)),
                          extras=Extras(inputs=_embedding(s)))
         for s in DEFAULT_SETS}
