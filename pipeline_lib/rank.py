@@ -28,11 +28,13 @@ def _value(record: dict[str, Any], file: str, key: str) -> Any:
 
 
 def rank(records: Iterable[dict[str, Any]], experiment: str, row: str, params: Iterable[str] = ()) -> pd.DataFrame:
-    """One line per run that has a score for ``row``, best score first: its name, the ``params`` values, the
+    """One line per finished run that has a score for ``row``, best score first: its name, the ``params`` values, the
     validator and its score, and beside them the chosen checkpoint's target metric and the oracle-best (both
     read target labels), with the rank each would give."""
     metrics, lines = str(paths.report_metrics(experiment)), []
     for rec in records:
+        if rec.get("State") in ("Failed", "Queued", "Running"):  # its metrics would be its baseline's
+            continue
         score = _value(rec, metrics, f"selected_score.{row}")
         if score is None or (isinstance(score, float) and pd.isna(score)):
             continue

@@ -186,6 +186,7 @@ def test_rank_orders_a_sweep_by_the_validator_score_and_sets_the_oracle_beside_i
         {"Experiment": "lr3", "cycada.lr": 3e-4, "selected_by": "bnm", "selected_score.cycada_feat": 0.7,
          "target.cycada_feat": 55.0, "target_oracle.cycada_feat": 58.0},  # unprefixed where DVC had no clash
         {"Experiment": "none", "selected_score.cycada_feat": None},  # a run without a score is left out
+        {"Experiment": "killed", "State": "Failed", "selected_score.cycada_feat": 0.9},  # and one that did not end
     ]
     table = rank(records, "mnist5k_mnistm", "cycada_feat", ["cycada.lr"])
     assert table["run"].tolist() == ["lr3", "lr1"]  # by the validator, although lr1 has the better target
@@ -193,7 +194,7 @@ def test_rank_orders_a_sweep_by_the_validator_score_and_sets_the_oracle_beside_i
     assert table["cycada.lr"].tolist() == [3e-4, 1e-4]
     assert table["oracle-best (reads labels)"].tolist() == [58.0, 62.0]
     with pytest.raises(Exception, match="no run has a validator score"):
-        rank(records[2:], "mnist5k_mnistm", "cycada_feat")
+        rank(records[2:], "mnist5k_mnistm", "cycada_feat")  # neither of the last two counts
 
 
 def test_a_row_and_its_training_stage_must_agree_on_keeping_a_series():
