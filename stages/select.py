@@ -39,8 +39,10 @@ def _images(data: Dataset, batch_size: int) -> list[torch.Tensor]:
     return [batch[0] for batch in DataLoader(data, batch_size=batch_size)]
 
 
-def _labels(data: Dataset, batch_size: int) -> torch.Tensor:
-    return torch.cat([batch[1] for batch in DataLoader(data, batch_size=batch_size)])
+def _images_and_labels(data: Dataset, batch_size: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The images of a labelled (source) set in batches, and all its labels, in one pass."""
+    batches = list(DataLoader(data, batch_size=batch_size))
+    return [batch[0] for batch in batches], torch.cat([batch[1] for batch in batches])
 
 
 def series_files(folder: Path) -> list[Path]:
@@ -62,8 +64,7 @@ def main(args: argparse.Namespace, params: Params) -> None:
     n_target, n_source = (sel.frames, sel.frames) if segmentation else (sel.target_samples, sel.source_samples)
     batch = 1 if segmentation else cfg.batch_size
     target = _images(_sample(train_set(tgt, backbone, labels=False), n_target, 0), batch)  # no target labels
-    held_out = _sample(test_set(src, backbone), n_source, 1)
-    source_val, source_labels = _images(held_out, batch), _labels(held_out, batch)
+    source_val, source_labels = _images_and_labels(_sample(test_set(src, backbone), n_source, 1), batch)
     source_train = _images(_sample(train_set(src, backbone, labels=False), n_source, 2), batch)
     target_test = test_set(tgt, backbone)  # the oracle's, and only the oracle's
     runs = []
