@@ -151,8 +151,9 @@ def closure(roots: Iterable[str], wanted: Iterable[str] = ()) -> set[str]:
         seen.add(name)
         for target, lazy in imports(name):
             if lazy and (name + ".").startswith(NARROWED) and target.startswith(NARROWED) and not any(
-                    target == a or target.startswith(a + ".") for a in allowed):
-                continue  # a dispatcher picking one domain's or backbone's module
+                    target == a or (target.startswith(a + ".") and a + "." not in NARROWED) for a in allowed):
+                continue  # a dispatcher picking one domain's or backbone's module (wanting the dispatcher's
+                # package, e.g. a loader in pipeline_lib.models, is not wanting every backbone in it)
             todo.extend(_with_packages(target))
     return seen
 

@@ -45,12 +45,15 @@ SCENE_DOMAINS = EMBEDDED_SCENE_DOMAINS + REAL_SCENE_DOMAINS
 #: domains read from user-supplied folders (data.roots), streamed or converted by `prepare`
 REAL_DOMAINS = REAL_DIGIT_DOMAINS + REAL_SCENE_DOMAINS
 Task = Literal["classification", "segmentation"]
-ARCH_TASK: dict[str, Task] = {"lenet": "classification", "lraspp_mobilenet_v3": "segmentation",
+ARCH_TASK: dict[str, Task] = {"lenet": "classification", "resnet18": "classification", "resnet50": "classification",
+                              "lraspp_mobilenet_v3": "segmentation",
                               "fcn8s_vgg16": "segmentation", "drn26": "segmentation", "erfnet": "segmentation",
                               "erfnet_encoder": "segmentation"}
 #: the modules that build each architecture (a stage's code depends on its backbone's only)
 ARCH_MODULES: dict[str, tuple[str, ...]] = {
     "lenet": ("pipeline_lib.models.lenet",),
+    "resnet18": ("pipeline_lib.models.resnet",),
+    "resnet50": ("pipeline_lib.models.resnet",),
     "lraspp_mobilenet_v3": ("pipeline_lib.models.segmenters",),
     "fcn8s_vgg16": ("pipeline_lib.models.segmenters", "pipeline_lib.models.fcn8s"),
     "drn26": ("pipeline_lib.models.segmenters", "pipeline_lib.models.drn"),
@@ -64,23 +67,37 @@ class _Strict(BaseModel):
 
 
 class FolderDomainParams(_Strict):
-    """A user's own segmentation domain: ``<root>/images/*`` + ``<root>/labels/*.png`` paired by stem.
+    """A user's own domain read from a folder, in one of two layouts (``layout``):
 
-    The train/test split is made once, by ``prepare`` (it is recorded in ``data/domains/<name>.json``),
-    with exactly one of three rules on the frames sorted by file name:
+    - ``segmentation`` (the default): ``<root>/images/*`` + ``<root>/labels/*.png`` paired by stem, ``classes``
+      (and optionally ``ids``, the label-PNG value of each) listed here; streamed from disk through an index;
+    - ``classes``: one folder per class, ``<root>/<class>/*.jpg|png|...``, as torchvision's ``ImageFolder``
+      (Office-31, Office-Home, VisDA, DomainNet). The class list is ``classes`` when given (train ids in that
+      order; each must be a folder), else the sorted folder names. ``prepare`` decodes every image once (EXIF
+      orientation applied, any mode to RGB), resizes its shorter side to ``size`` and crops the centre square,
+      and stores the domain in memory like the digit sets; each backbone then resizes to its own input side.
+
+    The train/test split is made once, by ``prepare``, with exactly one of three rules on the files sorted by
+    name (class layout: within each class, so every class is in both splits):
 
     - ``test_fraction`` (the default, 0.2): the last fraction of the frames is the test split;
     - ``test_stems``: the frames whose file stems (names without extension) are listed;
     - ``test_glob``: the frames whose stems match a glob, e.g. ``seq07_*`` to hold out a whole sequence.
 
-    Giving ``test_stems`` or ``test_glob`` replaces the fraction; give at most one of the three. A stem
-    or glob that matches no frame, or a rule that leaves no training frame, stops ``prepare``.
+    Class layout: a stem or glob also matches ``<class>/<stem>`` (e.g. ``mug/frame_00*``). Giving ``test_stems``
+    or ``test_glob`` replaces the fraction; give at most one of the three. A stem or glob that matches no frame,
+    or a rule that leaves no training frame, stops ``prepare``.
     """
 
     root: Path
-    classes: tuple[str, ...] = Field(min_length=1, description="class names, in train-id order")
+    layout: Literal["segmentation", "classes"] = Field("segmentation", description="images/ + labels/ (segmentation) "
+                                                       "or one folder per class (classes)")
+    classes: tuple[str, ...] | None = Field(None, min_length=1, description="class names, in train-id order "
+                                            "(class layout: default the sorted folder names)")
     ids: tuple[int, ...] | None = Field(None, description="label-PNG value of each class (default 0..n-1)")
     ignore_id: int = Field(255, ge=0, description="label-PNG value that is not scored")
+    size: int = Field(256, ge=8, description="class layout: the side images are stored at (shorter side resized "
+                      "to it, centre crop); a backbone resizes again to its own size")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="hold out the last fraction of the frames sorted by "
                                  "file name (used unless test_stems or test_glob is given)")
     test_stems: tuple[str, ...] | None = Field(None, min_length=1, description="hold out exactly these frames "
@@ -90,8 +107,16 @@ class FolderDomainParams(_Strict):
 
     @model_validator(mode="after")
     def _ids_match(self) -> "FolderDomainParams":
-        if self.ids is not None and len(self.ids) != len(self.classes):
+        if self.layout == "segmentation" and self.classes is None:
+            raise ValueError("a segmentation folder lists its classes: add classes: [name, ...] in train-id order "
+                             "(or set layout: classes for one folder per class)")
+        if self.layout == "classes" and {"ids", "ignore_id"} & self.model_fields_set:
+            raise ValueError("ids and ignore_id describe label PNGs; a class-per-folder domain takes its labels "
+                             "from the folders: remove them")
+        if self.ids is not None and self.classes is not None and len(self.ids) != len(self.classes):
             raise ValueError(f"ids lists {len(self.ids)} values for {len(self.classes)} classes")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes lists a name twice; list each class once")
         rules = [k for k in ("test_fraction", "test_stems", "test_glob")
                  if k in self.model_fields_set and getattr(self, k) is not None]
         if len(rules) > 1:
@@ -222,12 +247,17 @@ class PrepareParams(_Strict):
 
 
 class BackboneParams(_Strict):
-    """``lenet`` (digits) or a segmentation net; segmentation nets take 3-channel images of any size."""
+    """``lenet`` (digits), ``resnet18``/``resnet50`` (torchvision; class-per-folder domains) or a segmentation
+    net; segmentation nets take 3-channel images of any size."""
 
-    arch: Literal["lenet", "lraspp_mobilenet_v3", "fcn8s_vgg16", "drn26", "erfnet", "erfnet_encoder"]
+    arch: Literal["lenet", "resnet18", "resnet50", "lraspp_mobilenet_v3", "fcn8s_vgg16", "drn26", "erfnet",
+                  "erfnet_encoder"]
     channels: Literal[1, 3] = 3
     size: int | None = Field(None, ge=16, description="input side of a classification net")
-    pretrained: bool = Field(False, description="start from ImageNet weights (downloaded once; needs network)")
+    pretrained: bool = Field(False, description="start from ImageNet weights (segmentation nets: downloaded once, "
+                             "needs network; resnets: read from torch's hub cache, never downloaded)")
+    weights: Path | None = Field(None, description="resnet18/resnet50: a local file of torchvision ImageNet weights "
+                                 "(a state dict, e.g. resnet50-11ad3fa6.pth); overrides pretrained")
 
     @property
     def task(self) -> Task:
@@ -249,6 +279,9 @@ class BackboneParams(_Strict):
             raise ValueError(f"arch {self.arch} needs size (the input side in pixels)")
         if self.task == "segmentation" and self.channels != 3:
             raise ValueError(f"arch {self.arch} takes colour images: set channels: 3")
+        if self.weights is not None and not self.arch.startswith("resnet"):
+            raise ValueError(f"weights: a weights file is read for resnet18/resnet50, not {self.arch}; remove it "
+                             "(pretrained: true starts a segmentation net from ImageNet)")
         return self
 
 
@@ -473,6 +506,8 @@ class Params(_Strict):
     def domain_task(self, domain: str) -> Task:
         if domain in self.data.shifted:
             return self.domain_task(self.data.shifted[domain].base)
+        if domain in self.data.folders:
+            return "classification" if self.data.folders[domain].layout == "classes" else "segmentation"
         return "classification" if domain in DIGIT_DOMAINS or domain in self.data.derived else "segmentation"
 
     def known_domains(self) -> tuple[str, ...]:

@@ -22,8 +22,12 @@ def test_a_stage_depends_on_its_own_backbone_only(tiny_params):
     street = _stage(tiny_params, "train_supervised__scenes_game__street__s0").deps
     assert "pipeline_lib/models/lenet.py" in lenet and "pipeline_lib/models/segmenters.py" not in lenet
     assert "pipeline_lib/models/segmenters.py" in street and "pipeline_lib/models/lenet.py" not in street
-    for other in ("drn.py", "erfnet.py", "fcn8s.py", "calibrator.py", "cyclegan.py"):
+    for other in ("drn.py", "erfnet.py", "fcn8s.py", "calibrator.py", "cyclegan.py", "resnet.py"):
         assert f"pipeline_lib/models/{other}" not in lenet + street
+    # select loads a row through its loader (pipeline_lib.models:load_task_model): still the row's backbone only
+    select = _stage(tiny_params, "select__mnist5k_mnistm__cycada_pixel_feat").deps
+    assert "pipeline_lib/models/lenet.py" in select
+    assert not {f"pipeline_lib/models/{m}.py" for m in ("segmenters", "drn", "erfnet", "fcn8s", "resnet")} & set(select)
 
 
 def test_prepare_depends_on_its_own_domain_builder_only(tiny_params):
@@ -99,9 +103,9 @@ def _values(params):
 
 
 def test_unrelated_params_keys_change_no_stage_and_a_domains_own_keys_change_its_stages(tiny_raw):
-    tiny_raw["data"]["folders"] = {
+    tiny_raw["data"]["folders"].update({
         "mine": {"root": "/data/mine", "classes": list("abc")},
-        "theirs": {"root": "/data/theirs", "classes": list("abc")}}
+        "theirs": {"root": "/data/theirs", "classes": list("abc")}})
     tiny_raw["experiments"]["own"] = {"source": "mine", "target": "theirs", "backbone": "street",
                                       "methods": ["source_only", "oracle"]}
     before = _values(parse_params(tiny_raw))

@@ -110,11 +110,11 @@ def test_segmentation_experiments_are_checked_against_their_backbone(tiny_raw):
     with pytest.raises(PipelineError, match="takes colour images"):
         parse_params(bad)
     bad = copy.deepcopy(tiny_raw)
-    bad["data"]["folders"] = {"cityscapes": {"root": "x", "classes": ["a"]}}
+    bad["data"]["folders"].update({"cityscapes": {"root": "x", "classes": ["a"]}})
     with pytest.raises(PipelineError, match="clashes with a built-in domain"):
         parse_params(bad)
     bad = copy.deepcopy(tiny_raw)
-    bad["data"]["folders"] = {"mine": {"root": "x", "classes": ["a", "b"], "ids": [3]}}
+    bad["data"]["folders"].update({"mine": {"root": "x", "classes": ["a", "b"], "ids": [3]}})
     with pytest.raises(PipelineError, match="ids lists 1 values for 2 classes"):
         parse_params(bad)
 

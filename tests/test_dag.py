@@ -49,8 +49,8 @@ def test_source_and_target_class_lists_are_checked_when_the_dag_is_built(tiny_ra
     from pipeline_lib.config import parse_params
     from pipeline_lib.errors import PipelineError
 
-    tiny_raw["data"]["folders"] = {"mine": {"root": "/data/mine", "classes": ["road", "car", "sky"]},
-                                   "theirs": {"root": "/data/theirs", "classes": ["road", "sky", "car"]}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": "/data/mine", "classes": ["road", "car", "sky"]},
+                                   "theirs": {"root": "/data/theirs", "classes": ["road", "sky", "car"]}})
     tiny_raw["experiments"]["own"] = {"source": "mine", "target": "theirs", "backbone": "street"}
     with pytest.raises(PipelineError, match="experiments.own.*different class lists") as err:
         build_stages(parse_params(tiny_raw))

@@ -146,8 +146,8 @@ def test_folder_domain_from_params(tiny_raw, tmp_path, monkeypatch):
         (root / "labels").mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "images" / f"f{i}.jpg")
         Image.fromarray(np.array([[10, 20, 0, 0]] * 4, np.uint8)).save(root / "labels" / f"f{i}.png")
-    tiny_raw["data"]["folders"] = {"mine": {"root": str(root), "classes": ["a", "b"], "ids": [10, 20],
-                                            "ignore_id": 0, "test_fraction": 0.4}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": str(root), "classes": ["a", "b"], "ids": [10, 20],
+                                            "ignore_id": 0, "test_fraction": 0.4}})
     params = parse_params(tiny_raw)
     index = build_index(params, "mine")
     assert index["counts"] == {"train": 3, "test": 2} and index["classes"] == ["a", "b"]
@@ -195,7 +195,7 @@ SEQUENCES = [f"seq{s:02d}_{i:03d}" for s in (1, 7, 3) for i in range(3)]  # 9 fr
 
 def _folder_params(tiny_raw: dict, root: Path, **split: object):
     _folder(root, SEQUENCES)
-    tiny_raw["data"]["folders"] = {"mine": {"root": str(root), "classes": ["a", "b"], **split}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": str(root), "classes": ["a", "b"], **split}})
     return parse_params(tiny_raw)
 
 
@@ -241,7 +241,7 @@ def test_folder_split_errors_name_the_domain_and_the_fix(tiny_raw, tmp_path, spl
 @pytest.mark.parametrize("split", [{"test_stems": ["seq01_000"], "test_glob": "seq07_*"},
                                    {"test_fraction": 0.3, "test_glob": "seq07_*"}])
 def test_folder_split_takes_one_rule_only(tiny_raw, tmp_path, split):
-    tiny_raw["data"]["folders"] = {"mine": {"root": str(tmp_path), "classes": ["a"], **split}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": str(tmp_path), "classes": ["a"], **split}})
     with pytest.raises(PipelineError, match=r"data\.folders\.mine: .* are given, but each chooses the test split on "
                                             r"its own; keep only one of them") as excinfo:
         parse_params(tiny_raw)

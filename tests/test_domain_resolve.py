@@ -20,9 +20,9 @@ ELEVEN = ("road", "lane", "curb", "grass", "tree", "house", "sky", "car", "bike"
 
 @pytest.fixture
 def params(tiny_raw, tmp_path):
-    tiny_raw["data"]["folders"] = {
+    tiny_raw["data"]["folders"].update({
         "mine": {"root": str(tmp_path / "mine"), "classes": list(ELEVEN), "ids": list(range(10, 21)), "ignore_id": 0},
-        "city_like": {"root": str(tmp_path / "city"), "classes": list(CITYSCAPES_CLASSES)}}
+        "city_like": {"root": str(tmp_path / "city"), "classes": list(CITYSCAPES_CLASSES)}})
     tiny_raw["data"]["roots"]["gta5"] = str(tmp_path / "gta")
     return parse_params(tiny_raw)
 
@@ -164,7 +164,7 @@ def test_every_known_domain_resolves_and_agrees_with_the_path_helpers(params):
     for name in params.known_domains():
         d = resolve_domain(params, name)
         assert d.name == name and d.kind in ("embedded_digits", "real_digits", "derived", "shifted", "embedded_scenes",
-                                             "real_scenes", "folder")
+                                             "real_scenes", "folder", "class_folder")
         assert d.task == params.domain_task(name) and d.artifact.parent == paths.domain_npz(name).parent
         assert len(d.palette) == len(d.classes) and set(d.eval_classes) <= set(range(len(d.classes)))
         assert d.streamed == (d.kind in ("real_scenes", "folder")) == bool(d.stream_keys)

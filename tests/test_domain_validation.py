@@ -38,8 +38,8 @@ def mine(tiny_raw, tmp_path, monkeypatch):
     """A tiny folder domain ``mine`` (and the raw params naming it); the working folder is ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
     _write_folder(tmp_path / "mine")
-    tiny_raw["data"]["folders"] = {"mine": {"root": str(tmp_path / "mine"), "classes": ["a", "b"], "ids": [10, 20],
-                                            "ignore_id": 0, "test_fraction": 0.4}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": str(tmp_path / "mine"), "classes": ["a", "b"], "ids": [10, 20],
+                                            "ignore_id": 0, "test_fraction": 0.4}})
     return tmp_path / "mine", tiny_raw
 
 
@@ -138,7 +138,7 @@ def test_a_systematic_problem_stops_the_scan_early(tiny_raw, tmp_path):
     for i in range(MAX_BAD + 10):  # every label is a colour rendering
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "images" / f"{i:03d}.png")
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "labels" / f"{i:03d}.png")
-    tiny_raw["data"]["folders"] = {"colour": {"root": str(root), "classes": ["a"]}}
+    tiny_raw["data"]["folders"].update({"colour": {"root": str(root), "classes": ["a"]}})
     params = parse_params(tiny_raw)
     with pytest.raises(PipelineError, match=rf"\[{MAX_BAD - 1} more bad frame\(s\), stopped after {MAX_BAD} of "
                                             rf"{MAX_BAD + 10} frames: images/001.png, images/002.png, images/003.png, "
@@ -183,5 +183,6 @@ def test_flags_must_name_a_streamed_domain(mine):
     raw["prepare"]["validate_frames"] = {"mien": False}  # a typo would leave the trusted dataset checked
     with pytest.raises(PipelineError) as excinfo:
         prepare_index(parse_params(raw), "mine")
-    assert str(excinfo.value).startswith("prepare.validate_frames.mien: no real street dataset or data.folders "
-                                         "domain is called 'mien' (these are: gta5, cityscapes, synthia, mine)")
+    assert str(excinfo.value).startswith("prepare.validate_frames.mien: no real street dataset or segmentation "
+                                         "data.folders domain is called 'mien' (these are: gta5, cityscapes, synthia, "
+                                         "mine)")

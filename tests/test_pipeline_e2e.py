@@ -420,7 +420,7 @@ def test_dvc_reruns_exactly_what_changed(dvc_built):
     params = project / "params.yaml"
     raw = yaml.safe_load(params.read_text())
     raw["data"]["roots"]["cityscapes"] = "/elsewhere"
-    raw["data"]["folders"] = {"mine": {"root": "/data/mine", "classes": ["a", "b"]}}
+    raw["data"]["folders"].update({"mine": {"root": "/data/mine", "classes": ["a", "b"]}})
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
     run([sys.executable, "-m", "pipeline_lib.dag"], project)
     assert run(["dvc", "status", "--json"], project).stdout.strip() == "{}"

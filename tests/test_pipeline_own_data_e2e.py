@@ -58,8 +58,8 @@ def own(tmp_path_factory) -> Path:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["seeds"] = [0]
     folder = {"classes": CLASSES, "ids": IDS, "ignore_id": 0, "test_glob": "seq07_*"}
-    params["data"]["folders"] = {"own_a": {"root": str(tmp / "data/own_a"), **folder},
-                                 "own_b": {"root": str(tmp / "data/own_b"), **folder}}
+    params["data"]["folders"].update({"own_a": {"root": str(tmp / "data/own_a"), **folder},
+                                 "own_b": {"root": str(tmp / "data/own_b"), **folder}})
     params["experiments"]["own"] = {"source": "own_a", "target": "own_b", "backbone": "street", "methods": METHODS}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["snakemake", "--cores", "2", "reports/own.csv"], project)

@@ -177,7 +177,7 @@ def test_own_classes_drive_the_confusion_plots_and_the_prediction_grid(tmp_path,
     monkeypatch.chdir(tmp_path)
     classes = ["road", "lane", "curb", "grass", "tree", "house", "sky", "car", "bike", "person", "traffic sign"]
     folder = {"classes": classes, "test_glob": "seq07_*"}
-    tiny_raw["data"]["folders"] = {"own_a": {"root": "a", **folder}, "own_b": {"root": "b", **folder}}
+    tiny_raw["data"]["folders"].update({"own_a": {"root": "a", **folder}, "own_b": {"root": "b", **folder}})
     tiny_raw["experiments"] = {"own": {"source": "own_a", "target": "own_b", "backbone": "street",
                                        "methods": ["source_only", "oracle"]}}
     tiny_raw["dvc_experiments"] = ["own"]

@@ -44,7 +44,7 @@ def _cap(split: Split, limit: int | None, seed: int) -> Split:
 
 
 def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) -> DomainData:
-    """Build the in-memory domain ``name`` (digits, derived, embedded scenes); ``inputs`` holds the
+    """Build the in-memory domain ``name`` (digits, derived, embedded scenes, class folders); ``inputs`` holds the
     prepared domains it is built from. A streamed domain (real scenes, a folder) is indexed instead
     (:func:`pipeline_lib.domains.frames.build_index`)."""
     from pipeline_lib.domains.base import DomainData, Split
@@ -53,6 +53,9 @@ def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) ->
     if domain.kind == "shifted":
         from pipeline_lib.domains.shifts import shift_domain
         return shift_domain(name, params.data.shifted[name], inputs[params.data.shifted[name].base])
+    if domain.kind == "class_folder":
+        from pipeline_lib.domains.class_folders import build_class_folder
+        return build_class_folder(name, params.data.folders[name], domain.classes, prep.seed)
     if domain.kind == "derived":
         from pipeline_lib.domains.derived import build_derived
         spec = params.data.derived[name]

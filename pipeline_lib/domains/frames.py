@@ -279,11 +279,12 @@ def prepare_index(params: Params, name: str) -> tuple[dict[str, Any], FrameCheck
     from pipeline_lib.domains.validation import check_frames
 
     flags = params.prepare.validate_frames
-    unknown = sorted(set(flags) - set(REAL_SCENE_DOMAINS) - set(params.data.folders))
+    streamed = [*REAL_SCENE_DOMAINS, *(n for n, f in params.data.folders.items() if f.layout == "segmentation")]
+    unknown = sorted(set(flags) - set(streamed))
     if unknown:  # a typo would silently leave a trusted dataset checked (or the wrong one unchecked)
-        names = ", ".join([*REAL_SCENE_DOMAINS, *params.data.folders])
-        raise PipelineError(f"prepare.validate_frames.{unknown[0]}: no real street dataset or data.folders domain is "
-                            f"called {unknown[0]!r} (these are: {names}); fix the name or remove the key")
+        raise PipelineError(f"prepare.validate_frames.{unknown[0]}: no real street dataset or segmentation "
+                            f"data.folders domain is called {unknown[0]!r} (these are: {', '.join(streamed)}); fix the "
+                            "name or remove the key (a class-per-folder domain's images are always decoded)")
     index = build_index(params, name)
     if not flags.get(name, True):
         return {**index, "validated": False}, None

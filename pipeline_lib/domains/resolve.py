@@ -18,11 +18,14 @@ Kinds:
   (``data.shifted.<name>``: photocopy, ripple, cubism), image i of each split the shifted image i of its base;
 - ``embedded_scenes``: scenes_game, scenes_photo, procedural street scenes in an ``.npz``;
 - ``real_scenes``: gta5, cityscapes, synthia, streamed from ``data.roots.<name>`` through a ``.json`` index;
-- ``folder``: a user's images + label PNGs (``data.folders.<name>``), streamed through a ``.json`` index.
+- ``folder``: a user's images + label PNGs (``data.folders.<name>``), streamed through a ``.json`` index;
+- ``class_folder``: a user's class-per-folder images (``data.folders.<name>`` with ``layout: classes``), decoded,
+  resized and stored in an ``.npz`` by ``prepare`` (:mod:`pipeline_lib.domains.class_folders`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +50,8 @@ from pipeline_lib.errors import PipelineError
 
 __all__ = ["KINDS", "Domain", "check_compatible", "resolve_domain"]
 
-KINDS = ("embedded_digits", "real_digits", "derived", "shifted", "embedded_scenes", "real_scenes", "folder")
+KINDS = ("embedded_digits", "real_digits", "derived", "shifted", "embedded_scenes", "real_scenes", "folder",
+         "class_folder")
 
 #: the module that builds each embedded or real digit set (beyond the shared domains package)
 _DIGIT_MODULES = {"mnist5k": "pipeline_lib.domains.mnist5k", "syndigits": "pipeline_lib.domains.syndigits",
@@ -167,19 +171,41 @@ def resolve_domain(params: Params, name: str) -> Domain:
                       modules=modules, prepare_keys=(root_key, *held_out, *checks), stream_keys=(root_key,),
                       classes=CITYSCAPES_CLASSES, eval_classes=eval_classes, palette=palette_for(CITYSCAPES_CLASSES),
                       root=data.roots.get(name, Path("data/raw") / name))
+    if name in data.folders and data.folders[name].layout == "classes":
+        f, key = data.folders[name], f"data.folders.{name}"
+        classes = f.classes if f.classes is not None else folder_classes(f.root, key)
+        return Domain(name=name, task="classification", kind="class_folder", artifact=_npz(name), inputs=(),
+                      modules=("pipeline_lib.domains.class_folders",), prepare_keys=(key, "prepare.seed"),
+                      stream_keys=(), classes=classes, eval_classes=tuple(range(len(classes))),
+                      palette=palette_for(classes), root=f.root)
     if name in data.folders:
         f, key = data.folders[name], f"data.folders.{name}"
+        assert f.classes is not None  # validated in config for the segmentation layout
         modules, checks = _streamed(params, name)
         return Domain(name=name, task="segmentation", kind="folder", artifact=_index(name), inputs=(),
                       modules=modules, prepare_keys=(key, *checks), stream_keys=(key,), classes=f.classes,
                       eval_classes=tuple(range(len(f.classes))), palette=palette_for(f.classes), root=f.root,
                       label_ids=f.ids if f.ids is not None else tuple(range(len(f.classes))), ignore_id=f.ignore_id)
     raise PipelineError(f"unknown domain {name!r} (known: {', '.join(params.known_domains())}); define your own "
-                        "under data.folders (segmentation), data.derived (digits) or data.shifted in params.yaml")
+                        "under data.folders (images + labels, or one folder per class), data.derived (digits) or "
+                        "data.shifted in params.yaml")
+
+
+def folder_classes(root: Path, key: str) -> tuple[str, ...]:
+    """The class names of a class-per-folder root: its sub-folder names, sorted (as torchvision's ``find_classes``)."""
+    try:
+        names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        raise PipelineError(f"{key}.root: {root} is not a readable folder; point it at the folder holding one "
+                            "sub-folder per class, or list the classes under classes:") from None
+    if not names:
+        raise PipelineError(f"{key}.root: {root} holds no class folders; lay it out as <root>/<class>/<image>")
+    return tuple(names)
 
 
 def _class_key(domain: Domain) -> str:
-    return f"data.folders.{domain.name}.classes" if domain.kind == "folder" else f"the classes of {domain.name!r}"
+    editable = domain.kind in ("folder", "class_folder")
+    return f"data.folders.{domain.name}.classes" if editable else f"the classes of {domain.name!r}"
 
 
 def check_compatible(source: Domain, target: Domain, where: str) -> None:
@@ -191,7 +217,7 @@ def check_compatible(source: Domain, target: Domain, where: str) -> None:
     first = next((i for i in range(min(len(s), len(t))) if s[i] != t[i]), min(len(s), len(t)))
     a = repr(s[first]) if first < len(s) else "missing"
     b = repr(t[first]) if first < len(t) else "missing"
-    editable = [d for d in (source, target) if d.kind == "folder"]
+    editable = [d for d in (source, target) if d.kind in ("folder", "class_folder")]
     fix = (f"edit {' or '.join(_class_key(d) for d in editable)} (and its ids) so both list the same classes in "
            "the same order" if editable else "pair domains that share one class list")
     raise PipelineError(f"{where}: source {source.name!r} ({len(s)} classes) and target {target.name!r} "

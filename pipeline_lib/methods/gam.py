@@ -116,8 +116,7 @@ def match_activations(target_model: TaskModel, source_model: TaskModel, source: 
     model = copy.deepcopy(target_model).to(device).train().requires_grad_(True)
     reference = {n: p.detach().clone() for n, p in source_model.named_parameters()}
     order = [n for n in model.layer_names if n in set(layers)]
-    with torch.no_grad():
-        sample = model.forward_features(source[0][0][None].to(device), order)
+    sample = model.probe(source[0][0][None].to(device), order)
     discs = torch.nn.ModuleDict({n: FeatureDiscriminator(sample[n].shape[1], params.disc_hidden, params.disc_layers)
                                  for n in order}).to(device)
     betas = (params.beta1, 0.999)

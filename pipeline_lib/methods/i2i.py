@@ -101,8 +101,7 @@ class I2INets(nn.Module):
         super().__init__()
         self.model = model
         use = needed(weights)
-        with torch.no_grad():
-            z = self.code(sample)
+        z = model.probe(sample, [model.encoder_layer])[model.encoder_layer]
         z_channels, z_side = z.shape[1], (z.shape[-2] if z.dim() == 4 else 1)
         channels, side = sample.shape[1], sample.shape[-2]
         domains = [d for d in ("x", "y") if use[f"g_{d}"]]

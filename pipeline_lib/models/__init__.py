@@ -21,6 +21,10 @@ def build_backbone(params: BackboneParams, num_classes: int) -> TaskModel:
         from pipeline_lib.models.lenet import LeNet
         assert params.size is not None  # validated in config
         return LeNet(num_classes=num_classes, in_channels=params.channels, image_size=params.size)
+    if params.arch in ("resnet18", "resnet50"):
+        from pipeline_lib.models.resnet import ResNet, weights_file
+        return ResNet(params.arch, num_classes, params.channels, weights_file(params.arch, params.weights,
+                                                                               params.pretrained))
     from pipeline_lib.models.segmenters import SEGMENTERS
     try:
         return SEGMENTERS[params.arch](num_classes, pretrained=params.pretrained)

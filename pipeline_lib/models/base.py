@@ -101,6 +101,21 @@ class TaskModel(nn.Module):
         """Encoder M: the activation at ``encoder_layer``."""
         return self.forward_features(x, [self.encoder_layer])[self.encoder_layer]
 
+    def probe(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """:meth:`forward_features` without gradients and with every batch-norm layer in eval mode (their modes
+        restored after): the layers' shapes for building discriminators or decoders. A batch of one fails in a
+        batch-norm layer in train mode once the map is 1x1 (ResNet's ``layer4``), and a train-mode pass would move
+        the running statistics. The other layers keep their mode: a dropout layer draws as it did before."""
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        try:
+            for m in norms:
+                m.eval()
+            with torch.no_grad():
+                return self.forward_features(x, names)
+        finally:
+            for m in norms:
+                m.train()
+
 
 class ChainModel(TaskModel):
     """A chain of named stages; the last one is always called ``logits``."""

@@ -1,0 +1,105 @@
+"""A user's class-per-folder data end to end on the tiny profile, with a ResNet-18: two generated folder domains
+(``<root>/<class>/*.png|jpg``, images of several sizes and modes), a row of every classification method on them
+(source only, oracle, CyCADA pixel+feat, ADDA, GAM, the calibrator, I2IAdapt) plus feature-map regression on a
+paired shift of one of them, the reports, and DVC's view of the same DAG (``dvc commit`` then a clean
+``dvc status``, and a stage rerun by ``dvc repro`` to the same numbers). One row per method keeps it to about two
+minutes; the digits e2e runs every row of the track."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline_helpers import copy_project, run
+from pipeline_lib import registry
+from pipeline_lib.config import load_params
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["cup", "lamp", "pen"]
+FMR = "shapes_photocopy"
+ROWS = ["source_only", "cycada_feat", "cycada_pixel_feat", "gam", "calibrator", "i2i_all", "oracle"]
+FMR_ROWS = ["source_only", "fmr_pool3", "oracle"]
+REPORTS = ["reports/shapes.csv", f"reports/{FMR}.csv"]
+
+
+def _write_domain(root: Path, tint: int, seed: int) -> None:
+    """Per class a bright square at its own place on a noisy background, 10 images each, sizes and modes mixed."""
+    rng = np.random.default_rng(seed)
+    for k, cls in enumerate(CLASSES):
+        (root / cls).mkdir(parents=True)
+        for i in range(10):
+            h, w = (24, 32) if i % 2 else (40, 36)
+            image = np.clip(rng.normal(60 + tint, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+            top, left = (h // 4) * (k % 2), (w // 3) * k
+            image[top:top + h // 2, left:left + w // 3] = 220
+            pil = Image.fromarray(image)
+            if i == 3:
+                pil.convert("L").save(root / cls / f"{cls}_{i:02d}.png")  # grey
+            elif i == 5:
+                pil.save(root / cls / f"{cls}_{i:02d}.jpg", quality=95)
+            else:
+                pil.save(root / cls / f"{cls}_{i:02d}.png")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("classes")
+    _write_domain(tmp / "data/shapes_a", 0, seed=1)
+    _write_domain(tmp / "data/shapes_b", 50, seed=2)
+    project = copy_project(tmp / "p", profile="tiny")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seeds"] = [0]
+    folder = {"layout": "classes", "size": 32, "test_fraction": 0.3}
+    params["data"]["folders"].update({"shapes_a": {"root": str(tmp / "data/shapes_a"), **folder},
+                                      "shapes_b": {"root": str(tmp / "data/shapes_b"), **folder}})
+    params["data"]["shifted"][FMR] = {"base": "shapes_a", "shift": "photocopy", "strength": 1.0}
+    params["backbones"]["small_resnet"] = {"arch": "resnet18", "size": 32}  # random weights: nothing to download
+    params["gam"]["layers"]["small_resnet"] = ["pool", "logits"]
+    params["fmr"]["layers"]["small_resnet"] = ["stem", "layer1", "layer2"]
+    params["experiments"]["shapes"] = {"source": "shapes_a", "target": "shapes_b", "backbone": "small_resnet",
+                                       "methods": ROWS}
+    params["experiments"][FMR] = {"source": "shapes_a", "target": FMR, "backbone": "small_resnet",
+                                  "methods": FMR_ROWS}
+    params["dvc_experiments"] = ["shapes", FMR]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["python", "-m", "pipeline_lib.dag"], project)
+    run("git add -A && git commit -qm 'class folders'", project)
+    run(["snakemake", "--cores", "2", *REPORTS], project)
+    return project
+
+
+def test_prepare_keeps_every_class_in_both_splits_at_the_folder_size(shapes):
+    from pipeline_lib.domains.store import load_domain
+    for name in ("shapes_a", "shapes_b"):
+        domain = load_domain(shapes / f"data/domains/{name}.npz")
+        assert domain.classes == tuple(CLASSES) and domain.train.images.shape[1:] == (32, 32, 3)
+        assert np.bincount(domain.test.labels).tolist() == [3, 3, 3]
+        assert np.bincount(domain.train.labels).tolist() == [7, 7, 7]
+
+
+def test_a_row_of_every_method_reaches_the_report(shapes):
+    assert registry.Experiment(load_params(shapes / "params.yaml"), "shapes").rows == tuple(ROWS)
+    table = pd.read_csv(shapes / "reports/shapes.csv")
+    assert table["method"].tolist() == [registry.row(r).label for r in ROWS]
+    assert set(table["metric"]) == {"accuracy %"} and (table["n_seeds"] == 1).all()
+    assert table["target_mean"].between(0, 100).all() and table["backbone"].eq("small_resnet").all()
+    fmr = pd.read_csv(shapes / f"reports/{FMR}.csv")
+    assert fmr["method"].tolist() == [registry.row(r).label for r in FMR_ROWS]
+
+
+def test_dvc_sees_the_same_dag_and_reruns_a_stage_to_the_same_numbers(shapes):
+    run(["dvc", "commit", "--force", "--quiet"], shapes)
+    assert run(["dvc", "status", "--json"], shapes).stdout.strip() == "{}"
+    metrics = shapes / "metrics/shapes/source_only/seed0.json"
+    before = json.loads(metrics.read_text())["target"]
+    out = run(["dvc", "repro", "--force", "--single-item", "evaluate__shapes__source_only__s0"], shapes).stdout
+    assert "Running stage 'evaluate__shapes__source_only__s0'" in out
+    assert json.loads(metrics.read_text())["target"] == before
+    assert run(["dvc", "status", "--json"], shapes).stdout.strip() == "{}"
