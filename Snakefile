@@ -8,6 +8,7 @@
 #   snakemake --report reports/report.html              # self-contained HTML report: per experiment, per
 #                                                       # method, each figure with its caption (reports/captions/)
 
+import functools
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from pipeline_lib.config import load_params
 from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.locks import claim_workspace, find_runner
+from pipeline_lib.domains.manifest import ensure_manifest, refresh
 from pipeline_lib.rules import ROW_FILES, build_rules
 from pipeline_lib import paths
 
@@ -59,10 +61,36 @@ rule all:
 STORAGE = workflow.storage_settings is not None and workflow.storage_settings.default_storage_provider is not None
 
 
+# A dataset folder's manifest (pipeline_lib/domains/manifest.py) is the input through which Snakemake sees a real or
+# folder domain's files. Each one exists before the DAG is built (unscanned at first): Snakemake caches which files
+# a folder holds when it first looks into it, so one written later would count as missing.
+if not workflow.remote_exec:
+    for _raw in dict.fromkeys(r for stage in STAGES for r in stage.raw):
+        ensure_manifest(_raw.domain, _raw.root)
+
+
+@functools.cache
+def _manifest(raw):
+    """Refresh the manifest when the DAG first needs the domain's prepare job (a dry run too): it is rewritten only
+    when a file's bytes, or the set of files, changed, which makes that prepare and what follows out of date."""
+    try:
+        found = refresh(raw.domain, raw.root)
+    except OSError as err:  # prepare reads the folder again and stops with one line naming the problem
+        print(f"warning: {raw.manifest} not refreshed: {err}", file=sys.stderr)
+    else:
+        if found.hashed >= 1000:
+            print(f"{raw.domain}: hashed {found.hashed} files of {raw.root} for {raw.manifest}", file=sys.stderr)
+    return local(raw.manifest) if STORAGE else raw.manifest
+
+
 def _inputs(rule):
-    if not STORAGE:
-        return lambda wildcards: rule.stage(wildcards).deps
-    return lambda wildcards: [local(d) if d.endswith(".py") else d for d in rule.stage(wildcards).deps]
+    def inputs(wildcards):
+        stage = rule.stage(wildcards)
+        deps = [local(d) if STORAGE and d.endswith(".py") else d for d in stage.deps]
+        if workflow.remote_exec:  # a cluster job's Snakemake runs the job it is given: the submitting one
+            return deps           # refreshed the manifests and decided to run it
+        return deps + [_manifest(raw) for raw in stage.raw]
+    return inputs
 
 
 def _cmd(rule):

@@ -9,7 +9,10 @@ completes each stage with its exact dependencies:
   (:mod:`pipeline_lib.codedeps`);
 - params: the keys it reads, narrowed to the domains it opens (a domain's root or folder definition,
   never the whole ``data`` section), and only keys that params.yaml spells out (a default is no key);
-  ``profile`` too wherever one of them is given per profile.
+  ``profile`` too wherever one of them is given per profile;
+- data no stage writes: a real or folder domain's ``prepare`` depends on its dataset folder (:class:`RawData`),
+  which ``dvc.yaml`` lists as the folder (DVC hashes it) and Snakemake as the folder's content manifest
+  (:mod:`pipeline_lib.domains.manifest`), so an edited, added or removed frame reruns it under both runners.
 
 The Snakefile turns each stage into a rule; ``dvc.yaml`` is written from the same list by
 ``python -m pipeline_lib.dag`` (``make dag``), and ``tests/test_dag.py`` proves the committed file
@@ -44,6 +47,20 @@ DVC_HEADER = (
 
 
 @dataclass(frozen=True)
+class RawData:
+    """A dataset folder that a stage reads and no stage writes: the root of a real or folder domain, read by its
+    ``prepare``. Each runner tracks its content its own way (:mod:`pipeline_lib.domains.manifest`): DVC hashes
+    the folder (a dependency in dvc.yaml), Snakemake reads its manifest, refreshed when the DAG is built."""
+
+    domain: str
+    root: str
+
+    @property
+    def manifest(self) -> str:
+        return str(paths.raw_manifest(self.domain))
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     cmd: str
@@ -56,6 +73,17 @@ class Stage:
     plots: tuple[Plot, ...] = field(default=())  # DVC plots of its outputs
     rule: str = ""  # the Snakemake rule (pipeline_lib/rules.py): the stage module, e.g. train_supervised
     args: tuple[tuple[str, Any], ...] = field(default=())  # its command's arguments (the rule's wildcards)
+    raw: tuple[RawData, ...] = field(default=())  # dataset folders it reads (a real or folder domain's prepare)
+
+    @property
+    def dvc_deps(self) -> tuple[str, ...]:
+        """Its dependencies in dvc.yaml: :attr:`deps` and the dataset folders, which DVC hashes itself."""
+        return self.deps + tuple(r.root for r in self.raw)
+
+    @property
+    def snakemake_inputs(self) -> tuple[str, ...]:
+        """Its inputs under Snakemake: :attr:`deps` and the folders' manifests (Snakemake compares times only)."""
+        return self.deps + tuple(r.manifest for r in self.raw)
 
 
 def _written(raw: dict[str, Any] | None, key: str) -> str | None:
@@ -86,6 +114,12 @@ def _per_profile(raw: dict[str, Any] | None, key: str) -> bool:
     return any_profile(node)
 
 
+def _tracked(params: Params, domain: Domain) -> bool:
+    """Whether ``prepare`` of ``domain`` depends on its dataset folder: a real or folder domain's, except the digit
+    sets while ``data.download`` is true (torchvision fetches them into the cache; the folder may not exist)."""
+    return domain.root is not None and not (domain.kind == "real_digits" and params.data.download)
+
+
 def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepare: Domain | None = None) -> Stage:
     """A declared stage with its code dependencies and the params keys of the domains it opens."""
     wanted: list[str] = list(spec.modules)
@@ -105,11 +139,13 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     histories = tuple(losses_plot(out, f"{spec.name}: training losses per epoch") for out in spec.outs
                       if paths.is_history(out))
     series = (str(paths.series(Path(spec.series))),) if spec.series else ()
+    raw = (RawData(prepare.name, str(prepare.root)),) if prepare is not None and _tracked(params, prepare) else ()
     return Stage(name=spec.name, cmd=spec.cmd,
                  deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
                  outs=spec.outs + series, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs + series,
                  figures=spec.figures,
-                 metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args)
+                 metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args,
+                 raw=raw)
 
 
 def _prepare(params: Params, domain: Domain) -> StageSpec:
@@ -251,7 +287,7 @@ def dvc_yaml_text(params: Params) -> str:
     built = build_stages(params, params.dvc_experiments)
     stages = {}
     for st in built:
-        entry: dict[str, Any] = {"cmd": st.cmd, "deps": list(st.deps), "params": list(st.params),
+        entry: dict[str, Any] = {"cmd": st.cmd, "deps": list(st.dvc_deps), "params": list(st.params),
                                  "outs": [{out: {"persist": True}} for out in st.outs if out not in st.metrics]}
         if st.metrics:
             entry["metrics"] = [{out: {"persist": True}} for out in st.metrics]

@@ -15,6 +15,11 @@ def domain_npz(domain: str) -> Path:
     return Path("data/domains") / f"{domain}.npz"
 
 
+def raw_manifest(domain: str) -> Path:
+    """The content manifest of a real or folder domain's dataset folder (:mod:`pipeline_lib.domains.manifest`)."""
+    return Path("data/manifests") / f"{domain}.json"
+
+
 def domain_samples_png(domain: str) -> Path:
     return Path("data/domains") / f"{domain}.png"
 

@@ -9,14 +9,25 @@ import random
 import numpy as np
 import torch
 
+from pipeline_lib import gpus
 from pipeline_lib.errors import PipelineError
 
 
 def resolve_device(setting: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error.
+
+    Before its first CUDA call the stage takes a GPU slot (:mod:`pipeline_lib.gpus`): at most one stage per GPU on
+    this machine, whichever runner started them; it waits while every GPU is taken. A stage that ends up on the
+    CPU gives its slot back."""
+    held = gpus.claim() if setting != "cpu" else None
+    available = setting != "cpu" and torch.cuda.is_available()
+    if not available:
+        gpus.release()
+    elif held is not None and len(held.names) == 1 and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(held.positions[0])  # CUDA had started before the slot narrowed what it sees
     if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
+        return torch.device("cuda" if available else "cpu")
+    if setting == "cuda" and not available:
         raise PipelineError("device: cuda was requested but no CUDA GPU is visible; set device: auto or cpu")
     return torch.device(setting)
 

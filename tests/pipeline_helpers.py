@@ -128,3 +128,42 @@ def downstream(project: Path, names: set[str]) -> set[str]:
         found |= more
         changed = bool(more)
     return found
+
+
+#: a user's own segmentation domain for the end-to-end tests (:func:`write_folder_domain`): 11 classes of its own
+FOLDER_CLASSES = ["road", "lane marking", "curb", "grass", "tree", "house", "sky", "car", "bike", "person", "sign"]
+FOLDER_IDS = list(range(10, 21))  # label-PNG value of each class; 0 is unlabelled
+FOLDER_SEQUENCES = ("seq01", "seq02", "seq07")
+
+
+def folder_frame(rng: Any, tint: Any, h: int = 64, w: int = 96) -> tuple[Any, Any]:
+    """Horizontal bands of the 11 classes in a random order, a few unlabelled pixels, class colours + ``tint``
+    (uint8 image, uint8 label PNG values)."""
+    import numpy as np
+
+    order = rng.permutation(len(FOLDER_CLASSES))
+    bands = np.linspace(0, h, len(FOLDER_CLASSES) + 1).astype(int)
+    train_ids = np.zeros((h, w), np.int64)
+    for k, cls in enumerate(order):
+        train_ids[bands[k]:bands[k + 1]] = cls
+    labels = np.asarray(FOLDER_IDS, np.uint8)[train_ids]
+    labels[:, :2] = 0  # unlabelled border
+    base = np.stack([(train_ids * 23) % 256, (train_ids * 71) % 256, (train_ids * 131) % 256], -1)
+    image = np.clip(base + tint + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    return image, labels
+
+
+def write_folder_domain(root: Path, tint: tuple[int, int, int], seed: int, per_sequence: int = 4) -> None:
+    """``root/images/<seq>_<i>.png`` + ``root/labels/<seq>_<i>.png``: ``per_sequence`` frames of each of
+    :data:`FOLDER_SEQUENCES`."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir(parents=True)
+    for seq in FOLDER_SEQUENCES:
+        for i in range(per_sequence):
+            image, labels = folder_frame(rng, np.asarray(tint))
+            Image.fromarray(image).save(root / "images" / f"{seq}_{i:03d}.png")
+            Image.fromarray(labels).save(root / "labels" / f"{seq}_{i:03d}.png")

@@ -78,7 +78,8 @@ def test_embedded_scenes(params, name):
     assert d.eval_classes == tuple(range(19)) and d.in_memory
 
 
-STREAMED_MODULES = ("pipeline_lib.domains.segmentation", "pipeline_lib.domains.validation")
+STREAMED_MODULES = ("pipeline_lib.domains.segmentation", "pipeline_lib.domains.manifest",
+                    "pipeline_lib.domains.validation")
 VALIDATE = "prepare.validate_workers"
 
 

@@ -113,7 +113,7 @@ def test_the_skip_flag_lets_a_broken_file_through_and_narrows_the_dependencies(m
     assert index["validated"] is False and index["counts"] == {"train": 3, "test": 2}
     trusted = resolve_domain(parse_params(raw), "mine")  # the check's code and worker count no longer matter
     assert trusted.prepare_keys == ("data.folders.mine", "prepare.validate_frames.mine")
-    assert trusted.modules == ("pipeline_lib.domains.segmentation",)
+    assert trusted.modules == ("pipeline_lib.domains.segmentation", "pipeline_lib.domains.manifest")
     raw["prepare"]["validate_frames"] = {"mine": True}
     with pytest.raises(PipelineError, match="f3.png is not a readable image"):
         prepare_index(parse_params(raw), "mine")
@@ -146,7 +146,8 @@ def test_a_systematic_problem_stops_the_scan_early(tiny_raw, tmp_path):
         check_frames(resolve_domain(params, "colour"), build_index(params, "colour"), progress=False)
 
 
-def test_gta5_frames_whose_image_size_differs_from_the_label_are_resized_not_rejected(tiny_raw, tmp_path):
+def test_gta5_frames_whose_image_size_differs_from_the_label_are_resized_not_rejected(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # prepare keeps its hash cache under .pipeline/ of the working folder
     root = tmp_path / "gta"
     for i in range(4):
         for sub in ("images", "labels"):
@@ -162,7 +163,8 @@ def test_gta5_frames_whose_image_size_differs_from_the_label_are_resized_not_rej
     assert check.record["splits"]["test"] == {"frames": 1, "sizes": {f"{W}x{H}": 1}, "resized_to_label": 0}
 
 
-def test_cityscapes_colour_labels_stop_prepare(tiny_raw, tmp_path):
+def test_cityscapes_colour_labels_stop_prepare(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     # a real dataset gets the same check: here its colour-rendered labels were unzipped in place of the label ids
     for split in ("train", "val"):
         for top, suffix in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtFine_labelIds")):

@@ -12,49 +12,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
 
-from pipeline_helpers import copy_project, run
+from pipeline_helpers import FOLDER_CLASSES as CLASSES
+from pipeline_helpers import FOLDER_IDS as IDS
+from pipeline_helpers import copy_project, run, write_folder_domain
 
 pytestmark = pytest.mark.slow
 
-CLASSES = ["road", "lane marking", "curb", "grass", "tree", "house", "sky", "car", "bike", "person", "sign"]
-IDS = list(range(10, 21))  # label-PNG value of each class; 0 is unlabelled
-SEQUENCES = ("seq01", "seq02", "seq07")
 METHODS = ["source_only", "cycada_feat", "oracle"]
-
-
-def _frame(rng: np.random.Generator, tint: np.ndarray, h: int = 64, w: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal bands of the 11 classes in a random order, a few unlabelled pixels, class colours + ``tint``."""
-    order = rng.permutation(len(CLASSES))
-    bands = np.linspace(0, h, len(CLASSES) + 1).astype(int)
-    train_ids = np.zeros((h, w), np.int64)
-    for k, cls in enumerate(order):
-        train_ids[bands[k]:bands[k + 1]] = cls
-    labels = np.asarray(IDS, np.uint8)[train_ids]
-    labels[:, :2] = 0  # unlabelled border
-    base = np.stack([(train_ids * 23) % 256, (train_ids * 71) % 256, (train_ids * 131) % 256], -1)
-    image = np.clip(base + tint + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    return image, labels
-
-
-def _write_domain(root: Path, tint: tuple[int, int, int], seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir(parents=True)
-    for seq in SEQUENCES:
-        for i in range(4):
-            image, labels = _frame(rng, np.asarray(tint))
-            Image.fromarray(image).save(root / "images" / f"{seq}_{i:03d}.png")
-            Image.fromarray(labels).save(root / "labels" / f"{seq}_{i:03d}.png")
 
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("own")
     project = copy_project(tmp / "p", profile="tiny")
-    _write_domain(tmp / "data/own_a", (0, 0, 0), seed=1)
-    _write_domain(tmp / "data/own_b", (60, -40, 30), seed=2)
+    write_folder_domain(tmp / "data/own_a", (0, 0, 0), seed=1)
+    write_folder_domain(tmp / "data/own_b", (60, -40, 30), seed=2)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["seeds"] = [0]
     folder = {"classes": CLASSES, "ids": IDS, "ignore_id": 0, "test_glob": "seq07_*"}

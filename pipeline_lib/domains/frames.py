@@ -271,11 +271,15 @@ def indexed_frames(domain: Domain, index: dict[str, Any], split: str) -> Segment
 
 
 def prepare_index(params: Params, name: str) -> tuple[dict[str, Any], FrameCheck | None]:
-    """:func:`build_index`, then decode every frame it lists (:func:`~pipeline_lib.domains.validation.check_frames`)
+    """:func:`build_index` with the content hash of the dataset folder under ``"content"``
+    (:func:`pipeline_lib.domains.manifest.content_digest`: it changes when a frame's bytes do, so the stages that
+    read the index rerun), then decode every frame it lists (:func:`~pipeline_lib.domains.validation.check_frames`)
     unless ``prepare.validate_frames.<name>`` is false; the index records the result under ``"validated"``
     (``False`` when skipped). A bad file stops here with one line naming it, before any index is written."""
-    # imported here, not at the top: only the prepare stage of a streamed domain runs the check, so the other
-    # stages that read frames do not depend on its code (it is in the Domain.modules of real and folder domains)
+    # imported here, not at the top: only the prepare stage of a streamed domain hashes the folder and runs the
+    # check, so the other stages that read frames do not depend on their code (in the Domain.modules of real and
+    # folder domains)
+    from pipeline_lib.domains.manifest import content_digest
     from pipeline_lib.domains.validation import check_frames
 
     flags = params.prepare.validate_frames
@@ -285,8 +289,11 @@ def prepare_index(params: Params, name: str) -> tuple[dict[str, Any], FrameCheck
         raise PipelineError(f"prepare.validate_frames.{unknown[0]}: no real street dataset or segmentation "
                             f"data.folders domain is called {unknown[0]!r} (these are: {', '.join(streamed)}); fix the "
                             "name or remove the key (a class-per-folder domain's images are always decoded)")
-    index = build_index(params, name)
+    domain = resolve_domain(params, name)
+    assert domain.root is not None  # a streamed domain is read from its folder
+    content = content_digest(name, domain.root)  # before the listing: the frames indexed are at least this new
+    index = {**build_index(params, name), "content": content}
     if not flags.get(name, True):
         return {**index, "validated": False}, None
-    check = check_frames(resolve_domain(params, name), index, params.prepare.validate_workers)
+    check = check_frames(domain, index, params.prepare.validate_workers)
     return {**index, "validated": check.record}, check

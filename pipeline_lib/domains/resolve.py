@@ -60,6 +60,7 @@ _DIGIT_MODULES = {"mnist5k": "pipeline_lib.domains.mnist5k", "syndigits": "pipel
                   "svhn": "pipeline_lib.domains.torchvision_digits"}
 _SEGMENTATION_MODULE = "pipeline_lib.domains.segmentation"
 _VALIDATION_MODULE = "pipeline_lib.domains.validation"
+_MANIFEST_MODULE = "pipeline_lib.domains.manifest"
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,14 @@ def _digits(name: str, kind: str, inputs: tuple[str, ...], prepare_keys: tuple[s
 
 
 def _streamed(params: Params, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(modules, params keys) that ``prepare`` of a real or folder domain uses beyond its dataset's own: it decodes
-    every frame (:mod:`pipeline_lib.domains.validation`, ``prepare.validate_workers`` workers) unless
+    """(modules, params keys) that ``prepare`` of a real or folder domain uses beyond its dataset's own: it hashes
+    the folder's files (:mod:`pipeline_lib.domains.manifest`) and decodes every frame
+    (:mod:`pipeline_lib.domains.validation`, ``prepare.validate_workers`` workers) unless
     ``prepare.validate_frames.<name>`` is false. A per-domain key: trusting one dataset reruns no other's prepare."""
     flag = f"prepare.validate_frames.{name}"
     if params.prepare.validate_frames.get(name, True):
-        return (_SEGMENTATION_MODULE, _VALIDATION_MODULE), (flag, "prepare.validate_workers")
-    return (_SEGMENTATION_MODULE,), (flag,)
+        return (_SEGMENTATION_MODULE, _MANIFEST_MODULE, _VALIDATION_MODULE), (flag, "prepare.validate_workers")
+    return (_SEGMENTATION_MODULE, _MANIFEST_MODULE), (flag,)
 
 
 def resolve_domain(params: Params, name: str) -> Domain:
