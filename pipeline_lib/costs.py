@@ -165,6 +165,8 @@ def job_cost(params: Params, exp: Experiment, stage: Stage, gpus: int, cores: in
         crop = section.get("crop")
         mpix = crop[0] * crop[1] / 1e6 if crop else source.megapixels(max_width)
     measured = table["measured"].get(rule) if gpus else None
+    if measured is not None and measured.get("arch", "*") not in ("*", arch):
+        measured = None  # measured with another net
     gflops = sum(n * _model(m, arch)["gflops_per_mpix"] for m, n in recipe["passes"].items())
     rate = table["reference_gpu"]["tflops"] * 1e3 * gpus if gpus else table["cpu"]["gflops_per_core"] * cores
     compute = frames / (measured["frames_per_s"] * gpus) if measured else frames * mpix * gflops / rate
