@@ -171,7 +171,9 @@ def job_cost(params: Params, exp: Experiment, stage: Stage, gpus: int, cores: in
     rate = table["reference_gpu"]["tflops"] * 1e3 * gpus if gpus else table["cpu"]["gflops_per_core"] * cores
     compute = frames / (measured["frames_per_s"] * gpus) if measured else frames * mpix * gflops / rate
     workers = max(1, section.get("num_workers") or 1)
-    decode = frames * read.megapixels(None) * table["cpu"]["decode_ms_per_mpix"] / 1e3 / workers
+    decoded = 0 if rule == "train_task" else frames * recipe.get("domains", 1)  # train_task reads the shards
+    decoded -= frames if dict(stage.args).get("variant") == "pixel_feat" else 0  # its source: the shards
+    decode = decoded * read.megapixels(None) * table["cpu"]["decode_ms_per_mpix"] / 1e3 / workers
     bound = "decode" if decode > compute else ("measured" if measured else ("gpu" if gpus else "cpu"))
     return JobCost(max(compute, decode), bound, _gpu_bytes(recipe, arch, section.get("batch_size", 1), mpix)
                    if gpus else 0, _disk(params, stage, rule, recipe, arch, source, max_width), how)

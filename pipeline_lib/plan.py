@@ -123,6 +123,9 @@ def render(params: Params, experiment: str, totals: list[RuleTotal], free: int) 
         lines.append(f"WARNING: {', '.join(sorted(real))} under the {params.profile!r} profile trains "
                      f"{params.profile}-sized nets, not the papers'; set `profile: paper` in params.yaml (or plan "
                      "with --profile paper)")
+    if params.profile != "paper":
+        lines.append(f"note: the {params.profile} profile's CycleGAN, calibrator and I2IAdapt nets are costed at the "
+                     "paper's sizes (plan_costs.yaml models): their hours are upper bounds")
     gpu_rules = [t for t in totals if t.gpus]
     lines.append(f"device hours: GPU rules on {table['reference_gpu']['name']} ({table['reference_gpu']['tflops']} "
                  f"TFLOP/s sustained, {'measured' if table['measured'] else 'estimated'}; pipeline_lib/plan_costs.yaml)"
