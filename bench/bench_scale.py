@@ -10,7 +10,7 @@ split and city) go into a temporary folder: ``--distinct`` street scenes from th
 with noise and JPEG artefacts, so that PNGs compress about as badly as real frames; labels as Cityscapes label ids),
 each scaled to 1/``--scale`` of the datasets' sizes (1914x1052, 2048x1024) and hard-linked under every other name
 (decode cost does not depend on a file being unique; the page cache then holds the few distinct files, so disk
-reads are left out: a cold GTA5 copy is ~60 GB of PNG).
+reads are left out: a cold GTA5 copy is tens of GB of PNG).
 
 Timed: ``prepare``'s index (:func:`~pipeline_lib.domains.frames.build_index`) and frame check
 (:func:`~pipeline_lib.domains.validation.check_frames`) per worker count; the paper profile's training loader

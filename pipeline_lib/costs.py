@@ -5,7 +5,8 @@ estimated) and from the params the stage reads: a training job's frames are its 
 (a step count left null is one pass over the source's training frames), each of ``megapixels`` (its crop, or the
 frame scaled to the section's ``max_width``). Its device seconds are those frames' GFLOPs (the nets' forward GFLOPs
 per megapixel x their passes per frame) over the reference GPU's sustained rate, or over the frames/s measured on a
-GPU where ``measured`` has the rule; the data loader's decode rate (``num_workers`` workers) bounds it from below.
+GPU where ``measured`` has the rule; the data loader's decode rate (``num_workers`` workers) and, for a translated
+set, the disk's write rate bound it from below.
 No torch import: the nets' sizes are a table (``tests/test_plan.py`` rebuilds the nets and checks it).
 """
 
@@ -174,9 +175,12 @@ def job_cost(params: Params, exp: Experiment, stage: Stage, gpus: int, cores: in
     decoded = 0 if rule == "train_task" else frames * recipe.get("domains", 1)  # train_task reads the shards
     decoded -= frames if dict(stage.args).get("variant") == "pixel_feat" else 0  # its source: the shards
     decode = decoded * read.megapixels(None) * table["cpu"]["decode_ms_per_mpix"] / 1e3 / workers
+    disk = _disk(params, stage, rule, recipe, arch, source, max_width)
+    write = disk.get("translated", 0) / 1e6 / table["cpu"]["write_mb_per_s"]
     bound = "decode" if decode > compute else ("measured" if measured else ("gpu" if gpus else "cpu"))
-    return JobCost(max(compute, decode), bound, _gpu_bytes(recipe, arch, section.get("batch_size", 1), mpix)
-                   if gpus else 0, _disk(params, stage, rule, recipe, arch, source, max_width), how)
+    bound = "write" if write > max(compute, decode) else bound
+    return JobCost(max(compute, decode, write), bound, _gpu_bytes(recipe, arch, section.get("batch_size", 1), mpix)
+                   if gpus else 0, disk, how)
 
 
 def _gpu_bytes(recipe: dict[str, Any], arch: str, batch: int, mpix: float) -> int:
