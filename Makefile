@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 EXPERIMENT ?= mnist5k_mnistm mnistm_photocopy
 REPORTS := $(foreach e,$(EXPERIMENT),reports/$(e).csv)
 
-.PHONY: install dag demo test lint record share pull clean-outputs
+.PHONY: install dag demo test lint plan record share pull clean-outputs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ demo: install  ## run the default experiments and build the HTML report
 
 test: install
 	python -m pytest
+
+# what a report costs before running it: jobs per rule, GPU- and CPU-hours, disk and free disk (docs/gta_cityscapes.md)
+TARGET ?= reports/gta_cityscapes.csv
+PLAN_ARGS ?=
+plan: install  ## e.g. make plan TARGET=reports/gta_cityscapes.csv PLAN_ARGS="--profile paper --seeds 0"
+	python -m pipeline_lib.plan $(TARGET) $(PLAN_ARGS)
 
 lint: install  ## ruff with the project's rules (pyproject.toml); snakemake --lint is checked by tests/test_lint.py
 	ruff check .

@@ -10,6 +10,7 @@ import torch
 from pipeline_lib.artifacts import ShardWriter, load_checkpoint, write_json
 from pipeline_lib.cli import experiment, run_stage, stage_parser
 from pipeline_lib.config import Params
+from pipeline_lib.diskspace import require_free, translated_set_bytes
 from pipeline_lib.domains.loading import frames_for_translation
 from pipeline_lib.domains.resolve import resolve_domain
 from pipeline_lib.domains.transforms import to_uint8_images
@@ -29,11 +30,19 @@ def main(args: argparse.Namespace, params: Params) -> None:
     backbone, cycada = params.backbones[exp.backbone], params.section("cycada", exp.backbone)
     cfg = cycada.translate
     device = resolve_device(params.device)
+    source = frames_for_translation(src, backbone, cfg.max_width)
+    out = translated_dataset(args.experiment, args.seed)
+    first_image, first_label = source[0]
+    channels, height, width = first_image.shape
+    segmentation = first_label.dim() > 0
+    key = f"{params.track(exp.backbone).prefix}cycada.translate.max_width"
+    fix = "point data/translated at a larger disk (a symbolic link)" + (
+        f", or lower {key} in params.yaml" if segmentation else "")
+    require_free(out, translated_set_bytes(len(source), height, width, channels, None if segmentation else 8),
+                 f"the translated set ({len(source)} frames of {width}x{height})", fix)
     ckpt = load_checkpoint(cyclegan_model(args.experiment, args.seed))
     net = CycleGAN.build(backbone.channels, cycada.cyclegan)
     net.load_state_dict(ckpt["state"])
-    source = frames_for_translation(src, backbone, cfg.max_width)
-    out = translated_dataset(args.experiment, args.seed)
     meta = {"experiment": args.experiment, "seed": args.seed, "source": exp.source, "target": exp.target,
             "params_hash": fingerprint((), cyclegan=cycada.cyclegan, translate=cfg, backbone=backbone),
             "cyclegan_code_version": ckpt["meta"]["code_version"], "cyclegan_seconds": ckpt["meta"]["train_seconds"]}
