@@ -88,7 +88,8 @@ def test_a_dataset_folder_is_prepares_dependency_under_both_runners(tiny_raw):
     from pipeline_lib.config import parse_params
 
     folder = {"classes": ["road", "car", "sky"]}
-    tiny_raw["data"]["folders"] = {"mine": {"root": "/data/mine", **folder}, "theirs": {"root": "raw/theirs", **folder}}
+    tiny_raw["data"]["folders"].update({"mine": {"root": "/data/mine", **folder},
+                                        "theirs": {"root": "raw/theirs", **folder}})
     tiny_raw["experiments"]["own"] = {"source": "mine", "target": "theirs", "backbone": "street",
                                       "methods": ["source_only"]}
     tiny_raw["dvc_experiments"] = ["own"]

@@ -41,8 +41,8 @@ def project(tmp_path_factory) -> Path:
     params = yaml.safe_load((project / "params.yaml").read_text())
     write_folder_domain(tmp / "data/own_a", (0, 0, 0), seed=1, per_sequence=2)
     params["seeds"] = [0]
-    params["data"]["folders"] = {"own_a": {"root": str(tmp / "data/own_a"), **folder},
-                                 "own_b": {"root": str(tmp / "data/own_b"), **folder}}  # never prepared here
+    params["data"]["folders"].update({"own_a": {"root": str(tmp / "data/own_a"), **folder},
+                                      "own_b": {"root": str(tmp / "data/own_b"), **folder}})  # never prepared here
     params["experiments"]["own"] = {"source": "own_a", "target": "own_b", "backbone": "street",
                                     "methods": ["source_only"]}
     params["dvc_experiments"] = ["own"]

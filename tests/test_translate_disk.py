@@ -31,7 +31,6 @@ def _folder(root: Path) -> None:
 def pair(tiny_raw, tmp_path, monkeypatch):
     """Two prepared folder domains and an experiment between them; the working folder is ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-    tiny_raw["data"]["folders"] = {}
     for name in ("mine_a", "mine_b"):
         _folder(tmp_path / name)
         tiny_raw["data"]["folders"][name] = {"root": str(tmp_path / name), "classes": ["x", "y"], "test_fraction": 0.4}
