@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -179,23 +180,23 @@ def bench_loaders(params: Params, scale: int, frames: int, workers: list[int], s
     for w in workers:
         data = open_frames(domain, "train", frame_transform(scaled, train=True, flip=True))
         loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, num_workers=w, drop_last=True)
-        start, seen = time.perf_counter(), 0
-        for images, _ in loader:
-            seen += len(images)
-            if seen >= frames:
-                break
-        row(f"train loader (gta5, batch {cfg.batch_size}, crop {crop}), {w} worker(s)", seen,
-            time.perf_counter() - start, slower)
+        row(f"train loader (gta5, batch {cfg.batch_size}, crop {crop}), {w} worker(s)", *_drain(loader, frames),
+            slower)
     translate = params.segmentation.cycada.translate  # type: ignore[union-attr]
     data = frames_for_translation(domain, backbone, (translate.max_width or 1024) // scale)
     loader = DataLoader(data, batch_size=translate.batch_size, num_workers=max(workers), shuffle=False)
+    row(f"translation loader (gta5, batch {translate.batch_size}), {max(workers)} worker(s)",
+        *_drain(loader, frames), slower)
+
+
+def _drain(loader: Iterable, frames: int) -> tuple[int, float]:
+    """(frames read, seconds) for reading at least ``frames`` frames from ``loader``."""
     start, seen = time.perf_counter(), 0
     for images, _ in loader:
         seen += len(images)
         if seen >= frames:
             break
-    row(f"translation loader (gta5, batch {translate.batch_size}), {max(workers)} worker(s)", seen,
-        time.perf_counter() - start, slower)
+    return seen, time.perf_counter() - start
 
 
 def bench_shards(folder: Path, frames: int, shard_size: int) -> float:
