@@ -12,7 +12,9 @@ each scaled to 1/``--scale`` of the datasets' sizes (1914x1052, 2048x1024) and h
 (decode cost does not depend on a file being unique; the page cache then holds the few distinct files, so disk
 reads are left out: a cold GTA5 copy is tens of GB of PNG).
 
-Timed: ``prepare``'s index (:func:`~pipeline_lib.domains.frames.build_index`) and frame check
+Timed: ``prepare``'s content manifest (:func:`~pipeline_lib.domains.manifest.content_digest`: cold, then a refresh
+that finds nothing changed; frames counted as image + label pairs), index
+(:func:`~pipeline_lib.domains.frames.build_index`) and frame check
 (:func:`~pipeline_lib.domains.validation.check_frames`) per worker count; the paper profile's training loader
 (``segmentation.train_supervised``: max_width, crop, flip scaled by 1/scale) and translation loader in frames/s;
 the translated set's shard writer (:class:`~pipeline_lib.artifacts.ShardWriter`, full translation size 1024x563) in
@@ -153,7 +155,15 @@ def row(what: str, frames: int, seconds: float, full_factor: float | None = None
 
 def bench_prepare(params: Params, workers: list[int], slower: dict[str, float]) -> None:
     """Index and frame check per dataset (``slower``: how much longer a full-size frame of each takes)."""
+    from pipeline_lib.domains.manifest import content_digest
+
     for name in ("gta5", "cityscapes"):
+        root = resolve_domain(params, name).root
+        for state in ("cold: every file hashed", "refresh: nothing changed"):
+            start = time.perf_counter()
+            content_digest(name, root)  # what prepare_index records (and the Snakefile's manifest refresh scans)
+            files = sum(1 for f in Path(root).rglob("*") if f.is_file())  # type: ignore[arg-type]
+            row(f"prepare {name}: content manifest, {state}", files // 2, time.perf_counter() - start)
         start = time.perf_counter()
         index = build_index(params, name)
         count = sum(index["counts"].values())
