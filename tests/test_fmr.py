@@ -93,6 +93,20 @@ def test_training_moves_only_the_layers_below_the_regressed_one_and_lowers_the_l
     assert losses[-1] < losses[0] and "loss_conv1" in result.history[0]
 
 
+def test_on_a_resnet_the_regression_trains_the_stages_up_to_the_regressed_one_only(tmp_path):
+    from pipeline_lib.models.resnet import ResNet
+    torch.manual_seed(0)
+    h1 = ResNet("resnet18", 10).eval()
+    x1 = _images(16)
+    pairs = PairedSet(TensorDataset(x1), TensorDataset(x1.flip(-1) * 0.5))
+    h2, result = regress_features(h1, pairs, {"layer2": 1.0}, CFG, CPU, 0, tmp_path / "h2.pt", None)
+    assert not torch.equal(h2.stages["layer2"][0].conv1.weight, h1.stages["layer2"][0].conv1.weight)
+    for name in ("layer3", "layer4", "logits"):  # above the regressed layer: H1's weights exactly
+        for a, b in zip(h2.stages[name].parameters(), h1.stages[name].parameters()):
+            assert torch.equal(a, b), name
+    assert "loss_layer2" in result.history[0]
+
+
 def test_inversion_starts_from_noise_and_matches_the_features(tmp_path):
     torch.manual_seed(0)
     model, x = LeNet(10, 3, 32).eval(), _images(2, seed=7)

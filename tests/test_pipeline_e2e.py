@@ -208,7 +208,8 @@ def test_unrelated_params_rerun_nothing(built):
     """Another dataset's root, or a new folder domain, is nothing the digits stages read."""
     raw = yaml.safe_load((built / "params.yaml").read_text())
     assert _plan_after(built, "data", "roots", {**raw["data"]["roots"], "cityscapes": "/elsewhere"}) == set()
-    assert _plan_after(built, "data", "folders", {"mine": {"root": "/data/mine", "classes": ["a", "b"]}}) == set()
+    mine = {"mine": {"root": "/data/mine", "classes": ["a", "b"]}}
+    assert _plan_after(built, "data", "folders", {**raw["data"]["folders"], **mine}) == set()
 
 
 def test_changing_a_param_reruns_exactly_the_downstream_stages(built):
@@ -485,7 +486,7 @@ def test_stage_cli_errors_are_one_line_with_exit_2(built):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "error: unknown domain 'mnist_m' (known: mnist5k, syndigits, mnistm, optdigits, mnist, usps, svhn, "
-        "scenes_game, scenes_photo, gta5, cityscapes, synthia, mnist_odd")
+        "scenes_game, scenes_photo, gta5, cityscapes, synthia, amazon, webcam, dslr, mnist_odd")
     npz = built / "data/domains/mnistm.npz"
     saved = npz.read_bytes()
     try:
