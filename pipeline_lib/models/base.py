@@ -192,6 +192,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class ImageNetInput(nn.Module):
+    """[-1, 1] images (1 or 3 channels) -> 3 channels in the ImageNet normalisation torchvision's weights expect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return ((x + 1) / 2 - self.mean) / self.std
+
+
 class TappedModel(TaskModel):
     """A network with skip connections whose named layers are submodules, captured by forward hooks.
 
@@ -218,8 +232,7 @@ class TappedModel(TaskModel):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.encoder_layer = encoder_layer
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.imagenet = ImageNetInput()
 
     def _matched(self, name: str, _module: nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor:
         return self.matchers[name](out) if name in self.matchers else out
@@ -229,7 +242,7 @@ class TappedModel(TaskModel):
         return (*self.taps, "logits")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(((x + 1) / 2 - self.mean) / self.std)
+        out = self.net(self.imagenet(x))
         return self.matchers["logits"](out) if "logits" in self.matchers else out
 
     def forward_features(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:

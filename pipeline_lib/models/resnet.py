@@ -24,23 +24,9 @@ import torch
 from torch import nn
 
 from pipeline_lib.errors import PipelineError
-from pipeline_lib.models.base import IMAGENET_MEAN, IMAGENET_STD, ChainModel
+from pipeline_lib.models.base import ChainModel, ImageNetInput
 
 ARCHS = ("resnet18", "resnet50")
-
-
-class ImageNetInput(nn.Module):
-    """[-1, 1] images (1 or 3 channels) -> 3 channels in the ImageNet normalisation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        return ((x + 1) / 2 - self.mean) / self.std
 
 
 def _weights_enum(arch: str):
