@@ -7,7 +7,10 @@ native resolution and channel count; models convert on load (:mod:`pipeline_lib.
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +80,37 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     train_idx = rng.permutation(np.concatenate(train_parts))
     test_idx = rng.permutation(np.concatenate(test_parts))
     return train_idx, test_idx
+
+
+def held_out_by_name(names: Sequence[tuple[str, ...]], stems: Sequence[str] | None, glob: str | None, domain: str,
+                     key: str, noun: str, where: Path | str) -> tuple[np.ndarray, str] | None:
+    """A folder domain's ``test_stems`` or ``test_glob`` rule: which items it holds out, and the rule's name; None
+    when neither is given (the caller applies ``test_fraction``). ``names`` lists the names each item answers to
+    (its stem; class folders also ``<class>/<stem>``). A stem or glob that matches nothing is a one-line error."""
+    also = " or <class>/<stem>" if any(len(n) > 1 for n in names) else ""
+    if stems is not None:
+        wanted = set(stems)
+        unknown = sorted(wanted - {n for item in names for n in item})
+        if unknown:
+            raise PipelineError(f"{domain}: {key}.test_stems names {len(unknown)} stem(s) with no {noun} in {where} "
+                                f"(e.g. {unknown[0]!r}); list file names without their extension, as they are in "
+                                f"that folder{also}")
+        return np.array([not wanted.isdisjoint(item) for item in names], bool), f"{key}.test_stems"
+    if glob is not None:
+        rule = f"{key}.test_glob {glob!r}"
+        mask = np.array([any(fnmatch.fnmatchcase(n, glob) for n in item) for item in names], bool)
+        if not mask.any():
+            raise PipelineError(f"{domain}: {rule} matches no {noun} in {where} (e.g. {names[0][-1]!r}); fix the "
+                                f"pattern, which is matched against file stems{also} (e.g. 'seq07_*')")
+        return mask, rule
+    return None
+
+
+def check_held_out(mask: np.ndarray, rule: str, domain: str, noun: str) -> None:
+    """A split rule must leave something to train on."""
+    if mask.all():
+        raise PipelineError(f"{domain}: {rule} holds out all {len(mask)} {noun}s, leaving none to train on; hold out "
+                            f"fewer {noun}s")
 
 
 def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:

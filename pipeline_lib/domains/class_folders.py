@@ -14,14 +14,13 @@ decoded stops with one line naming it.
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from pipeline_lib.config import FolderDomainParams
-from pipeline_lib.domains.base import DomainData, Split
+from pipeline_lib.domains.base import DomainData, Split, check_held_out, held_out_by_name
 from pipeline_lib.errors import PipelineError
 
 __all__ = ["build_class_folder", "list_images", "read_image", "test_mask"]
@@ -75,22 +74,8 @@ def test_mask(samples: list[tuple[Path, int]], classes: tuple[str, ...], spec: F
     """Which of ``samples`` (sorted by class, then name) form the test split, by the folder's one rule."""
     key = f"data.folders.{name}"
     names = [(p.stem, f"{classes[i]}/{p.stem}") for p, i in samples]
-    if spec.test_stems is not None:
-        wanted = set(spec.test_stems)
-        unknown = sorted(wanted - {n for pair in names for n in pair})
-        if unknown:
-            raise PipelineError(f"{name}: {key}.test_stems names {len(unknown)} stem(s) with no image in "
-                                f"{spec.root} (e.g. {unknown[0]!r}); list file names without their extension, "
-                                "or <class>/<stem>")
-        mask, rule = np.array([a in wanted or b in wanted for a, b in names]), f"{key}.test_stems"
-    elif spec.test_glob is not None:
-        glob = spec.test_glob
-        mask = np.array([fnmatch.fnmatchcase(a, glob) or fnmatch.fnmatchcase(b, glob) for a, b in names])
-        rule = f"{key}.test_glob {glob!r}"
-        if not mask.any():
-            raise PipelineError(f"{name}: {rule} matches no image in {spec.root} (e.g. {names[0][1]!r}); fix the "
-                                "pattern, matched against file stems and <class>/<stem>")
-    else:
+    named = held_out_by_name(names, spec.test_stems, spec.test_glob, name, key, "image", spec.root)
+    if named is None:
         labels = np.array([i for _, i in samples])
         mask, rule = np.zeros(len(samples), bool), f"{key}.test_fraction {spec.test_fraction}"
         for c in range(len(classes)):
@@ -100,10 +85,9 @@ def test_mask(samples: list[tuple[Path, int]], classes: tuple[str, ...], spec: F
         if not mask.any():
             raise PipelineError(f"{name}: {len(samples)} image(s) cannot be split into train and test by {rule}; add "
                                 "images or raise the fraction (or hold out images with test_stems/test_glob)")
-    if mask.all():
-        raise PipelineError(f"{name}: {rule} holds out all {len(samples)} images, leaving none to train on; hold out "
-                            "fewer")
-    return mask
+        named = mask, rule
+    check_held_out(*named, name, "image")
+    return named[0]
 
 
 def build_class_folder(name: str, spec: FolderDomainParams, classes: tuple[str, ...], seed: int) -> DomainData:

@@ -27,7 +27,6 @@ mismatched file stops ``prepare`` rather than a training run hours later.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -38,6 +37,7 @@ from torch.utils.data import Dataset
 
 from pipeline_lib.artifacts import ShardReader, atomic_path
 from pipeline_lib.config import REAL_SCENE_DOMAINS, FrameParams, Params
+from pipeline_lib.domains.base import check_held_out, held_out_by_name
 from pipeline_lib.domains.classes import IGNORE_INDEX
 from pipeline_lib.domains.resolve import Domain, resolve_domain
 from pipeline_lib.domains.store import load_domain
@@ -165,31 +165,17 @@ def _test_mask(params: Params, domain: Domain, samples: list[tuple[Path, Path]])
     name, n = domain.name, len(samples)
     if domain.kind == "folder":
         f, key = params.data.folders[name], f"data.folders.{name}"
-        stems = [_stem(s) for s in samples]
-        if f.test_stems is not None:
-            unknown = sorted(set(f.test_stems) - set(stems))
-            if unknown:
-                raise PipelineError(f"{name}: {key}.test_stems names {len(unknown)} stem(s) with no frame in "
-                                    f"{domain.root}/images (e.g. {unknown[0]!r}); list file names without their "
-                                    "extension, as they are in that folder")
-            wanted = set(f.test_stems)
-            mask, rule = [s in wanted for s in stems], f"{key}.test_stems"
-        elif f.test_glob is not None:
-            mask, rule = [fnmatch.fnmatchcase(s, f.test_glob) for s in stems], f"{key}.test_glob {f.test_glob!r}"
-            if not any(mask):
-                raise PipelineError(f"{name}: {rule} matches no frame in {domain.root}/images (e.g. "
-                                    f"{stems[0]!r}); fix the pattern, which is matched against file stems "
-                                    "(e.g. 'seq07_*')")
-        else:
+        named = held_out_by_name([(_stem(s),) for s in samples], f.test_stems, f.test_glob, name, key, "frame",
+                                 f"{domain.root}/images")
+        if named is None:
             n_test = round(n * f.test_fraction)
-            mask, rule = [i >= n - n_test for i in range(n)], f"{key}.test_fraction {f.test_fraction}"
+            rule = f"{key}.test_fraction {f.test_fraction}"
             if not 1 <= n_test < n:
                 raise PipelineError(f"{name}: {n} frame(s) cannot be split into train and test by {rule}; add "
                                     "frames or change the fraction (or hold out frames with test_stems/test_glob)")
-        if all(mask):
-            raise PipelineError(f"{name}: {rule} holds out all {n} frames, leaving none to train on; hold out "
-                                "fewer frames")
-        return mask
+            named = np.arange(n) >= n - n_test, rule
+        check_held_out(*named, name, "frame")
+        return named[0].tolist()
     held = {"gta5": params.prepare.gta5.test_frames, "synthia": params.prepare.synthia.test_frames}[name]
     n_test = min(int(held), n - 1)
     if n_test < 1:
