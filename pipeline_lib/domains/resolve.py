@@ -25,6 +25,7 @@ Kinds:
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,8 +194,10 @@ def resolve_domain(params: Params, name: str) -> Domain:
                         "data.shifted in params.yaml")
 
 
+@functools.cache
 def folder_classes(root: Path, key: str) -> tuple[str, ...]:
-    """The class names of a class-per-folder root: its sub-folder names, sorted (as torchvision's ``find_classes``)."""
+    """The class names of a class-per-folder root: its sub-folder names, sorted (as torchvision's ``find_classes``);
+    read once per process (the DAG resolves a domain for every stage that opens it)."""
     try:
         names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     except OSError:
