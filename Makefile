@@ -12,15 +12,22 @@ export PATH := $(BIN):$(PATH)
 EXPERIMENT ?= mnist5k_mnistm mnistm_photocopy
 REPORTS := $(foreach e,$(EXPERIMENT),reports/$(e).csv)
 
-.PHONY: install dag demo test lint plan record share pull clean-outputs
+.PHONY: install install-test dag demo test lint plan record share pull clean-outputs
 
+# The package alone for running it (make demo, make plan, ...); the test tools on top for make test and make lint
+# (moto, boto3, the SSH/S3 DVC remotes, ruff, the Slurm plugin: about 30 s of a fresh install that the demo skips).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 dag: install  ## regenerate dvc.yaml from params.yaml
 	python -m pipeline_lib.dag
@@ -34,7 +41,7 @@ demo: install  ## run the default experiments and build the HTML report
 	@echo "HTML report:  reports/report.html"
 	@echo "with DVC:     make record, then dvc metrics show / dvc plots show / dvc exp run -S ... (see docs/workflow.md)"
 
-test: install
+test: install-test
 	python -m pytest
 
 # what a report costs before running it: jobs per rule, GPU- and CPU-hours, disk and free disk (docs/gta_cityscapes.md)
@@ -43,7 +50,7 @@ PLAN_ARGS ?=
 plan: install  ## e.g. make plan TARGET=reports/gta_cityscapes.csv PLAN_ARGS="--profile paper --seeds 0"
 	python -m pipeline_lib.plan $(TARGET) $(PLAN_ARGS)
 
-lint: install  ## ruff with the project's rules (pyproject.toml); snakemake --lint is checked by tests/test_lint.py
+lint: install-test  ## ruff with the project's rules (pyproject.toml); snakemake --lint is checked by tests/test_lint.py
 	ruff check .
 
 # the reports of dvc.yaml's experiments (a shell substitution, run where a recipe uses it)

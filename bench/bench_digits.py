@@ -3,8 +3,9 @@
     python bench/bench_digits.py                 # device: auto
     python bench/bench_digits.py --device cpu --threads 2
 
-Prints one line per measurement: LeNet training step, LeNet evaluation, CycleGAN step at the
-demo and paper generator sizes, and translation (G_S->T forward).
+Prints one line per measurement: LeNet training step (channels-last, as the pipeline runs it, and in the
+NCHW layout for comparison), LeNet evaluation, CycleGAN step at the demo and paper generator sizes, and
+translation (G_S->T forward).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from pipeline_lib.methods.cycada_params import CycleGANParams, GeneratorParams, ImageDiscriminatorParams
 from pipeline_lib.methods.cycada import CycleGAN, CycleGANStep, translate
+from pipeline_lib.models.base import ChainModel
 from pipeline_lib.models.lenet import LeNet
 from pipeline_lib.runtime import resolve_device
 from timing import timed  # bench/timing.py
@@ -43,6 +45,10 @@ def main() -> None:
 
         sec = timed(step, args.repeats * 4, device)
         print(f"LeNet {channels}x{size}x{size} train step, batch 128: {sec * 1e3:.1f} ms, {128 / sec:.0f} images/s")
+        model._stage = lambda name, h: ChainModel._stage(model, name, h)  # the NCHW layout LeNet used before
+        sec = timed(step, args.repeats * 4, device)
+        print(f"  the same in NCHW: {sec * 1e3:.1f} ms, {128 / sec:.0f} images/s")
+        del model._stage
         xe = torch.randn(512, channels, size, size, device=device)
         with torch.no_grad():
             sec = timed(lambda: model.eval()(xe), args.repeats * 4, device)

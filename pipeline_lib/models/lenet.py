@@ -5,12 +5,18 @@ Fig. 7 (left) and appendix 6.1.1; layer sizes as in the authors' release
 (conv 20@5x5 -> pool -> relu -> conv 50@5x5 -> dropout -> pool -> relu -> fc 500 -> relu ->
 dropout -> fc classes). The 500-d ``fc1`` output is the encoder feature the feature
 discriminator sees.
+
+Inputs enter channels-last (NHWC in memory): on the CPU oneDNN's convolutions and PyTorch's max pooling run
+faster that way (a training step of 128 RGB 32x32 digits on one thread: 84 ms -> 59 ms; of grey 28x28 digits
+53 -> 51 ms; ``python bench/bench_digits.py --device cpu --threads 1``). The function is the same; only float
+rounding differs from NCHW.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 from pipeline_lib.models.base import ChainModel
@@ -35,3 +41,8 @@ class LeNet(ChainModel):
         super().__init__(stages, task="classification", num_classes=num_classes,
                          in_channels=in_channels, encoder_layer="fc1")
         self.image_size = image_size
+
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if name == "conv1":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super()._stage(name, x)
