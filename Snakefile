@@ -130,4 +130,4 @@ for _rule in RULES:
             mem_mb=_rule.resources.mem_mb,
             runtime=_rule.resources.runtime,
             cpus_per_task=_rule.resources.cpus_per_task,
-        shell: "{params.cmd} 2>&1 | tee {log}"
+        shell: "{params.cmd} 2>&1 | tee {log:q}"

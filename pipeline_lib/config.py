@@ -151,6 +151,19 @@ class ShiftedDomainParams(_Strict):
     seed: int = Field(0, ge=0, description="the shift's random draws (ripple phases, cubism tiles)")
 
 
+#: a domain or experiment name becomes a file name, a part of job names joined by "__" and of DVC stage names (which
+#: refuse every punctuation character but "_" and "-"): letters, digits, "_", "-" and spaces, from a letter or digit
+_NAME = re.compile(r"(?!.*__)[^\W_][\w\- ]*")
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse a name that cannot travel through the outputs' paths, the jobs' names and DVC's stage names. A space
+    is fine: it is quoted wherever a name reaches a shell line."""
+    if not _NAME.fullmatch(name) or name != name.strip():
+        raise ValueError(f"{kind} name {name!r} cannot be used in file, job and DVC stage names: use letters, "
+                         "digits, '_', '-' and inner spaces, starting with a letter or digit, with no '__'")
+
+
 class DataParams(_Strict):
     roots: dict[str, Path] = Field(default_factory=dict)
     folders: dict[str, FolderDomainParams] = Field(default_factory=dict)
@@ -173,6 +186,7 @@ class DataParams(_Strict):
         for name in domains:
             if name in DIGIT_DOMAINS + SCENE_DOMAINS:
                 raise ValueError(f"domain {name!r} clashes with a built-in domain; rename it")
+            check_name("domain", name)
         return domains
 
 
@@ -517,6 +531,7 @@ class Params(_Strict):
     @model_validator(mode="after")
     def _cross_references(self) -> "Params":
         for name, exp in self.experiments.items():
+            check_name("experiment", name)
             if exp.backbone not in self.backbones:
                 raise ValueError(
                     f"experiments.{name}.backbone: unknown backbone {exp.backbone!r} "
@@ -700,7 +715,26 @@ class _ParamsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
     """libyaml's safe loader (~0.15 s less per stage process than pure Python) with YAML 1.2's booleans, as DVC
     reads params.yaml (ruamel.yaml): only true/false are booleans; ``off``, ``on``, ``yes``, ``no`` stay strings.
     So a stage and ``dvc params diff`` / ``dvc exp run -S`` (which rewrites the file and unquotes ``"off"``) agree on
-    every value; pydantic still reads ``yes``/``on`` as true where a field is a boolean."""
+    every value; pydantic still reads ``yes``/``on`` as true where a field is a boolean. A key given twice in one
+    mapping is refused, as DVC refuses it, instead of the last one silently winning."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # `<<: *anchor` merges keys below the ones given here: not a duplicate
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, seen[key_node.value], line)
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(f"{key!r} at lines {first} and {second}")
+        self.key, self.first, self.second = key, first, second
 
 
 _ParamsLoader.yaml_implicit_resolvers = {
@@ -716,6 +750,9 @@ def load_params(path: str | Path = "params.yaml", sections: Literal["all", "lazy
     text = path.read_text()
     try:
         raw = yaml.load(text, Loader=_ParamsLoader)
+    except _DuplicateKey as dup:
+        raise PipelineError(f"{path}: key {dup.key!r} is given twice in one mapping, at lines {dup.first} and "
+                            f"{dup.second} (DVC refuses such a file; otherwise the last would win): keep one") from None
     except yaml.YAMLError:
         raise PipelineError(f"{path}: not valid YAML{_yaml_problem(text)}; fix the syntax") from None
     return parse_params(raw, str(path), sections)

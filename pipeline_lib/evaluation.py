@@ -53,8 +53,9 @@ def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, 
     model.to(device).eval()
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     shown: dict[str, list[np.ndarray]] = {"images": [], "predictions": [], "labels": []}
-    for images, masks in tqdm(in_order_batches(dataset, batch_size, num_workers), desc="evaluate", unit="batch",
-                              leave=False):
+    bar = tqdm(total=len(dataset), desc="evaluate", unit="frame", leave=False)  # frames: a batch of mixed sizes splits
+    for images, masks in in_order_batches(dataset, batch_size, num_workers):
+        bar.update(len(images))
         x = images.to(device, non_blocking=True)
         h, w = x.shape[-2:]
         if infer_max_width is not None and w > infer_max_width:
@@ -70,6 +71,7 @@ def evaluate_segmentation(model: nn.Module, dataset: Dataset, num_classes: int, 
                 shown["images"].append(to_uint8_images(images[i:i + 1])[0])
                 shown["predictions"].append(pred.numpy().astype(np.uint8))
                 shown["labels"].append(mask.numpy().astype(np.uint8))
+    bar.close()
     return conf, {k: np.stack(v) if v else np.zeros((0,), np.uint8) for k, v in shown.items()}
 
 

@@ -23,6 +23,7 @@ import functools
 import importlib
 import importlib.util
 import pkgutil
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -244,8 +245,8 @@ class StageSpec:
 
     @property
     def cmd(self) -> str:
-        return " ".join([f"python3 -m stages.{self.module}",
-                         *(f"--{k.replace('_', '-')} {v}" for k, v in self.args)])
+        return " ".join([f"python3 -m stages.{self.module}",  # a name with a space or quote stays one argument
+                         *(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in self.args)])
 
 
 def _no_paths(exp: Experiment, seed: int) -> tuple[Path, ...]:

@@ -49,9 +49,10 @@ def main(args: argparse.Namespace, params: Params) -> None:
     else:  # frames over their colour-coded labels
         frames = open_frames(resolved, "train", frame_transform(FrameParams(max_width=512), train=False))
         shown = [frames[i] for i in range(min(6, len(frames)))]
-        h = min(image.shape[1] for image, _ in shown)
-        image_rows([("frames", to_uint8_images(torch.stack([image[:, :h] for image, _ in shown]))),
-                    ("labels", colorize(np.stack([mask[:h].numpy() for _, mask in shown]), resolved.palette))],
+        h = min(image.shape[1] for image, _ in shown)  # frames of mixed sizes: their common top-left corner
+        w = min(image.shape[2] for image, _ in shown)
+        image_rows([("frames", to_uint8_images(torch.stack([image[:, :h, :w] for image, _ in shown]))),
+                    ("labels", colorize(np.stack([mask[:h, :w].numpy() for _, mask in shown]), resolved.palette))],
                    paths.domain_samples_png(args.domain), title)
     print(f"prepared {args.domain}: {counts} -> {out}")
 

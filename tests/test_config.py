@@ -5,6 +5,7 @@ import yaml
 
 from pipeline_lib.config import PROFILES, load_params, parse_params, resolve_profile
 from pipeline_lib.errors import PipelineError
+from pipeline_helpers import ROOT
 
 
 def test_committed_params_are_valid_for_every_profile(raw_params):
@@ -142,6 +143,28 @@ def test_params_yaml_is_read_with_yaml_1_2_booleans_as_dvc_reads_it(tmp_path):
     assert raw == {"a": "off", "b": "yes", "c": True, "d": False, "e": "on"}
 
 
+def test_a_key_given_twice_is_refused_with_both_lines_as_dvc_refuses_it(tmp_path):
+    """The last of two `lr:` would silently win in PyYAML; DVC (ruamel.yaml) refuses the file. So do we."""
+    from dvc.utils.serialize import YAMLFileCorruptedError, parse_yaml
+
+    lines = (ROOT / "params.yaml").read_text().splitlines(keepends=True)
+    section = next(i for i, line in enumerate(lines) if line.startswith("train_supervised:"))
+    lr = next(i for i in range(section, len(lines)) if lines[i].startswith("  lr:"))
+    lines.insert(lr + 2, "  lr: 5.0e-4\n")
+    path = tmp_path / "params.yaml"
+    path.write_text("".join(lines))
+    with pytest.raises(PipelineError) as err:
+        load_params(path)
+    assert str(err.value) == (f"{path}: key 'lr' is given twice in one mapping, at lines {lr + 1} and {lr + 3} (DVC "
+                              "refuses such a file; otherwise the last would win): keep one")
+    with pytest.raises(YAMLFileCorruptedError):
+        parse_yaml(path.read_text(), str(path))
+    lines.pop(lr + 2)  # the file as shipped, merges (`<<: *anchor`) and their overrides included, passes both
+    path.write_text("".join(lines))
+    assert load_params(path).train_supervised.lr == 1.0e-4
+    parse_yaml(path.read_text(), str(path))
+
+
 def test_dvc_exp_run_set_rewrites_params_yaml_to_the_same_params_but_the_key_it_sets(tmp_path):
     """`dvc exp run -S` rewrites the whole file through DVC's YAML writer (flow lists become block lists, YAML merge
     keys are expanded, the quotes of "off" go): every other value must read back unchanged."""
@@ -192,3 +215,23 @@ def test_loading_params_lazily_imports_no_method_params_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] ['pipeline_lib.methods.cycada_params', 'pipeline_lib.methods.gam_params']" or \
         out.strip() == "[] ['pipeline_lib.methods.gam_params']"
+
+
+@pytest.mark.parametrize("name", ["a/b", "a\\b", "a__b", ".hidden", "-x", "it's", "office.31", "trailing ", ""])
+def test_a_name_that_cannot_travel_through_paths_jobs_and_dvc_stages_is_refused(tiny_raw, name):
+    raw = copy.deepcopy(tiny_raw)
+    raw["data"]["folders"][name] = raw["data"]["folders"]["amazon"]
+    with pytest.raises(PipelineError, match=r"data\.folders: domain name .* cannot be used in file, job and DVC"):
+        parse_params(raw)
+    raw = copy.deepcopy(tiny_raw)
+    raw["experiments"][name] = raw["experiments"]["mnist5k_mnistm"]
+    with pytest.raises(PipelineError, match=r"experiment name .* cannot be used"):
+        parse_params(raw)
+
+
+def test_names_with_spaces_dashes_and_letters_beyond_ascii_are_kept(tiny_raw):
+    raw = copy.deepcopy(tiny_raw)
+    for name in ("my dom", "office31-amazon", "café"):
+        raw["data"]["folders"][name] = raw["data"]["folders"]["amazon"]
+    raw["experiments"]["my exp"] = raw["experiments"]["mnist5k_mnistm"]
+    assert {"my dom", "café"} <= set(parse_params(raw).data.folders)

@@ -13,11 +13,11 @@ def test_committed_dvc_yaml_is_current():
         "dvc.yaml is stale: run `make dag` and commit it"
 
 
-def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_outputs():
-    params = load_params(ROOT / "params.yaml")
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+def test_snakemake_plans_the_dvc_stages_with_the_same_commands_inputs_and_outputs(source_copy):
+    params = load_params(source_copy / "params.yaml")
+    dvc = yaml.safe_load((source_copy / "dvc.yaml").read_text())["stages"]
     targets = [str(paths.report_csv(e)) for e in params.dvc_experiments]
-    plan = snakemake_plan(ROOT, *targets, force=True)
+    plan = snakemake_plan(source_copy, *targets, force=True)
     assert set(plan) == set(dvc)
     built = {s.name: s for s in build_stages(params, params.dvc_experiments)}
     for name, stage in dvc.items():

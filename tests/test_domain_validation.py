@@ -188,3 +188,16 @@ def test_flags_must_name_a_streamed_domain(mine):
     assert str(excinfo.value).startswith("prepare.validate_frames.mien: no real street dataset or segmentation "
                                          "data.folders domain is called 'mien' (these are: gta5, cityscapes, synthia, "
                                          "mine)")
+
+
+def test_frames_of_mixed_sizes_prepare_with_a_sample_grid(mine):
+    """A train frame larger than the others (and one of 1x1) once crashed the sample grid's stack, leaving the index
+    without its picture; the grid now shows the frames' common corner."""
+    root, raw = mine
+    rng = np.random.default_rng(1)
+    for stem, (h, w) in (("f0", (2 * H, 2 * W)), ("f1", (1, 1))):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(np.full((h, w), 10, np.uint8)).save(root / "labels" / f"{stem}.png")
+    index = _prepare(raw)
+    assert index["validated"]["splits"]["train"]["sizes"] == {f"{W}x{H}": 1, f"{2 * W}x{2 * H}": 1, "1x1": 1}
+    assert Path("data/domains/mine.png").read_bytes()[:4] == b"\x89PNG"

@@ -51,6 +51,14 @@ def test_frames_of_other_sizes_are_batched_apart():
     assert conf.sum() == 2 * 31 * 64 + 15 * 32
 
 
+def test_the_progress_bar_counts_frames_against_the_set_size(capsys):
+    """The bar shows a total (the frames), also when a batch of mixed sizes splits into several model calls."""
+    data = torch.utils.data.ConcatDataset([_frames(2, 32, 64), _frames(1, 16, 32)])
+    evaluate_segmentation(_LeftRight(), data, num_classes=2, device=torch.device("cpu"), batch_size=4)
+    bar = capsys.readouterr().err
+    assert "/3 [" in bar and "frame/s" in bar and "batch" not in bar, bar  # a total: 3 frames
+
+
 class _Brightness(nn.Module):
     """Two classes: 1 where the image's mean is above 0 (images in [-1, 1])."""
 

@@ -15,7 +15,8 @@ PER_RULE_ENVIRONMENT = "* Specify a conda environment or container for each rule
 
 
 @pytest.mark.slow
-def test_snakemake_lint_reports_only_the_per_rule_environment_choice():
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
+def test_snakemake_lint_reports_only_the_per_rule_environment_choice(source_copy):
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=source_copy, capture_output=True,
+                         text=True)
     lints = {line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip().startswith("* ")}
     assert lints == {PER_RULE_ENVIRONMENT}, out.stdout + out.stderr

@@ -110,10 +110,10 @@ def test_resources_come_from_params_per_rule_and_two_gpus_run_under_torchrun(tin
         parse_params(tiny_raw)
 
 
-def test_snakemake_selects_jobs_by_rule_name():
-    until = snakemake_plan(ROOT, "--until", "translate")  # the default target: dvc_experiments
+def test_snakemake_selects_jobs_by_rule_name(source_copy):
+    until = snakemake_plan(source_copy, "--until", "translate")  # the default target: dvc_experiments
     assert {job["rule"] for job in until.values()} == {"prepare", "train_supervised", "train_cyclegan", "translate"}
-    listed = run(["snakemake", "--list-rules"], ROOT).stdout.split()
+    listed = run(["snakemake", "--list-rules"], source_copy).stdout.split()
     assert "train_supervised" in listed and len(listed) < 25
 
 
