@@ -16,16 +16,26 @@ import sys
 from pipeline_lib.config import load_params
 from pipeline_lib.dag import build_stages, dvc_yaml_text, param_values
 from pipeline_lib.errors import PipelineError
+from pipeline_lib.gpus import check_device
 from pipeline_lib.locks import claim_workspace, find_runner
 from pipeline_lib.domains.manifest import ensure_manifest, refresh
 from pipeline_lib.rules import ROW_FILES, build_rules
 from pipeline_lib import paths
+
+def _cluster_invocation():
+    """An executor or a profile on the command line: the DAG is planned on a login node, which may lack the GPUs
+    the jobs will have."""
+    return "SNAKEMAKE_PROFILE" in os.environ or any(
+        a in ("-e", "--executor", "--profile") or a.startswith(("--executor=", "--profile=")) for a in sys.argv)
+
 
 try:
     PARAMS = load_params("params.yaml")
     STAGES = build_stages(PARAMS)  # also checks the experiments' rows and class lists
     DVC_TEXT = dvc_yaml_text(PARAMS)
     RULES = build_rules(PARAMS, STAGES)  # one rule per stage kind, its jobs told apart by wildcards
+    if not workflow.remote_exec and not _cluster_invocation():
+        check_device(PARAMS.device)  # a missing GPU stops here, not in a job whose cleanup deletes its old output
 except PipelineError as err:
     sys.exit(f"error: {err}")
 

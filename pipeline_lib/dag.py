@@ -34,6 +34,7 @@ import yaml
 from pipeline_lib import codedeps, paths, registry
 from pipeline_lib.config import ARCH_MODULES, PROFILES, Params, load_params, section_names
 from pipeline_lib.domains.resolve import Domain, check_compatible, resolve_domain
+from pipeline_lib.gpus import check_device
 from pipeline_lib.errors import PipelineError
 from pipeline_lib.registry import Experiment, Figure, Plot, StageSpec, losses_plot
 
@@ -315,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is not current")
     args = parser.parse_args(argv)
     try:
-        text = dvc_yaml_text(load_params(args.params))
+        params = load_params(args.params)
+        text = dvc_yaml_text(params)
+        if args.check:
+            check_device(params.device)  # `make demo` checks before Snakemake starts a job
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -71,6 +71,17 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(_detected())]
 
 
+def check_device(setting: str) -> None:
+    """Refuse ``device: cuda`` on a machine where :func:`visible_gpus` finds no GPU, before any job runs (the
+    Snakefile, for runs on this machine, and ``python -m pipeline_lib.dag --check``). ``auto`` and ``cpu`` always
+    run. Without this, each stage would fail at its start, and Snakemake's cleanup of the failed job would delete
+    the output a previous run had completed."""
+    if setting == "cuda" and not visible_gpus():
+        raise PipelineError("device: cuda, but this machine has no visible NVIDIA GPU (no driver entries, "
+                            "nvidia-smi lists none, or CUDA_VISIBLE_DEVICES / PIPELINE_GPUS hide them): set device: "
+                            "auto or cpu in params.yaml, or run on a GPU machine")
+
+
 def _detected() -> int:
     """NVIDIA GPUs on this machine: the driver's ``/proc`` entries, else ``nvidia-smi -L``'s lines; 0 if neither."""
     try:

@@ -157,3 +157,34 @@ def test_a_stage_whose_cuda_started_early_still_uses_its_own_gpu(slots, monkeypa
     assert resolve_device("auto").type == "cuda"
     assert chosen == [1] and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     other.release()
+
+
+def test_device_cuda_without_a_gpu_is_refused_before_anything_runs(slots, monkeypatch):
+    monkeypatch.setenv(gpus.GPUS_ENV, "0")
+    with pytest.raises(PipelineError, match=r"^device: cuda, but this machine has no visible NVIDIA GPU .*: set "
+                                            r"device: auto or cpu in params.yaml"):
+        gpus.check_device("cuda")
+    gpus.check_device("auto")
+    gpus.check_device("cpu")
+    monkeypatch.setenv(gpus.GPUS_ENV, "1")
+    gpus.check_device("cuda")
+
+
+def test_snakemake_and_make_demo_refuse_device_cuda_on_a_machine_without_gpus(source_copy, tmp_path):
+    """Planned locally, the run stops when the DAG is built, with one line; with a cluster profile it plans (the
+    login node need not have the jobs' GPUs)."""
+    from pipeline_helpers import run
+
+    project = tmp_path / "p"
+    subprocess.run(["cp", "-a", str(source_copy), str(project)], check=True)
+    text = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(text.replace("device: auto", "device: cuda", 1))
+    env = {gpus.GPUS_ENV: "0"}
+    local = run(["snakemake", "-n", "--cores", "1", "data/domains/mnist5k.npz"], project, check=False, env=env)
+    assert local.returncode != 0 and local.stderr.strip().splitlines()[-1].startswith("error: device: cuda, but"), \
+        local.stderr
+    check = run([sys.executable, "-m", "pipeline_lib.dag", "--check"], project, check=False, env=env)
+    assert check.returncode == 2 and check.stderr.startswith("error: device: cuda, but"), check.stderr
+    cluster = run(["snakemake", "-n", "--profile", "profiles/slurm", "data/domains/mnist5k.npz"], project,
+                  check=False, env=env)
+    assert cluster.returncode == 0, cluster.stderr
