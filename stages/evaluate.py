@@ -66,9 +66,11 @@ def main(args: argparse.Namespace, params: Params) -> None:
             result[role] = {"domain": domain, "classes": list(classes), "eval_classes": list(eval_classes),
                             **segmentation_scores(conf.numpy(), eval_classes), "confusion": conf.tolist()}
         if role == "target":
-            with atomic_path(paths.predictions_preview(args.experiment, args.method, args.seed)) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, **shown)
+            previewed = shown
+    # both outputs once both passes are done, the metrics last: a failure in either pass leaves both as they were
+    with atomic_path(paths.predictions_preview(args.experiment, args.method, args.seed)) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **previewed)
     write_json(paths.metrics_json(args.experiment, args.method, args.seed), result)
     key = "accuracy" if backbone.task == "classification" else "miou"
     print(f"{args.experiment} {args.method} seed {args.seed}: target {key} {result['target'][key]:.4f}, "

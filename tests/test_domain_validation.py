@@ -201,3 +201,17 @@ def test_frames_of_mixed_sizes_prepare_with_a_sample_grid(mine):
     index = _prepare(raw)
     assert index["validated"]["splits"]["train"]["sizes"] == {f"{W}x{H}": 1, f"{2 * W}x{2 * H}": 1, "1x1": 1}
     assert Path("data/domains/mine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_failure_while_drawing_the_grid_leaves_no_index_behind(mine, monkeypatch):
+    """The grid is written before the index: the stage's two outputs appear together or the index not at all."""
+    import stages.prepare
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stages.prepare, "image_rows", broken)
+    _, raw = mine
+    with pytest.raises(OSError):
+        prepare_main(argparse.Namespace(domain="mine"), parse_params(raw))
+    assert not Path("data/domains/mine.json").exists()
