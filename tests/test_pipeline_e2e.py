@@ -500,10 +500,11 @@ def test_stage_cli_errors_are_one_line_with_exit_2(built):
         npz.write_bytes(saved)
 
 
-def test_feature_map_regression_on_a_paired_experiment(tmp_path_factory):
+def test_feature_map_regression_on_a_paired_experiment(built):
     """A shifted copy of MNIST-M, its baselines B0-B2, every regression variant LeNet has, the distortion
-    column and the inversion grid; each stage declared the modules it loaded."""
-    project = copy_project(tmp_path_factory.mktemp("fmr"), **TINY)
+    column and the inversion grid; each stage declared the modules it loaded. Built in the `built` project, last
+    of this module's tests: its MNIST-M and the MNIST-M model (H1 here, the oracle there) are reused."""
+    project = built
     run(["snakemake", "--cores", "2", "reports/mnistm_ripple.csv"], project, env=record_modules(project))
     table = pd.read_csv(project / "reports/mnistm_ripple.csv")
     labels = [registry.row(m).label for m in ("source_only", "fmr_pool1", "fmr_pool2", "fmr_inc", "fmr_dec",

@@ -61,8 +61,9 @@ def test_scenes_report_has_segmentation_rows_and_pictures(scenes):
 
 
 def test_feature_map_regression_on_shifted_street_scenes(scenes):
-    """The cubism copy of scenes_photo moves the masks with the pixels; every regression variant of the street
-    backbone's four post-downsampling layers runs, with the mean class accuracy the paper reports."""
+    """The cubism copy of scenes_photo moves the masks with the pixels; the regression of the street backbone's
+    first and deepest post-downsampling layers alone and of all four together (W_inc, W_dec) runs, with the mean
+    class accuracy the paper reports."""
     table = pd.read_csv(scenes / FMR_REPORT)
     rows = registry.Experiment(load_params(scenes / "params.yaml"), "scenes_cubism").rows
     assert list(table["method"]) == [registry.row(m).label for m in rows] and "fmr_pool4" in rows
