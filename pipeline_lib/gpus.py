@@ -49,14 +49,7 @@ _log = logging.getLogger(__name__)
 def visible_gpus() -> list[str]:
     """The GPUs stages may use, as ``CUDA_VISIBLE_DEVICES`` names them (``["0", "1"]``), found without CUDA."""
     given = os.environ.get(GPUS_ENV)
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    listed = None
-    if cvd is not None:  # CUDA stops at the first invalid entry (-1 hides every GPU)
-        listed = []
-        for entry in (e.strip() for e in cvd.split(",")):
-            if not entry or entry.startswith("-"):
-                break
-            listed.append(entry)
+    listed = _cuda_visible()
     if given is not None:
         try:
             count = int(given)
@@ -71,15 +64,31 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(_detected())]
 
 
+def _cuda_visible() -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES``'s entries up to the first invalid one, as CUDA reads it (-1 hides every GPU); None
+    where it is not set."""
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cvd is None:
+        return None
+    listed: list[str] = []
+    for entry in (e.strip() for e in cvd.split(",")):
+        if not entry or entry.startswith("-"):
+            break
+        listed.append(entry)
+    return listed
+
+
 def check_device(setting: str) -> None:
-    """Refuse ``device: cuda`` on a machine where :func:`visible_gpus` finds no GPU, before any job runs (the
-    Snakefile, for runs on this machine, and ``python -m pipeline_lib.dag --check``). ``auto`` and ``cpu`` always
-    run. Without this, each stage would fail at its start, and Snakemake's cleanup of the failed job would delete
-    the output a previous run had completed."""
-    if setting == "cuda" and not visible_gpus():
+    """Refuse ``device: cuda`` on a machine with no GPU that CUDA would see (``CUDA_VISIBLE_DEVICES``, else the
+    driver), before any job runs (the Snakefile, for runs on this machine, and ``python -m pipeline_lib.dag
+    --check``). ``auto`` and ``cpu`` always run; ``PIPELINE_GPUS`` (how many slots, 0: none) plays no part. Without
+    this, each stage would fail at its start, and Snakemake's cleanup of the failed job would delete the output a
+    previous run had completed."""
+    listed = _cuda_visible()
+    if setting == "cuda" and (len(listed) if listed is not None else _detected()) == 0:
         raise PipelineError("device: cuda, but this machine has no visible NVIDIA GPU (no driver entries, "
-                            "nvidia-smi lists none, or CUDA_VISIBLE_DEVICES / PIPELINE_GPUS hide them): set device: "
-                            "auto or cpu in params.yaml, or run on a GPU machine")
+                            "nvidia-smi lists none, or CUDA_VISIBLE_DEVICES hides them): set device: auto or cpu in "
+                            "params.yaml, or run on a GPU machine")
 
 
 def _detected() -> int:

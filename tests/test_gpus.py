@@ -160,13 +160,15 @@ def test_a_stage_whose_cuda_started_early_still_uses_its_own_gpu(slots, monkeypa
 
 
 def test_device_cuda_without_a_gpu_is_refused_before_anything_runs(slots, monkeypatch):
-    monkeypatch.setenv(gpus.GPUS_ENV, "0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # no GPU CUDA would see, on any machine
     with pytest.raises(PipelineError, match=r"^device: cuda, but this machine has no visible NVIDIA GPU .*: set "
                                             r"device: auto or cpu in params.yaml"):
         gpus.check_device("cuda")
     gpus.check_device("auto")
     gpus.check_device("cpu")
-    monkeypatch.setenv(gpus.GPUS_ENV, "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    gpus.check_device("cuda")
+    monkeypatch.setenv(gpus.GPUS_ENV, "0")  # slots turned off: the GPU is still there
     gpus.check_device("cuda")
 
 
@@ -179,7 +181,7 @@ def test_snakemake_and_make_demo_refuse_device_cuda_on_a_machine_without_gpus(so
     subprocess.run(["cp", "-a", str(source_copy), str(project)], check=True)
     text = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(text.replace("device: auto", "device: cuda", 1))
-    env = {gpus.GPUS_ENV: "0"}
+    env = {"CUDA_VISIBLE_DEVICES": "-1"}
     local = run(["snakemake", "-n", "--cores", "1", "data/domains/mnist5k.npz"], project, check=False, env=env)
     assert local.returncode != 0 and local.stderr.strip().splitlines()[-1].startswith("error: device: cuda, but"), \
         local.stderr
