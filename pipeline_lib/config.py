@@ -711,7 +711,7 @@ def parse_params(raw: Any, source: str = "params.yaml", sections: Literal["all",
 _BOOL = "tag:yaml.org,2002:bool"
 
 
-class _ParamsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _ParamsLoader(plugins.SAFE_LOADER):  # type: ignore[misc,valid-type]
     """libyaml's safe loader (~0.15 s less per stage process than pure Python) with YAML 1.2's booleans, as DVC
     reads params.yaml (ruamel.yaml): only true/false are booleans; ``off``, ``on``, ``yes``, ``no`` stay strings.
     So a stage and ``dvc params diff`` / ``dvc exp run -S`` (which rewrites the file and unquotes ``"off"``) agree on
@@ -719,15 +719,14 @@ class _ParamsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
     mapping is refused, as DVC refuses it, instead of the last one silently winning."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                    continue  # `<<: *anchor` merges keys below the ones given here: not a duplicate
-                line = key_node.start_mark.line + 1
-                if key_node.value in seen:
-                    raise _DuplicateKey(key_node.value, seen[key_node.value], line)
-                seen[key_node.value] = line
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *anchor` merges keys below the ones given here: not a duplicate
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                raise _DuplicateKey(key_node.value, seen[key_node.value], line)
+            seen[key_node.value] = line
         return super().construct_mapping(node, deep)
 
 
