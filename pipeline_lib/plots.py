@@ -109,25 +109,32 @@ def image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str | Path, title: 
 def classification_grid(images: np.ndarray, labels: np.ndarray, rows: Sequence[tuple[str, np.ndarray]],
                         classes: Sequence[str], path: str | Path, title: str) -> None:
     """The same test images once per model (row), each titled with the model's predicted class: green where
-    it is right, red where it is wrong; the first row gives the true classes."""
-    n = len(images)
-    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(n * 0.75 + 0.4, (len(rows) + 1) * 0.95 + 0.4),
-                             squeeze=False)
-    for r, (name, predictions) in enumerate([("true class", labels), *rows]):
+    it is right, red where it is wrong; the first row gives the true classes.
+
+    Drawn as one mosaic in one axes (a grid of one axes per image took seconds to draw for a report's dozen rows):
+    each tile has a band above it for its class name, the row's name sits to its left, the title right above the
+    first row."""
+    n, h, w = len(images), images.shape[1], images.shape[2]
+    tiles = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    named = [("true class", labels), *rows]
+    gap, band = max(2, w // 8), max(6, int(0.35 * h))  # between tiles; above each tile, for its class name
+    pitch_x, pitch_y = w + gap, h + band
+    mosaic = np.full((len(named) * pitch_y, n * pitch_x - gap, 3), 255, np.uint8)
+    for r in range(len(named)):
         for c in range(n):
-            ax = axes[r][c]
-            _show(ax, images[c])
-            ax.set_xticks([])
-            ax.set_yticks([])
+            mosaic[r * pitch_y + band:(r + 1) * pitch_y, c * pitch_x:c * pitch_x + w] = tiles[c]
+    width = n * 0.75  # inches of the mosaic, as one axes per image gave
+    fig = plt.figure(figsize=(width + 1.4, width * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+    ax = fig.add_axes((1.2 / (width + 1.4), 0.0, width / (width + 1.4), 1.0))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
+    for r, (name, predictions) in enumerate(named):
+        for c in range(n):
             right = predictions[c] == labels[c]
-            ax.set_title(str(classes[int(predictions[c])]), fontsize=6, pad=1,
-                         color="black" if r == 0 else "tab:green" if right else "tab:red")
-        axes[r][0].set_ylabel(textwrap.fill(name, 16), fontsize=6, rotation=0, ha="right", va="center")
-    # square images leave their rows shorter than the figure: put the title just above the first row, not at the
-    # figure's top edge, so no empty band separates the two (the saved figure is cropped to what is drawn)
-    fig.canvas.draw()
-    top = max(ax.get_tightbbox().transformed(fig.transFigure.inverted()).y1 for ax in axes[0])
-    fig.suptitle(title, fontsize=8, y=top + 0.005, va="bottom")
+            ax.text(c * pitch_x + w / 2, r * pitch_y + band - 1, str(classes[int(predictions[c])]), fontsize=6,
+                    ha="center", va="bottom", color="black" if r == 0 else "tab:green" if right else "tab:red")
+        ax.text(-gap, r * pitch_y + band + h / 2, textwrap.fill(name, 16), fontsize=6, ha="right", va="center")
+    ax.set_title(title, fontsize=8, pad=2)
     _save(fig, path)
 
 

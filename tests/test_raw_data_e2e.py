@@ -1,7 +1,8 @@
-"""A user's dataset folder is tracked by both runners: editing a frame in place, adding one or removing one makes
-the domain's prepare and what follows out of date under `snakemake -n` and `dvc status` / `dvc repro`; touching a
-frame (same bytes) makes nothing out of date. Tiny profile, one folder domain (outside the project, as a user's
-data is) with 6 frames, its prepare and the source-only training that reads it."""
+"""A user's dataset folder is tracked by both runners: editing a frame in place or adding one makes the domain's
+prepare and what follows out of date under `snakemake -n` and `dvc status` / `dvc repro`; touching a frame (same
+bytes) makes nothing out of date. Tiny profile, one folder domain (outside the project, as a user's data is) with 6
+frames, its prepare and the source-only training that reads it. Removing or renaming a frame changes the folder's
+manifest just as adding one does (tests/test_manifest.py), so the pipeline's view of it is tested once, here."""
 
 from __future__ import annotations
 
@@ -96,21 +97,15 @@ def test_editing_a_frame_in_place_reruns_prepare_and_the_training_under_dvc(proj
     assert _stale(project) == (set(), set())
 
 
-@pytest.mark.parametrize("change", ["add a frame", "remove a frame"])
-def test_adding_or_removing_a_frame_reruns_prepare_and_the_training_under_snakemake(project, change):
+def test_adding_a_frame_reruns_prepare_and_the_training_under_snakemake(project):
     before, trained = _content(project), json.loads((project / INDEX).read_text())["counts"]["train"]
     root = _frames(project)
-    if change == "add a frame":
-        image, labels = folder_frame(np.random.default_rng(9), np.zeros(3))
-        Image.fromarray(image).save(root / "images/seq02_005.png")
-        Image.fromarray(labels).save(root / "labels/seq02_005.png")
-    else:
-        (root / "images/seq02_000.png").unlink()
-        (root / "labels/seq02_000.png").unlink()
+    image, labels = folder_frame(np.random.default_rng(9), np.zeros(3))
+    Image.fromarray(image).save(root / "images/seq02_005.png")
+    Image.fromarray(labels).save(root / "labels/seq02_005.png")
     assert _stale(project) == ({PREPARE, TRAIN}, {PREPARE})
     run(["snakemake", "--cores", "2", MODEL], project)
     assert _content(project) != before
-    counts = json.loads((project / INDEX).read_text())["counts"]
-    assert counts["train"] == trained + (1 if change == "add a frame" else -1)
+    assert json.loads((project / INDEX).read_text())["counts"]["train"] == trained + 1
     _record(project)
     assert _stale(project) == (set(), set())
