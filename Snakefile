@@ -19,6 +19,8 @@ from pipeline_lib.errors import PipelineError
 from pipeline_lib.gpus import check_device
 from pipeline_lib.locks import claim_workspace, find_runner
 from pipeline_lib.domains.manifest import ensure_manifest, refresh
+from pipeline_lib.domains import missing_root
+from pipeline_lib.preflight import missing_weights
 from pipeline_lib.rules import ROW_FILES, build_rules
 from pipeline_lib import paths
 
@@ -88,9 +90,18 @@ def _manifest(raw):
     except OSError as err:  # prepare reads the folder again and stops with one line naming the problem
         print(f"warning: {raw.manifest} not refreshed: {err}", file=sys.stderr)
     else:
+        if not found.exists and (problem := missing_root(PARAMS, raw.domain)):  # before any job runs
+            sys.exit(f"error: {problem}")
         if found.hashed >= 1000:
             print(f"{raw.domain}: hashed {found.hashed} files of {raw.root} for {raw.manifest}", file=sys.stderr)
     return local(raw.manifest) if STORAGE else raw.manifest
+
+
+@functools.cache
+def _check_weights(backbone):
+    """Stop before any job when a job of the DAG builds a backbone whose ImageNet weights file is not there."""
+    if problem := missing_weights(PARAMS, backbone):
+        sys.exit(f"error: {problem}")
 
 
 def _inputs(rule):
@@ -99,6 +110,8 @@ def _inputs(rule):
         deps = [local(d) if STORAGE and d.endswith(".py") else d for d in stage.deps]
         if workflow.remote_exec:  # a cluster job's Snakemake runs the job it is given: the submitting one
             return deps           # refreshed the manifests and decided to run it
+        if stage.backbone is not None:
+            _check_weights(stage.backbone)
         return deps + [_manifest(raw) for raw in stage.raw]
     return inputs
 

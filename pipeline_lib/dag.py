@@ -75,6 +75,7 @@ class Stage:
     rule: str = ""  # the Snakemake rule (pipeline_lib/rules.py): the stage module, e.g. train_supervised
     args: tuple[tuple[str, Any], ...] = field(default=())  # its command's arguments (the rule's wildcards)
     raw: tuple[RawData, ...] = field(default=())  # dataset folders it reads (a real or folder domain's prepare)
+    backbone: str | None = None  # the backbones entry of the model it builds, if any
 
     @property
     def dvc_deps(self) -> tuple[str, ...]:
@@ -122,10 +123,14 @@ def _tracked(params: Params, domain: Domain) -> bool:
 
 
 def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepare: Domain | None = None) -> Stage:
-    """A declared stage with its code dependencies and the params keys of the domains it opens."""
+    """A declared stage with its code dependencies, the params keys of the domains it opens and the ImageNet weights
+    file its backbone loads (``backbones.<b>.weights``: a missing one stops both runners' plans, naming it)."""
     wanted: list[str] = list(spec.modules)
+    files: tuple[str, ...] = ()
     if spec.backbone is not None:
-        wanted += ARCH_MODULES[params.backbones[spec.backbone].arch]
+        backbone = params.backbones[spec.backbone]
+        wanted += ARCH_MODULES[backbone.arch]
+        files = (str(backbone.weights),) if backbone.weights is not None else ()
     keys = list(spec.params) + (list(registry.SERIES_KEYS) if spec.series else [])
     read = {key.removeprefix("segmentation.").split(".")[0] for key in keys}  # the method sections it reads
     wanted += [codedeps.params_module(name) for name in section_names() if name in read]
@@ -142,11 +147,11 @@ def complete(params: Params, spec: StageSpec, domains: dict[str, Domain], prepar
     series = (str(paths.series(Path(spec.series))),) if spec.series else ()
     raw = (RawData(prepare.name, str(prepare.root)),) if prepare is not None and _tracked(params, prepare) else ()
     return Stage(name=spec.name, cmd=spec.cmd,
-                 deps=spec.deps + codedeps.code_deps([f"stages.{spec.module}"], wanted),
+                 deps=spec.deps + files + codedeps.code_deps([f"stages.{spec.module}"], wanted),
                  outs=spec.outs + series, params=tuple(dict.fromkeys(written)), dir_outs=spec.dir_outs + series,
                  figures=spec.figures,
                  metrics=spec.metrics, plots=spec.plots + histories, rule=spec.rule or spec.module, args=spec.args,
-                 raw=raw)
+                 raw=raw, backbone=spec.backbone)
 
 
 def _prepare(params: Params, domain: Domain) -> StageSpec:

@@ -164,7 +164,8 @@ def s3_remote(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="uda/")
             return {o["Key"].removeprefix("uda/") for page in pages for o in page.get("Contents", [])}
 
-        yield Remote("s3", f"s3://{BUCKET}/uda", {"endpointurl": endpoint, "region": "us-east-1", **keys}, objects)
+        yield Remote("s3", f"s3://{BUCKET}/uda", {"endpointurl": endpoint, "region": "us-east-1", "verify": "true",
+                                                     **keys}, objects)
 
 
 SSHD_CONFIG = """\
@@ -221,5 +222,6 @@ def ssh_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
 
     listening = "Server listening on 127.0.0.1 port {port}."
     with serve("OpenSSH sshd", command, keys / "sshd.log", ready=listening) as port:
-        yield Remote("ssh", f"ssh://{user}@127.0.0.1:{port}{store}", {"keyfile": str(keys / "user_ed25519")},
+        yield Remote("ssh", f"ssh://{user}@127.0.0.1:{port}{store}", {"keyfile": str(keys / "user_ed25519"),
+                                                                        "verify": "true"},
                      lambda: folder_objects(store))

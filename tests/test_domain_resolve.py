@@ -186,3 +186,28 @@ def test_a_shifted_domain_copies_its_base_and_refuses_a_streamed_one(tiny_raw):
     with pytest.raises(PipelineError, match="strength"):
         parse_params(dict(tiny_raw, data={**tiny_raw["data"], "shifted": {
             **tiny_raw["data"]["shifted"], "x": {"base": "mnist5k", "shift": "ripple", "strength": 1.5}}}))
+
+
+# ---- a missing dataset folder: the line the Snakefile stops with while it builds the DAG ----------------------
+
+def test_a_missing_dataset_folder_gets_its_readers_own_line(params, tmp_path):
+    from pipeline_lib.domains import missing_root
+
+    folder = missing_root(params, "mine")  # a user's folder domain: the layout and its own key
+    assert folder.startswith("mine data not usable: root folder") and "images/<stem>" in folder
+    assert "data.folders.mine" in folder
+    gta = missing_root(params, "gta5")
+    assert gta.startswith("GTA5 data not usable") and "data.roots.gta5" in gta
+    mnist = missing_root(params, "mnist")
+    assert mnist.startswith("MNIST data not found: data.roots.mnist") and "data.download: true" in mnist
+    (tmp_path / "mine").mkdir()
+    assert missing_root(params, "mine") is None  # there: the reader checks the rest when prepare runs
+    assert missing_root(params, "mnist5k") is None  # embedded: no folder
+
+
+def test_a_digit_set_torchvision_may_fetch_is_never_missing(tiny_raw, tmp_path):
+    from pipeline_lib.domains import missing_root
+
+    tiny_raw["data"]["download"] = True
+    tiny_raw["data"]["roots"]["mnist"] = str(tmp_path / "nowhere")
+    assert missing_root(parse_params(tiny_raw), "mnist") is None

@@ -215,3 +215,32 @@ def test_a_failure_while_drawing_the_grid_leaves_no_index_behind(mine, monkeypat
     with pytest.raises(OSError):
         prepare_main(argparse.Namespace(domain="mine"), parse_params(raw))
     assert not Path("data/domains/mine.json").exists()
+
+
+def test_frames_of_every_mode_and_an_exif_rotation_prepare_and_decode_as_shown(mine):
+    """Grey, grey + alpha, palette, RGBA, 16-bit grey and a JPEG stored sideways with an EXIF rotate tag: prepare
+    validates them all, and the reader returns each upright as 8-bit RGB (16-bit grey scaled, not clipped white)."""
+    from pipeline_lib.domains.segmentation import _read_rgb
+
+    root, raw = mine
+    shown = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    for stem, mode in zip(STEMS, ("L", "LA", "P", "RGBA")):
+        Image.fromarray(shown).convert(mode).save(root / "images" / f"{stem}.png")
+    Image.fromarray(shown[..., 0].astype(np.uint16) * 257).save(root / "images/f4.png")  # 16-bit: v * 257
+    labels = np.asarray(Image.open(root / "labels/f0.png"))
+    sideways = Image.fromarray(np.rot90(shown))  # stored rotated a quarter turn counter-clockwise...
+    tag = sideways.getexif()
+    tag[0x0112] = 6  # ...with "rotate 90 clockwise to show" (a phone's portrait photo)
+    sideways.save(root / "images/f5.jpg", quality=100, subsampling=0, exif=tag)
+    Image.fromarray(labels).save(root / "labels/f5.png")
+    assert Image.open(root / "images/f4.png").mode == "I;16" and Image.open(root / "images/f5.jpg").size == (H, W)
+
+    index = _prepare(raw)
+    sizes = index["validated"]["splits"]
+    assert sum(s["sizes"].get(f"{W}x{H}", 0) for s in sizes.values()) == 6  # every frame, upright
+    wide = np.asarray(_read_rgb(root / "images/f4.png"))
+    assert wide.shape == (H, W, 3) and np.array_equal(wide[..., 1], shown[..., 0])
+    upright = np.asarray(_read_rgb(root / "images/f5.jpg")).astype(int)
+    assert upright.shape == (H, W, 3) and np.abs(upright - shown).mean() < 3  # JPEG's loss only
+    rgba = np.asarray(_read_rgb(root / "images/f3.png"))
+    assert np.array_equal(rgba, shown)  # the alpha channel dropped, the colours kept

@@ -88,3 +88,29 @@ def test_a_row_of_every_method_reaches_the_report(shapes):
 def test_dvc_sees_the_same_dag(shapes):
     run(["dvc", "commit", "--force", "--quiet"], shapes)
     assert run(["dvc", "status", "--json"], shapes).stdout.strip() == "{}"
+
+
+def test_a_missing_weights_file_stops_the_plan_before_any_job(shapes, tmp_path):
+    """ImageNet weights are never downloaded for a ResNet: a `weights:` file that is not there stops Snakemake while
+    it builds the DAG (nothing is planned or run), with the key and where to get the file; the file is a dependency
+    of every stage that builds the net, so `dvc repro --dry` refuses it too, naming it."""
+    weights = tmp_path / "resnet18.pth"
+    saved = {name: (shapes / name).read_text() for name in ("params.yaml", "dvc.yaml")}
+    params = yaml.safe_load(saved["params.yaml"])
+    params["backbones"]["small_resnet"]["weights"] = str(weights)
+    (shapes / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = run(["snakemake", "-n", "--cores", "1", *REPORTS], shapes, check=False)
+        run(["python", "-m", "pipeline_lib.dag"], shapes)
+        stages = yaml.safe_load((shapes / "dvc.yaml").read_text())["stages"]
+        dry = run(["dvc", "repro", "--dry"], shapes, check=False)
+    finally:
+        for name, text in saved.items():
+            (shapes / name).write_text(text)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+    assert errors[0].startswith(f"error: backbones.small_resnet: resnet18 weights file {weights}")
+    assert "https://download.pytorch.org/models/resnet18" in errors[0] and "Traceback" not in proc.stderr
+    assert str(weights) in stages["train_supervised__shapes_a__small_resnet__s0"]["deps"]
+    assert not any(str(weights) in s["deps"] for name, s in stages.items() if name.startswith("prepare__"))
+    assert dry.returncode != 0 and str(weights) in dry.stderr and "Traceback" not in dry.stderr

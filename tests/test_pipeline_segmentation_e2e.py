@@ -4,6 +4,7 @@ on tiny files written in the datasets' exact layouts (and without them)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,11 +139,20 @@ def test_gta_to_cityscapes_runs_on_data_in_the_official_layouts(tmp_path):
 
 
 def test_missing_street_datasets_stop_at_once_with_layout_and_params_key(tmp_path):
+    """Snakemake stops while it builds the DAG, before any job, with the reader's own line (the layout it expects,
+    the key, the fix); `dvc repro --dry` refuses the same folder, naming it."""
     project = _gta_project(tmp_path, with_data=False)
     proc = run(["snakemake", "--cores", "2", "reports/gta_cityscapes.csv"], project, check=False)
     assert proc.returncode != 0
-    log = (project / "logs/prepare__gta5.log").read_text().strip().splitlines()
-    assert len(log) == 1 and log[0].startswith("error: GTA5 data not usable")
-    assert "images/*.png" in log[0] and "data.roots.gta5" in log[0]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: GTA5 data not usable"), proc.stderr[-2000:]
+    assert "images/*.png" in errors[0] and "data.roots.gta5" in errors[0]
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert not (project / "data/domains/gta5.json").exists() and not (project / "models").exists()
+    assert not (project / "logs").exists() and not (project / "data/domains").exists()
+    assert not (project / "models").exists()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["dvc_experiments"] = ["gta_cityscapes"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, "-m", "pipeline_lib.dag"], project)
+    dry = run(["dvc", "repro", "--dry"], project, check=False)
+    assert dry.returncode != 0 and str(tmp_path / "data") in dry.stderr and "Traceback" not in dry.stderr

@@ -20,7 +20,7 @@ from pipeline_lib.errors import PipelineError
 if TYPE_CHECKING:
     from pipeline_lib.domains.base import DomainData, Split
 
-__all__ = ["DomainData", "Split", "build_domain"]
+__all__ = ["DomainData", "Split", "build_domain", "missing_root"]
 
 
 def __getattr__(name: str) -> Any:
@@ -90,3 +90,26 @@ def build_domain(name: str, params: Params, inputs: Mapping[str, DomainData]) ->
         return DomainData(name, Split(train_x, train_y), Split(test_x, test_y), domain.classes)
     raise PipelineError(f"{name}: a {domain.kind} domain is streamed from its folder, not built in memory; "
                         f"index it with its prepare stage (python -m stages.prepare --domain {name})")
+
+
+def missing_root(params: Params, name: str) -> str | None:
+    """None while the dataset folder of a real or folder domain exists; else the one line its ``prepare`` would
+    stop with (the reader's own: the layout it expects, the params key, the fix). The Snakefile stops with it when
+    the DAG first needs that ``prepare``, before any job runs."""
+    from pathlib import Path
+
+    domain = resolve_domain(params, name)
+    if domain.root is None or Path(domain.root).expanduser().is_dir():
+        return None
+    if domain.kind == "real_digits" and params.data.download:
+        return None  # torchvision fetches them into data.cache_dir
+    key = f"data.folders.{name}.root" if name in params.data.folders else f"data.roots.{name}"
+    try:  # the readers check their root first: this stops there, having read nothing
+        if domain.in_memory:
+            build_domain(name, params, {})
+        else:
+            from pipeline_lib.domains.frames import build_index
+            build_index(params, name)
+    except PipelineError as err:
+        return str(err)
+    return f"{name}: its dataset folder {domain.root} does not exist; put the data there or point {key} at it"

@@ -21,12 +21,11 @@ from PIL import Image, ImageOps
 
 from pipeline_lib.config import FolderDomainParams
 from pipeline_lib.domains.base import DomainData, Split, check_held_out, held_out_by_name
+from pipeline_lib.domains.decode import DECODE_ERRORS, to_rgb
 from pipeline_lib.errors import PipelineError
 
 __all__ = ["build_class_folder", "list_images", "read_image", "test_mask"]
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, Image.DecompressionBombError)
-_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16/32-bit grey: PIL's convert("RGB") would clip at 255
 
 
 def list_images(root: Path, classes: tuple[str, ...], key: str) -> list[tuple[Path, int]]:
@@ -55,15 +54,9 @@ def read_image(path: Path, size: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in _WIDE_GREY:
-                wide = np.asarray(im, dtype=np.int64)
-                im = Image.fromarray((np.clip(wide, 0, 65535) // 257).astype(np.uint8), mode="L")
-            elif im.mode == "F":
-                im = Image.fromarray((np.clip(np.asarray(im), 0.0, 1.0) * 255).round().astype(np.uint8), mode="L")
-            im = ImageOps.fit(im.convert("RGB"), (size, size), method=Image.Resampling.BILINEAR)
+            im = ImageOps.fit(to_rgb(im), (size, size), method=Image.Resampling.BILINEAR)
             return np.asarray(im, dtype=np.uint8)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         detail = " ".join(str(exc).split())
         raise PipelineError(f"{path} is not a readable image ({type(exc).__name__}: {detail}); replace or delete "
                             "it") from None

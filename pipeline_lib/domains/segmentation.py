@@ -61,6 +61,7 @@ from pipeline_lib.domains.classes import (
     default_palette,
     palette_for,
 )
+from pipeline_lib.domains.decode import DECODE_ERRORS, to_rgb
 from pipeline_lib.errors import PipelineError
 
 __all__ = [
@@ -123,7 +124,6 @@ _SYNTHIA_LUT = _lut_from_mapping(SYNTHIA_TO_TRAIN_ID, 1 << 16)
 # File reading: every failure becomes a one-line PipelineError naming the file
 # --------------------------------------------------------------------------------------
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, Image.DecompressionBombError)
 
 
 def _unreadable(path: Path, exc: BaseException | None = None) -> PipelineError:
@@ -136,8 +136,9 @@ def _unreadable(path: Path, exc: BaseException | None = None) -> PipelineError:
 def _read_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")  # decodes the whole file
-    except _DECODE_ERRORS as exc:
+            im.load()  # decodes the whole file
+            return to_rgb(im)  # upright, 8-bit RGB, whatever the file's mode
+    except DECODE_ERRORS as exc:
         raise _unreadable(path, exc) from exc
 
 
@@ -151,7 +152,7 @@ def _read_label_ids(path: Path) -> np.ndarray:
             im.load()
             mode = im.mode
             ids = np.array(im) if mode in _ID_MODES else None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _unreadable(path, exc) from exc
     if ids is None:
         raise PipelineError(
@@ -174,7 +175,7 @@ def _read_png_channel0(path: Path) -> np.ndarray:
             warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
                                     category=DeprecationWarning)
             decoded = decode_png(data, mode=ImageReadMode.UNCHANGED)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _unreadable(path, exc) from exc
     return decoded[0].numpy()
 
