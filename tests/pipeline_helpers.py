@@ -57,10 +57,7 @@ def copy_project(dest: Path, **overrides: Any) -> Path:
 class Build:
     """A runner building a project copy in a background process, niced so that the tests running meanwhile keep
     their share of the CPU: started when the session starts (``early_build``), it uses the core the unit tests
-    and the dry runs leave idle; the module fixture that needs the project waits for it (:meth:`result`).
-
-    The build gets its own process group (to stop it whole) but stays in pytest's session: with the kernel's
-    autogroup scheduling, a new session would be a new CPU group, given as much CPU as pytest's, nice or not."""
+    and the dry runs leave idle; the module fixture that needs the project waits for it (:meth:`result`)."""
 
     def __init__(self, project: Path, cmd: list[str], env: dict[str, str] | None = None) -> None:
         self.project, self.cmd = project, cmd
@@ -68,7 +65,7 @@ class Build:
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(["nice", "-n", "10", *cmd], cwd=project,
                                          env={**env_for(project), **(env or {})}, stdout=out,
-                                         stderr=subprocess.STDOUT, process_group=0)
+                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def result(self, timeout: int = 1800) -> Path:
         """The project, once the build has ended; a failed build fails the test that asked, with its output."""
