@@ -1,9 +1,9 @@
 """The whole DAG on the tiny profile, through both runners, plus the team-sharing flow.
 
 One project copy is built by Snakemake, another by `dvc repro`, both in the background from the
-start of the session (tests/conftest.py); the tests then check what a user relies on: the report,
-no work on a second run, exactly the downstream stages after a param change, the same metrics from
-`dvc repro` in another copy, and that a teammate who only ran `make pull` has nothing to recompute.
+start of the session (tests/conftest.py); the tests then check what a user relies on: the report, no work on a second run, exactly the downstream stages
+after a param change, the same metrics from `dvc repro` in another copy, and that a
+teammate who only ran `make pull` has nothing to recompute.
 """
 
 from __future__ import annotations
