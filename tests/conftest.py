@@ -27,21 +27,6 @@ def source_copy(tmp_path_factory) -> Path:
     return copy_project(tmp_path_factory.mktemp("source_copy"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def early_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Start the project builds of the selected end-to-end modules (each module's ``start_early``) when the session
-    starts, in the background at low priority: on this 2-core machine most of the suite (installing, unit tests,
-    dry runs) keeps one core busy, and the builds use the other instead of running alone later."""
-    from pipeline_helpers import stop_builds
-
-    for module in dict.fromkeys(item.module for item in request.session.items):
-        start = getattr(module, "start_early", None)
-        if start is not None:
-            start(tmp_path_factory)
-    yield
-    stop_builds()
-
-
 @pytest.fixture(scope="session")
 def raw_params() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -54,49 +54,6 @@ def copy_project(dest: Path, **overrides: Any) -> Path:
     return dest
 
 
-class Build:
-    """A runner building a project copy in a background process, niced so that the tests running meanwhile keep
-    their share of the CPU: started when the session starts (``early_build``), it uses the core the unit tests
-    and the dry runs leave idle; the module fixture that needs the project waits for it (:meth:`result`)."""
-
-    def __init__(self, project: Path, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.project, self.cmd = project, cmd
-        self.log = project.parent / f"{project.name}.build.log"  # a file, not a pipe: nobody reads it meanwhile
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(["nice", "-n", "10", *cmd], cwd=project,
-                                         env={**env_for(project), **(env or {})}, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    def result(self, timeout: int = 1800) -> Path:
-        """The project, once the build has ended; a failed build fails the test that asked, with its output."""
-        self.proc.wait(timeout=timeout)
-        if self.proc.returncode != 0:
-            raise AssertionError(f"{self.cmd} failed ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-        return self.project
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:  # its tests were not run: stop the runner and the stage it runs
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
-
-
-_BUILDS: dict[str, Build] = {}
-
-
-def early_build(name: str, start: Any) -> Build:
-    """The background build ``name``: the one tests/conftest.py started when the session started, else ``start()``
-    now (a module run alone)."""
-    if name not in _BUILDS:
-        _BUILDS[name] = start()
-    return _BUILDS[name]
-
-
-def stop_builds() -> None:
-    for build in _BUILDS.values():
-        build.stop()
-    _BUILDS.clear()
-
-
 def snakemake_plan(project: Path, *targets: str, force: bool = False) -> dict[str, dict[str, Any]]:
     """Jobs Snakemake would run: stage name -> {rule, inputs, outputs, cmd, wildcards} (parsed from a dry run).
 

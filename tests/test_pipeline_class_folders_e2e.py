@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline_helpers import Build, copy_project, early_build, run
+from pipeline_helpers import copy_project, run
 from pipeline_lib import registry
 from pipeline_lib.config import load_params
 
@@ -45,17 +45,8 @@ def _write_domain(root: Path, tint: int, seed: int) -> None:
                 pil.save(root / cls / f"{cls}_{i:02d}.png")
 
 
-def start_early(tmp_path_factory) -> None:
-    """Called when the session starts (tests/conftest.py): the build runs while other modules' tests do."""
-    early_build("shapes", lambda: _build(tmp_path_factory))
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
-    return early_build("shapes", lambda: _build(tmp_path_factory)).result()
-
-
-def _build(tmp_path_factory) -> Build:
     tmp = tmp_path_factory.mktemp("classes")
     _write_domain(tmp / "data/shapes_a", 0, seed=1)
     _write_domain(tmp / "data/shapes_b", 50, seed=2)
@@ -73,7 +64,8 @@ def _build(tmp_path_factory) -> Build:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["python", "-m", "pipeline_lib.dag"], project)
     run("git add -A && git commit -qm 'class folders'", project)
-    return Build(project, ["snakemake", "--cores", "2", *REPORTS])
+    run(["snakemake", "--cores", "2", *REPORTS], project)
+    return project
 
 
 def test_prepare_keeps_every_class_in_both_splits_at_the_folder_size(shapes):

@@ -1,7 +1,7 @@
 """The whole DAG on the tiny profile, through both runners, plus the team-sharing flow.
 
-One project copy is built by Snakemake, another by `dvc repro`, both in the background from the
-start of the session (tests/conftest.py); the tests then check what a user relies on: the report, no work on a second run, exactly the downstream stages
+One project copy is built by Snakemake (module fixture); the tests then check what a
+user relies on: the report, no work on a second run, exactly the downstream stages
 after a param change, the same metrics from `dvc repro` in another copy, and that a
 teammate who only ran `make pull` has nothing to recompute.
 """
@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +26,8 @@ import yaml
 from pipeline_lib import registry
 from pipeline_lib.config import load_params
 from pipeline_lib.history import read_history
-from pipeline_helpers import (BIN, ROOT, Build, copy_project, downstream, early_build, record_modules, run,
-                              snakemake_plan, stages_using, undeclared_modules)
+from pipeline_helpers import (BIN, ROOT, copy_project, downstream, env_for, record_modules, run, snakemake_plan,
+                              stages_using, undeclared_modules)
 from remote_servers import Remote, folder_objects, s3_remote, ssh_remote  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -50,35 +52,29 @@ def _selects(*rows: str) -> set[str]:
 DVC_ROWS = ["source_only", "cycada_pixel_feat", "gam_noreg", "i2i_z_idy_trc", "oracle"]
 
 
-def _dvc_build(tmp_path_factory) -> Build:
-    """A second copy, built by `dvc repro` (one stage at a time) while the Snakemake build and other tests run.
-    It builds :data:`DVC_ROWS`: the stages are the same code under both runners, and the full DAG's equality is
-    checked at plan level (test_dag)."""
+@pytest.fixture(scope="module")
+def dvc_started(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen, Path]]:
+    """A second copy, being built by `dvc repro` in the background: DVC runs one stage at a time, so its run
+    overlaps the Snakemake build and the tests after it. It builds :data:`DVC_ROWS`: the stages are the same code
+    under both runners, and the full DAG's equality is checked at plan level (test_dag)."""
     experiments = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
     experiments["mnist5k_mnistm"] = {**experiments["mnist5k_mnistm"], "methods": DVC_ROWS}
     project = copy_project(tmp_path_factory.mktemp("dvc"), **TINY, experiments=experiments)
-    return Build(project, ["dvc", "repro"])
-
-
-def _snakemake_build(tmp_path_factory) -> Build:
-    project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
-    return Build(project, ["snakemake", "--cores", "2", REPORT], record_modules(project))
-
-
-def start_early(tmp_path_factory) -> None:
-    """Called when the session starts (tests/conftest.py): both builds run while other modules' tests do."""
-    early_build("digits_dvc", lambda: _dvc_build(tmp_path_factory))
-    early_build("digits_snakemake", lambda: _snakemake_build(tmp_path_factory))
-
-
-@pytest.fixture(scope="module")
-def dvc_started(tmp_path_factory) -> Build:
-    return early_build("digits_dvc", lambda: _dvc_build(tmp_path_factory))
+    log = tmp_path_factory.mktemp("dvc_log") / "dvc_repro.log"  # a file, not a pipe: nobody reads it meanwhile
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["dvc", "repro"], cwd=project, env=env_for(project), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    yield project, proc, log
+    if proc.poll() is None:  # its tests were not selected: stop DVC and the stage it runs
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, dvc_started) -> Path:
-    return early_build("digits_snakemake", lambda: _snakemake_build(tmp_path_factory)).result()
+    project = copy_project(tmp_path_factory.mktemp("snake"), **TINY)
+    run(["snakemake", "--cores", "2", REPORT], project, env=record_modules(project))
+    return project
 
 
 def _metrics(project: Path) -> dict[str, dict]:
@@ -333,8 +329,11 @@ def test_html_report_is_self_contained(built):
 @pytest.fixture(scope="module")
 def dvc_built(dvc_started) -> tuple[Path, str]:
     """The second copy once `dvc repro` has finished, and what it printed."""
-    project = dvc_started.result()
-    return project, dvc_started.log.read_text()
+    project, proc, log = dvc_started
+    proc.wait(timeout=1800)
+    out = log.read_text()
+    assert proc.returncode == 0, f"dvc repro failed ({proc.returncode}):\n{out[-3000:]}"
+    return project, out
 
 
 def test_dvc_repro_runs_the_same_dag_to_the_same_metrics(built, dvc_built):

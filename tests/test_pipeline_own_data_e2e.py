@@ -16,24 +16,15 @@ import yaml
 
 from pipeline_helpers import FOLDER_CLASSES as CLASSES
 from pipeline_helpers import FOLDER_IDS as IDS
-from pipeline_helpers import Build, copy_project, early_build, run, write_folder_domain
+from pipeline_helpers import copy_project, run, write_folder_domain
 
 pytestmark = pytest.mark.slow
 
 METHODS = ["source_only", "cycada_feat", "oracle"]
 
 
-def start_early(tmp_path_factory) -> None:
-    """Called when the session starts (tests/conftest.py): the build runs while other modules' tests do."""
-    early_build("own", lambda: _build(tmp_path_factory))
-
-
 @pytest.fixture(scope="module")
 def own(tmp_path_factory) -> Path:
-    return early_build("own", lambda: _build(tmp_path_factory)).result()
-
-
-def _build(tmp_path_factory) -> Build:
     tmp = tmp_path_factory.mktemp("own")
     project = copy_project(tmp / "p", profile="tiny")
     write_folder_domain(tmp / "data/own_a", (0, 0, 0), seed=1)
@@ -47,7 +38,8 @@ def _build(tmp_path_factory) -> Build:
     params["dvc_experiments"] = ["own"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([sys.executable, "-m", "pipeline_lib.dag"], project)
-    return Build(project, ["snakemake", "--cores", "2", "reports/own.csv"])
+    run(["snakemake", "--cores", "2", "reports/own.csv"], project)
+    return project
 
 
 def test_folder_domains_hold_out_the_glob_sequence(own):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline_lib import registry
 from pipeline_lib.config import load_params
-from pipeline_helpers import Build, copy_project, early_build, record_modules, run, snakemake_plan, undeclared_modules
+from pipeline_helpers import copy_project, record_modules, run, snakemake_plan, undeclared_modules
 
 pytestmark = pytest.mark.slow
 
@@ -25,19 +25,11 @@ def _rows(project: Path) -> list[str]:
     return [registry.row(m).label for m in registry.Experiment(load_params(project / "params.yaml"), "scenes").rows]
 
 
-def _build(tmp_path_factory) -> Build:
-    project = copy_project(tmp_path_factory.mktemp("scenes"), profile="tiny")
-    return Build(project, ["snakemake", "--cores", "2", "reports/scenes.csv", FMR_REPORT], record_modules(project))
-
-
-def start_early(tmp_path_factory) -> None:
-    """Called when the session starts (tests/conftest.py): the build runs while other modules' tests do."""
-    early_build("scenes", lambda: _build(tmp_path_factory))
-
-
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
-    return early_build("scenes", lambda: _build(tmp_path_factory)).result()
+    project = copy_project(tmp_path_factory.mktemp("scenes"), profile="tiny")
+    run(["snakemake", "--cores", "2", "reports/scenes.csv", FMR_REPORT], project, env=record_modules(project))
+    return project
 
 
 FMR_REPORT = "reports/scenes_cubism.csv"  # feature-map regression on a paired shift of scenes_photo
