@@ -10,7 +10,8 @@ from __future__ import annotations
 from pipeline_lib.config import Params
 from pipeline_lib.errors import PipelineError
 
-#: backbones whose ImageNet weights are read from a local file, never downloaded (pipeline_lib.models.resnet)
+#: backbones whose ImageNet weights are read from a local file, never downloaded: pipeline_lib.models.resnet.ARCHS,
+#: named here so that a plan loads no torch for the backbones that read none
 LOCAL_WEIGHTS_ARCHS = ("resnet18", "resnet50")
 
 

@@ -6,6 +6,7 @@ both succeed and a third pulls a complete, verified set. Plain DVC repositories 
 from __future__ import annotations
 
 import hashlib
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,7 +26,7 @@ FILES = {"models/supervised/mnist5k-lenet/seed0.pt": 200_000, "models/supervised
 
 def _write_run(repo: Path, seed: int) -> dict[str, str]:
     """The run's files (the same bytes for the same ``seed``), tracked by DVC; their hashes."""
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     hashes = {}
     for rel, size in FILES.items():
         path = repo / rel

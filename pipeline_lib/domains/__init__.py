@@ -11,6 +11,7 @@ Importing this package is light (numpy and the builders load on first use): the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pipeline_lib.config import Params
@@ -96,8 +97,6 @@ def missing_root(params: Params, name: str) -> str | None:
     """None while the dataset folder of a real or folder domain exists; else the one line its ``prepare`` would
     stop with (the reader's own: the layout it expects, the params key, the fix). The Snakefile stops with it when
     the DAG first needs that ``prepare``, before any job runs."""
-    from pathlib import Path
-
     domain = resolve_domain(params, name)
     if domain.root is None or Path(domain.root).expanduser().is_dir():
         return None

@@ -27,7 +27,6 @@ from pipeline_lib.errors import PipelineError
 __all__ = ["build_class_folder", "list_images", "read_image", "test_mask"]
 
 
-
 def list_images(root: Path, classes: tuple[str, ...], key: str) -> list[tuple[Path, int]]:
     """``(path, class index)`` of every image under ``root/<class>/``, classes in ``classes`` order, files sorted."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset

@@ -14,13 +14,13 @@ from PIL import Image, ImageOps
 
 #: what a damaged or odd file raises while it is decoded (callers turn it into one line naming the file)
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, Image.DecompressionBombError)
-WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """``im`` (decoded) upright and as 8-bit RGB."""
     im = ImageOps.exif_transpose(im)
-    if im.mode in WIDE_GREY:
+    if im.mode in _WIDE_GREY:
         wide = np.asarray(im, dtype=np.int64)
         im = Image.fromarray((np.clip(wide, 0, 65535) // 257).astype(np.uint8), mode="L")
     elif im.mode == "F":

@@ -125,7 +125,6 @@ _SYNTHIA_LUT = _lut_from_mapping(SYNTHIA_TO_TRAIN_ID, 1 << 16)
 # --------------------------------------------------------------------------------------
 
 
-
 def _unreadable(path: Path, exc: BaseException | None = None) -> PipelineError:
     if not path.exists():
         return PipelineError(f"{path} no longer exists; restore it or rebuild the data set folder")
